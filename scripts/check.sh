@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Runs exactly what CI runs (.ci/run), without installing packages.
+set -euo pipefail
+FT_SKIP_INSTALL=1 exec bash "$(dirname "$0")/../.ci/run"

@@ -177,6 +177,20 @@ impl fmt::Display for Reply {
     }
 }
 
+/// Finds the size a `150` reply announces, `... for f (1234 bytes).`, as vsftpd and many other
+/// servers send it (curl and Python's ftplib read it too). `None` when the text has no such number.
+pub fn parse_transfer_size(text: &str) -> Option<u64> {
+    text.match_indices('(').find_map(|(i, _)| {
+        let rest = &text[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let after = rest[digits..].trim_start_matches(' ');
+        if digits == 0 || !after.to_ascii_lowercase().starts_with("bytes") {
+            return None;
+        }
+        rest[..digits].parse().ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +225,20 @@ mod tests {
         check("099 x\r\n", Err(ReplyError::Malformed("099 x".into())));
         check("220x\r\n", Err(ReplyError::Malformed("220x".into())));
         assert_eq!(Reply::parse(b"220 abcdef", 4), Err(ReplyError::TooLong(4)));
+    }
+
+    #[test]
+    fn finds_announced_transfer_sizes() {
+        for (text, expected) in [
+            ("Opening BINARY mode data connection for f (1234 bytes).", Some(1234)),
+            ("Opening BINARY mode data connection for a (b) (5368709120 bytes)", Some(5_368_709_120)),
+            ("Opening data connection (0 Bytes)", Some(0)),
+            ("File status okay. About to open data connection.", None),
+            ("Here comes (x bytes)", None),
+            ("(12 kilobytes)", None),
+        ] {
+            assert_eq!(parse_transfer_size(text), expected, "{text}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod listing;
 pub mod path;
 pub mod reply;
 pub mod text;
+pub mod tftp;
 
 pub use command::{Command, ParseError};
 pub use control::{Control, ControlError};

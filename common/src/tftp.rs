@@ -1,0 +1,682 @@
+//! TFTP packets (RFC 1350) with option extensions (RFC 2347 OACK, 2348 blksize, 2349 timeout and
+//! tsize, 7440 windowsize): parse from `&[u8]`, format into bytes, netascii conversion that keeps
+//! its state across block boundaries, and option negotiation as a pure function.
+//!
+//! Parsing is lenient where the RFCs let real clients be sloppy (a missing final NUL, an option
+//! name without a value, unknown options) and strict only where the packet cannot be understood
+//! (an unknown opcode, a packet shorter than its fixed header, a request without a file name).
+
+use core::fmt;
+
+/// The largest block size RFC 2348 allows (65535 minus IP and UDP headers).
+pub const MAX_BLKSIZE: u16 = 65464;
+/// The smallest block size RFC 2348 allows.
+pub const MIN_BLKSIZE: u16 = 8;
+/// The RFC 1350 block size, used when no `blksize` option is negotiated.
+pub const DEFAULT_BLKSIZE: u16 = 512;
+/// The largest possible TFTP packet: a DATA header and a `MAX_BLKSIZE` block.
+pub const MAX_PACKET: usize = 4 + MAX_BLKSIZE as usize;
+/// The size of a DATA packet's header (opcode and block number).
+pub const DATA_HEADER: usize = 4;
+
+/// Opcode of a read request.
+pub const OP_RRQ: u16 = 1;
+/// Opcode of a write request.
+pub const OP_WRQ: u16 = 2;
+/// Opcode of a data packet.
+pub const OP_DATA: u16 = 3;
+/// Opcode of an acknowledgement.
+pub const OP_ACK: u16 = 4;
+/// Opcode of an error packet.
+pub const OP_ERROR: u16 = 5;
+/// Opcode of an option acknowledgement (RFC 2347).
+pub const OP_OACK: u16 = 6;
+
+/// The error codes of RFC 1350 section 5 and RFC 2347.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// 0: not defined, see the message.
+    NotDefined = 0,
+    /// 1: file not found.
+    FileNotFound = 1,
+    /// 2: access violation.
+    AccessViolation = 2,
+    /// 3: disk full or allocation exceeded.
+    DiskFull = 3,
+    /// 4: illegal TFTP operation.
+    IllegalOperation = 4,
+    /// 5: unknown transfer ID.
+    UnknownTid = 5,
+    /// 6: file already exists.
+    FileExists = 6,
+    /// 7: no such user.
+    NoSuchUser = 7,
+    /// 8: option negotiation refused (RFC 2347).
+    OptionRefused = 8,
+}
+
+/// Read or write: the two kinds of request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// RRQ: the client reads a file from the server.
+    Read,
+    /// WRQ: the client writes a file to the server.
+    Write,
+}
+
+/// The transfer mode named in a request. Any case is accepted; an unknown mode is octet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Bytes as they are.
+    Octet,
+    /// NVT ASCII: LF travels as CR LF and CR as CR NUL (RFC 764).
+    Netascii,
+}
+
+impl Mode {
+    /// The mode a request's mode string selects. `mail` (obsolete) and anything unknown are
+    /// served as octet, the only safe choice that never alters the bytes.
+    pub fn from_name(name: &str) -> Mode {
+        if name.eq_ignore_ascii_case("netascii") {
+            Mode::Netascii
+        } else {
+            Mode::Octet
+        }
+    }
+
+    /// The canonical mode string.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Octet => "octet",
+            Mode::Netascii => "netascii",
+        }
+    }
+}
+
+/// An RRQ or WRQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Read or write.
+    pub direction: Direction,
+    /// The file name as sent (decoded as UTF-8, invalid bytes replaced).
+    pub filename: String,
+    /// The mode string as sent; see [`Request::mode`].
+    pub mode: String,
+    /// The options in the order sent, names and values as sent.
+    pub options: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The transfer mode the mode string selects.
+    pub fn mode(&self) -> Mode {
+        Mode::from_name(&self.mode)
+    }
+}
+
+/// One TFTP packet. DATA borrows its payload from the datagram so receiving needs no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet<'a> {
+    /// RRQ or WRQ.
+    Request(Request),
+    /// DATA: a block number and up to blksize bytes.
+    Data {
+        /// The block number (wraps from 65535 to 0).
+        block: u16,
+        /// The payload.
+        data: &'a [u8],
+    },
+    /// ACK of a block number (0 acknowledges a WRQ or an OACK).
+    Ack(u16),
+    /// ERROR: a code and a message.
+    Error {
+        /// The error code (kept as a number: peers send codes beyond 8).
+        code: u16,
+        /// The message (decoded as UTF-8, invalid bytes replaced).
+        message: String,
+    },
+    /// OACK: the options the server accepted, with their values.
+    Oack(Vec<(String, String)>),
+}
+
+/// Why a datagram is not a TFTP packet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Fewer bytes than the opcode and fixed fields need.
+    #[error("packet of {0} bytes is too short")]
+    Truncated(usize),
+    /// An opcode outside 1..=6.
+    #[error("unknown opcode {0}, expected 1 to 6")]
+    BadOpcode(u16),
+    /// A request without a NUL-terminated file name, or with an empty one.
+    #[error("request without a file name")]
+    NoFilename,
+    /// A DATA packet with more than the largest block size.
+    #[error("data block of {0} bytes is larger than {MAX_BLKSIZE}")]
+    Oversized(usize),
+}
+
+impl Packet<'_> {
+    /// Parses one datagram.
+    pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
+        if buf.len() < 2 {
+            return Err(ParseError::Truncated(buf.len()));
+        }
+        let opcode = u16::from_be_bytes([buf[0], buf[1]]);
+        let body = &buf[2..];
+        match opcode {
+            OP_RRQ | OP_WRQ => {
+                let direction = if opcode == OP_RRQ { Direction::Read } else { Direction::Write };
+                let mut fields = fields(body);
+                let filename = match fields.next() {
+                    Some(name) if !name.is_empty() => lossy(name),
+                    _ => return Err(ParseError::NoFilename),
+                };
+                let mode = fields.next().map(lossy).unwrap_or_default();
+                let options = pairs(fields);
+                Ok(Packet::Request(Request { direction, filename, mode, options }))
+            }
+            OP_DATA => {
+                let block = u16_at(body).ok_or(ParseError::Truncated(buf.len()))?;
+                let data = &body[2..];
+                if data.len() > MAX_BLKSIZE as usize {
+                    return Err(ParseError::Oversized(data.len()));
+                }
+                Ok(Packet::Data { block, data })
+            }
+            OP_ACK => Ok(Packet::Ack(u16_at(body).ok_or(ParseError::Truncated(buf.len()))?)),
+            OP_ERROR => {
+                let code = u16_at(body).ok_or(ParseError::Truncated(buf.len()))?;
+                let message = fields(&body[2..]).next().map(lossy).unwrap_or_default();
+                Ok(Packet::Error { code, message })
+            }
+            OP_OACK => Ok(Packet::Oack(pairs(fields(body)))),
+            other => Err(ParseError::BadOpcode(other)),
+        }
+    }
+
+    /// Appends the packet's wire form to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Packet::Request(req) => {
+                let op = match req.direction {
+                    Direction::Read => OP_RRQ,
+                    Direction::Write => OP_WRQ,
+                };
+                out.extend_from_slice(&op.to_be_bytes());
+                push_field(out, &req.filename);
+                push_field(out, &req.mode);
+                for (name, value) in &req.options {
+                    push_field(out, name);
+                    push_field(out, value);
+                }
+            }
+            Packet::Data { block, data } => {
+                out.extend_from_slice(&OP_DATA.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+                out.extend_from_slice(data);
+            }
+            Packet::Ack(block) => {
+                out.extend_from_slice(&OP_ACK.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+            }
+            Packet::Error { code, message } => {
+                out.extend_from_slice(&OP_ERROR.to_be_bytes());
+                out.extend_from_slice(&code.to_be_bytes());
+                push_field(out, message);
+            }
+            Packet::Oack(options) => {
+                out.extend_from_slice(&OP_OACK.to_be_bytes());
+                for (name, value) in options {
+                    push_field(out, name);
+                    push_field(out, value);
+                }
+            }
+        }
+    }
+
+    /// The packet's wire form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// Writes a DATA header for `block` into the first [`DATA_HEADER`] bytes of `buf`, so a sender
+/// can read file bytes straight into `buf[DATA_HEADER..]` and send the buffer as it is.
+pub fn write_data_header(buf: &mut [u8], block: u16) {
+    buf[..2].copy_from_slice(&OP_DATA.to_be_bytes());
+    buf[2..4].copy_from_slice(&block.to_be_bytes());
+}
+
+/// An ACK packet for `block`, without allocating.
+pub fn ack_bytes(block: u16) -> [u8; 4] {
+    let [a, b] = OP_ACK.to_be_bytes();
+    let [c, d] = block.to_be_bytes();
+    [a, b, c, d]
+}
+
+/// An ERROR packet with a standard code and a message.
+pub fn error_bytes(code: ErrorCode, message: &str) -> Vec<u8> {
+    Packet::Error { code: code as u16, message: message.to_owned() }.to_bytes()
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", *self as u16)
+    }
+}
+
+fn u16_at(body: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*body.first()?, *body.get(1)?]))
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn push_field(out: &mut Vec<u8>, field: &str) {
+    out.extend_from_slice(field.as_bytes());
+    out.push(0);
+}
+
+/// NUL-terminated fields; a last field without its NUL still counts, an empty tail does not.
+fn fields(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = body.strip_suffix(&[0]).unwrap_or(body);
+    let empty = body.is_empty();
+    body.split(|&b| b == 0).filter(move |_| !empty)
+}
+
+/// Name/value pairs; a name without a value at the end is dropped (RFC 2347 leniency).
+fn pairs<'a>(mut fields: impl Iterator<Item = &'a [u8]>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        out.push((lossy(name), lossy(value)));
+    }
+    out
+}
+
+/// What the server is willing to grant, the bounds of [`negotiate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest block size granted (requests above are clamped to it).
+    pub max_blksize: u16,
+    /// The largest window granted (requests above are clamped to it).
+    pub max_windowsize: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_blksize: MAX_BLKSIZE, max_windowsize: u16::MAX }
+    }
+}
+
+/// The outcome of option negotiation: the transfer parameters and the OACK to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Bytes per DATA block.
+    pub blksize: u16,
+    /// Blocks sent before waiting for an ACK (1 is RFC 1350 lock-step).
+    pub windowsize: u16,
+    /// The retransmission timeout in seconds the client asked for, if it did.
+    pub timeout: Option<u8>,
+    /// The transfer size: the file size on a read, the announced size on a write.
+    pub tsize: Option<u64>,
+    /// The options to acknowledge, in the client's order; empty means send no OACK.
+    pub oack: Vec<(String, String)>,
+}
+
+/// Negotiates the options of a request (RFC 2347). Unknown options, options that appear twice
+/// (all but the first), unparsable and out-of-range values are ignored; a `blksize` or
+/// `windowsize` above the limits is clamped. `file_size` is the size of the file a read serves;
+/// a read's `tsize` is acknowledged only when it is known.
+pub fn negotiate(request: &Request, limits: Limits, file_size: Option<u64>) -> Negotiated {
+    let mut n = Negotiated { blksize: DEFAULT_BLKSIZE, windowsize: 1, timeout: None, tsize: None, oack: Vec::new() };
+    let mut seen: [bool; 4] = [false; 4];
+    for (name, value) in &request.options {
+        let value = value.trim();
+        let Ok(number) = value.parse::<u64>() else { continue };
+        let name = name.to_ascii_lowercase();
+        let slot = match name.as_str() {
+            "blksize" => 0,
+            "windowsize" => 1,
+            "timeout" => 2,
+            "tsize" => 3,
+            _ => continue,
+        };
+        if seen[slot] {
+            continue;
+        }
+        let granted = match slot {
+            // RFC 2348: 8 to 65464; a server may answer with a smaller value.
+            0 if number >= u64::from(MIN_BLKSIZE) => {
+                n.blksize = number.min(u64::from(limits.max_blksize.clamp(MIN_BLKSIZE, MAX_BLKSIZE))) as u16;
+                n.blksize as u64
+            }
+            // RFC 7440: 1 to 65535; a server may answer with a smaller value.
+            1 if number >= 1 => {
+                n.windowsize = number.min(u64::from(limits.max_windowsize.max(1))) as u16;
+                n.windowsize as u64
+            }
+            // RFC 2349: 1 to 255 seconds, echoed as it is or not at all.
+            2 if (1..=255).contains(&number) => {
+                n.timeout = Some(number as u8);
+                number
+            }
+            3 => match request.direction {
+                Direction::Read => match file_size {
+                    Some(size) => {
+                        n.tsize = Some(size);
+                        size
+                    }
+                    None => continue,
+                },
+                Direction::Write => {
+                    n.tsize = Some(number);
+                    number
+                }
+            },
+            _ => continue,
+        };
+        seen[slot] = true;
+        n.oack.push((name, granted.to_string()));
+    }
+    n
+}
+
+/// Netascii encoder (RFC 764 as TFTP uses it): LF becomes CR LF and CR becomes CR NUL. The
+/// second byte of a pair that does not fit in the output is held until the next call, so the
+/// stream can be cut into blocks anywhere.
+#[derive(Debug, Default, Clone)]
+pub struct NetasciiEncoder {
+    pending: Option<u8>,
+}
+
+impl NetasciiEncoder {
+    /// An encoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Encodes from `input` into `out`; returns (bytes of `input` consumed, bytes written). The
+    /// output is full unless all of `input` was consumed.
+    pub fn encode(&mut self, input: &[u8], out: &mut [u8]) -> (usize, usize) {
+        let mut written = 0;
+        if let Some(b) = self.pending {
+            if out.is_empty() {
+                return (0, 0);
+            }
+            out[0] = b;
+            written = 1;
+            self.pending = None;
+        }
+        let mut consumed = 0;
+        while consumed < input.len() && written < out.len() {
+            let b = input[consumed];
+            consumed += 1;
+            let (first, second) = match b {
+                b'\n' => (b'\r', Some(b'\n')),
+                b'\r' => (b'\r', Some(0)),
+                b => (b, None),
+            };
+            out[written] = first;
+            written += 1;
+            if let Some(second) = second {
+                if written < out.len() {
+                    out[written] = second;
+                    written += 1;
+                } else {
+                    self.pending = Some(second);
+                }
+            }
+        }
+        (consumed, written)
+    }
+
+    /// Is a byte held back for the next call?
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+}
+
+/// Netascii decoder: CR LF becomes LF and CR NUL becomes CR; a CR before anything else is kept
+/// as it is. A CR at the end of one block is held until the next block shows what follows it.
+#[derive(Debug, Default, Clone)]
+pub struct NetasciiDecoder {
+    pending_cr: bool,
+}
+
+impl NetasciiDecoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends the decoded form of `input` to `out`.
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len() + 1);
+        for &b in input {
+            if std::mem::take(&mut self.pending_cr) {
+                match b {
+                    b'\n' => {
+                        out.push(b'\n');
+                        continue;
+                    }
+                    0 => {
+                        out.push(b'\r');
+                        continue;
+                    }
+                    _ => out.push(b'\r'),
+                }
+            }
+            if b == b'\r' {
+                self.pending_cr = true;
+            } else {
+                out.push(b);
+            }
+        }
+    }
+
+    /// Flushes a CR held back at the very end of the stream.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.pending_cr) {
+            out.push(b'\r');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    fn req(direction: Direction, name: &str, mode: &str, options: &[(&str, &str)]) -> Packet<'static> {
+        Packet::Request(Request { direction, filename: name.into(), mode: mode.into(), options: opts(options) })
+    }
+
+    fn check(bytes: &[u8], expected: Result<Packet<'_>, ParseError>) {
+        assert_eq!(Packet::parse(bytes), expected, "{bytes:?}");
+    }
+
+    #[test]
+    fn parses_packets() {
+        check(b"\0\x01f\0octet\0", Ok(req(Direction::Read, "f", "octet", &[])));
+        check(b"\0\x02a/b c\0NetASCII\0", Ok(req(Direction::Write, "a/b c", "NetASCII", &[])));
+        check(
+            b"\0\x01f\0octet\0blksize\x001468\x00windowsize\x0016\0",
+            Ok(req(Direction::Read, "f", "octet", &[("blksize", "1468"), ("windowsize", "16")])),
+        );
+        // Lenient: no final NUL, a dangling option name, no mode at all.
+        check(b"\0\x01f\0octet", Ok(req(Direction::Read, "f", "octet", &[])));
+        check(b"\0\x01f\0octet\0tsize\0", Ok(req(Direction::Read, "f", "octet", &[])));
+        check(b"\0\x01f\0", Ok(req(Direction::Read, "f", "", &[])));
+        check(b"\0\x01\0octet\0", Err(ParseError::NoFilename));
+        check(b"\0\x01", Err(ParseError::NoFilename));
+        check(b"\0\x03\0\x01abc", Ok(Packet::Data { block: 1, data: b"abc" }));
+        check(b"\0\x03\xff\xff", Ok(Packet::Data { block: 65535, data: b"" }));
+        check(b"\0\x03\0", Err(ParseError::Truncated(3)));
+        check(b"\0\x04\0\x07", Ok(Packet::Ack(7)));
+        check(b"\0\x04\0\x07junk", Ok(Packet::Ack(7)));
+        check(b"\0\x04", Err(ParseError::Truncated(2)));
+        check(b"\0\x05\0\x01no such file\0", Ok(Packet::Error { code: 1, message: "no such file".into() }));
+        check(b"\0\x05\0\x02", Ok(Packet::Error { code: 2, message: String::new() }));
+        check(b"\0\x06blksize\x00512\0", Ok(Packet::Oack(opts(&[("blksize", "512")]))));
+        check(b"\0\x06", Ok(Packet::Oack(vec![])));
+        check(b"\0\x07", Err(ParseError::BadOpcode(7)));
+        check(b"\0\0", Err(ParseError::BadOpcode(0)));
+        check(b"\x01", Err(ParseError::Truncated(1)));
+        check(b"", Err(ParseError::Truncated(0)));
+        let mut big = vec![0, 3, 0, 1];
+        big.resize(4 + MAX_BLKSIZE as usize + 1, b'x');
+        check(&big, Err(ParseError::Oversized(MAX_BLKSIZE as usize + 1)));
+    }
+
+    #[test]
+    fn round_trips() {
+        let packets = [
+            req(Direction::Read, "dir/file.bin", "octet", &[]),
+            req(Direction::Write, "ünï 🚀", "netascii", &[("tsize", "0"), ("blksize", "65464")]),
+            Packet::Data { block: 0, data: b"" },
+            Packet::Data { block: 65535, data: &[0u8; 512] },
+            Packet::Ack(0),
+            Packet::Ack(65535),
+            Packet::Error { code: 6, message: "file exists".into() },
+            Packet::Error { code: 0, message: String::new() },
+            Packet::Oack(opts(&[("blksize", "1468"), ("windowsize", "16")])),
+        ];
+        for packet in packets {
+            assert_eq!(Packet::parse(&packet.to_bytes()).as_ref(), Ok(&packet));
+        }
+        let mut buf = [0u8; 7];
+        buf[4..].copy_from_slice(b"abc");
+        write_data_header(&mut buf, 258);
+        assert_eq!(Packet::parse(&buf), Ok(Packet::Data { block: 258, data: b"abc" }));
+        assert_eq!(Packet::parse(&ack_bytes(513)), Ok(Packet::Ack(513)));
+        assert_eq!(error_bytes(ErrorCode::UnknownTid, "who?"), b"\0\x05\0\x05who?\0");
+    }
+
+    #[test]
+    fn selects_modes() {
+        for (name, mode) in [
+            ("octet", Mode::Octet),
+            ("OCTET", Mode::Octet),
+            ("NetAscii", Mode::Netascii),
+            ("mail", Mode::Octet),
+            ("", Mode::Octet),
+        ] {
+            assert_eq!(Mode::from_name(name), mode, "{name}");
+        }
+    }
+
+    fn nego(direction: Direction, options: &[(&str, &str)], size: Option<u64>) -> Negotiated {
+        let request = Request { direction, filename: "f".into(), mode: "octet".into(), options: opts(options) };
+        negotiate(&request, Limits { max_blksize: MAX_BLKSIZE, max_windowsize: 64 }, size)
+    }
+
+    #[test]
+    fn negotiates_options() {
+        let r = Direction::Read;
+        let w = Direction::Write;
+        let n = nego(r, &[], Some(10));
+        assert_eq!((n.blksize, n.windowsize, n.timeout, n.tsize, n.oack), (512, 1, None, None, vec![]));
+        let n = nego(r, &[("BLKSIZE", "1468"), ("windowsize", "16"), ("timeout", "3"), ("tsize", "0")], Some(99));
+        assert_eq!((n.blksize, n.windowsize, n.timeout, n.tsize), (1468, 16, Some(3), Some(99)));
+        assert_eq!(n.oack, opts(&[("blksize", "1468"), ("windowsize", "16"), ("timeout", "3"), ("tsize", "99")]));
+        // RFC 2348: larger than 65464 is clamped, smaller than 8 is ignored.
+        assert_eq!(nego(r, &[("blksize", "100000")], None).oack, opts(&[("blksize", "65464")]));
+        assert_eq!(nego(r, &[("blksize", "7")], None).oack, vec![]);
+        assert_eq!(nego(r, &[("blksize", "8")], None).blksize, 8);
+        // RFC 7440: 0 is ignored, a value above the server's limit is clamped.
+        assert_eq!(nego(r, &[("windowsize", "0")], None).oack, vec![]);
+        assert_eq!(nego(r, &[("windowsize", "65535")], None).windowsize, 64);
+        // RFC 2349: timeout outside 1..=255 is ignored, not clamped.
+        assert_eq!(nego(r, &[("timeout", "0"), ("timeout", "256")], None).oack, vec![]);
+        // Unknown options, unparsable values, duplicates after the first are ignored.
+        let n = nego(r, &[("color", "blue"), ("blksize", "big"), ("blksize", "1024"), ("blksize", "2048")], None);
+        assert_eq!(n.oack, opts(&[("blksize", "1024")]));
+        // tsize on a read is answered only when the size is known; on a write it is echoed.
+        assert_eq!(nego(r, &[("tsize", "0")], None).oack, vec![]);
+        let n = nego(w, &[("tsize", "12345")], None);
+        assert_eq!((n.tsize, n.oack), (Some(12345), opts(&[("tsize", "12345")])));
+        assert_eq!(nego(w, &[("tsize", "-1")], None).oack, vec![]);
+    }
+
+    fn encode_in_blocks(input: &[u8], block: usize, chunk: usize) -> Vec<Vec<u8>> {
+        let mut enc = NetasciiEncoder::new();
+        let mut blocks = Vec::new();
+        let mut rest = input;
+        loop {
+            let mut buf = vec![0u8; block];
+            let mut filled = 0;
+            // Feed the input in small chunks to exercise the held-back byte at both edges.
+            loop {
+                let take = rest.len().min(chunk);
+                let (used, wrote) = enc.encode(&rest[..take], &mut buf[filled..]);
+                rest = &rest[used..];
+                filled += wrote;
+                if filled == block || (rest.is_empty() && !enc.has_pending()) {
+                    break;
+                }
+            }
+            buf.truncate(filled);
+            let last = filled < block;
+            blocks.push(buf);
+            if last {
+                return blocks;
+            }
+        }
+    }
+
+    #[test]
+    fn netascii_encodes_across_blocks() {
+        assert_eq!(encode_in_blocks(b"a\nb\rc", 100, 100).concat(), b"a\r\nb\r\0c");
+        assert_eq!(encode_in_blocks(b"ab\n", 3, 1), vec![b"ab\r".to_vec(), b"\n".to_vec()]);
+        assert_eq!(encode_in_blocks(b"ab\r", 3, 2), vec![b"ab\r".to_vec(), b"\0".to_vec()]);
+        assert_eq!(encode_in_blocks(b"\n", 2, 1), vec![b"\r\n".to_vec(), b"".to_vec()]);
+    }
+
+    #[test]
+    fn netascii_decodes() {
+        let decode = |chunks: &[&[u8]]| {
+            let mut d = NetasciiDecoder::new();
+            let mut out = Vec::new();
+            for c in chunks {
+                d.decode(c, &mut out);
+            }
+            d.finish(&mut out);
+            out
+        };
+        assert_eq!(decode(&[b"a\r\nb\r\0c"]), b"a\nb\rc");
+        assert_eq!(decode(&[b"a\r", b"\nb\r", b"\0"]), b"a\nb\r");
+        assert_eq!(decode(&[b"a\rb"]), b"a\rb");
+        assert_eq!(decode(&[b"end\r"]), b"end\r");
+        assert_eq!(decode(&[b"\r", b"\r\n"]), b"\r\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            if let Ok(packet) = Packet::parse(&bytes) {
+                // Whatever parses formats back into bytes that parse to the same value.
+                let again = packet.to_bytes();
+                proptest::prop_assert_eq!(Packet::parse(&again), Ok(packet));
+            }
+        }
+
+        #[test]
+        fn netascii_round_trips(text in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\r', b'\n', 0u8]), 0..200), block in 1usize..20, chunk in 1usize..7) {
+            let blocks = encode_in_blocks(&text, block, chunk);
+            let mut d = NetasciiDecoder::new();
+            let mut out = Vec::new();
+            for b in &blocks {
+                d.decode(b, &mut out);
+            }
+            d.finish(&mut out);
+            proptest::prop_assert_eq!(out, text);
+        }
+    }
+}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by scripts/demo.sh and scripts/two-hosts.sh: build, sample files,
 # printing each command before it runs, sha256 checks, waiting for the server's ready line.
 # Sourced, not run. Needs bash, coreutils (timeout, sha256sum) and python3.
@@ -9,7 +10,7 @@ FT_FAILED=()
 if [ -t 1 ]; then
     FT_BOLD=$'\033[1m' FT_GREEN=$'\033[32m' FT_RED=$'\033[31m' FT_DIM=$'\033[2m' FT_OFF=$'\033[0m'
 else
-    FT_BOLD= FT_GREEN= FT_RED= FT_DIM= FT_OFF=
+    FT_BOLD='' FT_GREEN='' FT_RED='' FT_DIM='' FT_OFF=''
 fi
 
 # A numbered step heading.
@@ -40,7 +41,7 @@ quote_word() {
 
 # Prints "<prompt>$ cmd args" exactly as it could be typed.
 show() {
-    local prompt=$1 line= w
+    local prompt=$1 line='' w
     shift
     for w in "$@"; do line+=" $(quote_word "$w")"; done
     printf '   %s%s$%s%s\n' "$FT_DIM" "$prompt" "$FT_OFF" "$line"
@@ -177,11 +178,10 @@ wait_ready() {
 
 # stop_pid <pid>: SIGTERM (what Ctrl-C would do), then SIGKILL after 5 s if it is still running.
 stop_pid() {
-    local pid=$1 i
+    local pid=$1 deadline=$((SECONDS + 5))
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
+    while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$pid" 2>/dev/null; do
         sleep 0.1
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null

@@ -100,14 +100,13 @@ syn_count() {
 
 # opened_by <A|B> <in before> <out before> <what>: checks who opened the data connection(s).
 opened_by() {
-    local in=$(($(syn_count INPUT) - $2)) out=$(($(syn_count OUTPUT) - $3))
-    local bad=0
+    local from_a=$(($(syn_count INPUT) - $2)) from_b=$(($(syn_count OUTPUT) - $3)) bad=0
     if [ "$1" = A ]; then
-        { [ "$in" -ge 1 ] && [ "$out" = 0 ]; } || bad=1
-        check "$bad" "$4: A opened the data connection to B ($in new from $A to $B, $out from B)"
+        { [ "$from_a" -ge 1 ] && [ "$from_b" = 0 ]; } || bad=1
+        check "$bad" "$4: A opened the data connection to B ($from_a new from $A to $B, $from_b from B)"
     else
-        { [ "$out" -ge 1 ] && [ "$in" = 0 ]; } || bad=1
-        check "$bad" "$4: B opened the data connection to A ($out new from $B to $A, $in from A)"
+        { [ "$from_b" -ge 1 ] && [ "$from_a" = 0 ]; } || bad=1
+        check "$bad" "$4: B opened the data connection to A ($from_b new from $B to $A, $from_a from A)"
     fi
 }
 

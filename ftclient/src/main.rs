@@ -1,3 +1,88 @@
 //! ftclient: list and get files from an FTP server in active or passive mode.
+//!
+//! `main` parses the command line, sets up logging and Ctrl-C, calls [`run`], and maps the
+//! outcome to the exit status: 0 success, 1 failure, 2 usage (clap exits with 2 itself).
 
-fn main() {}
+mod cli;
+mod get;
+mod interrupt;
+mod list;
+mod localfile;
+mod session;
+mod transfer;
+mod verify;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+use cli::Cli;
+use get::{GetOptions, Output};
+use list::ListOptions;
+use session::Session;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+use transfer::Mode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.resume && cli.output_target() == Some(None) {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, "--resume cannot be used with -o - (stdout)")
+            .exit();
+    }
+    init_logger(&cli);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ftclient: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Warnings by default, more with each `-v`, only errors with `-q`; `RUST_LOG` overrides.
+fn init_logger(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, 2) => log::LevelFilter::Debug,
+        (false, _) => log::LevelFilter::Trace,
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .parse_default_env()
+        .format(|buf, record| writeln!(buf, "ftclient: {}: {}", record.level().as_str().to_lowercase(), record.args()))
+        .init();
+}
+
+/// Connects, logs in, and lists or gets.
+fn run(cli: &Cli) -> Result<()> {
+    interrupt::install()?;
+    let mode = cli.data_port.map_or(Mode::Passive, Mode::Active);
+    let mut session = Session::connect(&cli.host, cli.port, Duration::from_secs(cli.timeout))?;
+    session.login(&cli.user, &cli.password)?;
+    session.feat()?;
+    if let Some(remote) = &cli.get {
+        let output = match cli.output_target() {
+            None => Output::BaseName,
+            Some(None) => Output::Stdout,
+            Some(Some(path)) => Output::Path(path.clone()),
+        };
+        let opts = GetOptions {
+            remote: remote.clone(),
+            output,
+            overwrite: cli.overwrite,
+            resume: cli.resume,
+            verify: !cli.no_verify,
+            checksum: cli.checksum.clone(),
+            quiet: cli.quiet,
+        };
+        get::run(&mut session, mode, &opts)?;
+    } else {
+        let opts = ListOptions { long: cli.long, dir: cli.dir.clone() };
+        list::run(&mut session, mode, &opts, &mut std::io::stdout().lock())?;
+    }
+    session.quit();
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The command line: clap derive structs whose doc comments are the `--help` text.
+
+use clap::{ArgGroup, Parser};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  ftclient ftp.example.org 21 -l                 list the login directory (passive mode)
+  ftclient ftp.example.org 21 -l 5000            the same in active mode, data port 5000
+  ftclient ::1 2121 -l --long --dir docs         list docs/ with type, size and time
+  ftclient 127.0.0.1 2121 -g docs/a.txt          save docs/a.txt as ./a.txt (passive mode)
+  ftclient 127.0.0.1 2121 -g big.iso 5001        the same in active mode, data port 5001
+  ftclient 127.0.0.1 2121 -g a.txt -o - | less   write the file to stdout
+  ftclient 127.0.0.1 2121 -g big.iso --resume    continue an interrupted download
+
+Downloads are written to a hidden temporary file .NAME.ftpart next to the target and renamed
+into place only when the size matches and the server confirmed the transfer. An existing file
+is never replaced: the copy is saved as NAME.1, NAME.2, ... unless --overwrite is given.
+
+Exit status: 0 success, 1 failure, 2 usage error.";
+
+/// List or get files from an FTP server, in passive mode or (with DATA_PORT) active mode.
+///
+/// Without DATA_PORT the client uses passive mode (EPSV, then PASV) and connects to the server.
+/// With DATA_PORT it uses active mode: it listens on DATA_PORT on the local address of the
+/// control connection, sends EPRT (or PORT) and accepts the data connection only from the
+/// server's address.
+#[derive(Debug, Parser)]
+#[command(name = "ftclient", version, after_help = EXAMPLES)]
+#[command(group(ArgGroup::new("action").required(true).args(["list", "get"])))]
+pub struct Cli {
+    /// Server host name, IPv4 address or IPv6 address (e.g. ftp.example.org, 127.0.0.1, ::1).
+    pub host: String,
+
+    /// Server control port (1-65535; FTP's standard port is 21).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Local port for active mode (1024-65535); omit it for passive mode.
+    ///
+    /// Servers refuse data ports below 1024 (RFC 2577), so those are rejected here.
+    #[arg(value_parser = clap::value_parser!(u16).range(1024..))]
+    pub data_port: Option<u16>,
+
+    /// List the remote directory: one name per line on stdout, sorted, directories end in '/'.
+    #[arg(short = 'l', long = "list")]
+    pub list: bool,
+
+    /// Get REMOTE_FILE (a path such as docs/a.txt) and save it under its base name.
+    #[arg(short = 'g', long = "get", value_name = "REMOTE_FILE")]
+    pub get: Option<String>,
+
+    /// With -l: also show type, size and modification time (UTC).
+    #[arg(long, conflicts_with = "get")]
+    pub long: bool,
+
+    /// With -l: the remote directory to list instead of the login directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "get")]
+    pub dir: Option<String>,
+
+    /// With -g: save to PATH instead of ./BASENAME; '-' writes to stdout.
+    #[arg(short = 'o', long = "output", value_name = "PATH", conflicts_with = "list")]
+    pub output: Option<PathBuf>,
+
+    /// With -g: replace an existing local file instead of saving as NAME.1, NAME.2, ...
+    #[arg(long, conflicts_with = "list")]
+    pub overwrite: bool,
+
+    /// With -g: continue an interrupted download from its .NAME.ftpart file (uses REST).
+    #[arg(long, conflicts_with = "list")]
+    pub resume: bool,
+
+    /// With -g: do not check the file against the server's HASH after the download.
+    #[arg(long, conflicts_with = "list")]
+    pub no_verify: bool,
+
+    /// With -g: check the downloaded file against a known digest, e.g. sha256:9f86d0...
+    #[arg(long, value_name = "ALGO:HEX", conflicts_with = "list", value_parser = parse_checksum)]
+    pub checksum: Option<Checksum>,
+
+    /// Login name.
+    #[arg(long, default_value = "anonymous")]
+    pub user: String,
+
+    /// Login password (anonymous servers conventionally ask for an e-mail address).
+    #[arg(long, default_value = "ftclient@", hide_default_value = false)]
+    pub password: String,
+
+    /// Seconds to wait when connecting, for each reply and for the data connection.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+
+    /// Print nothing but errors (no progress bar, no summary line).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log the FTP conversation on stderr (-v: info, -vv: every command and reply); RUST_LOG
+    /// overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// A digest given with `--checksum`: the algorithm and the expected bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    /// The digest algorithm (only SHA-256 is supported for now).
+    pub algo: Algo,
+    /// The expected digest.
+    pub digest: Vec<u8>,
+}
+
+/// A digest algorithm the client can compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    /// SHA-256 (FIPS 180-4).
+    Sha256,
+}
+
+impl Cli {
+    /// Where a download goes: `None` for the remote base name, `Some(None)` for stdout.
+    pub fn output_target(&self) -> Option<Option<&PathBuf>> {
+        self.output.as_ref().map(|p| if p.as_os_str() == "-" { None } else { Some(p) })
+    }
+}
+
+/// Parses `sha256:HEX` (the algorithm name is case-insensitive, `sha-256` is accepted).
+fn parse_checksum(arg: &str) -> Result<Checksum, String> {
+    let (algo, hex) =
+        arg.split_once(':').ok_or_else(|| format!("expected ALGO:HEX such as sha256:<64 hex digits>, got {arg:?}"))?;
+    let algo = match algo.to_ascii_lowercase().as_str() {
+        "sha256" | "sha-256" => Algo::Sha256,
+        other => return Err(format!("unsupported digest algorithm {other:?}, expected sha256")),
+    };
+    let digest = decode_hex(hex)
+        .filter(|d| d.len() == 32)
+        .ok_or_else(|| format!("expected 64 hex digits after sha256:, got {hex:?}"))?;
+    Ok(Checksum { algo, digest })
+}
+
+/// Decodes a hex string (either case); `None` when it is not hex or has an odd length.
+pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.as_bytes();
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let nibble = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    hex.chunks(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::error::ErrorKind> {
+        Cli::try_parse_from(std::iter::once("ftclient").chain(args.iter().copied())).map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn parses_the_coursework_forms() {
+        let cli = parse(&["127.0.0.1", "2121", "-l"]).unwrap();
+        assert!(cli.list && cli.data_port.is_none());
+        let cli = parse(&["::1", "2121", "-l", "5000"]).unwrap();
+        assert_eq!((cli.host.as_str(), cli.port, cli.data_port), ("::1", 2121, Some(5000)));
+        let cli = parse(&["h", "21", "-g", "docs/a.txt", "5001"]).unwrap();
+        assert_eq!((cli.get.as_deref(), cli.data_port), (Some("docs/a.txt"), Some(5001)));
+        let cli = parse(&["h", "21", "-g", "a", "-o", "-"]).unwrap();
+        assert_eq!(cli.output_target(), Some(None));
+    }
+
+    #[test]
+    fn rejects_bad_usage() {
+        use clap::error::ErrorKind::*;
+        for (args, kind) in [
+            (&["h", "0", "-l"][..], ValueValidation),
+            (&["h", "65536", "-l"], ValueValidation),
+            (&["h", "x", "-l"], ValueValidation),
+            (&["h", "21", "-l", "80"], ValueValidation),
+            (&["h", "21", "-l", "70000"], ValueValidation),
+            (&["h", "21"], MissingRequiredArgument),
+            (&["h", "21", "-l", "-g", "a"], ArgumentConflict),
+            (&["h", "21", "-l", "--resume"], ArgumentConflict),
+            (&["h", "21", "-g", "a", "--long"], ArgumentConflict),
+            (&["h", "21", "-g", "a", "--checksum", "md5:00"], ValueValidation),
+            (&["h", "21", "-g", "a", "--checksum", "sha256:abc"], ValueValidation),
+            (&["h", "21", "-l", "--timeout", "0"], ValueValidation),
+        ] {
+            assert_eq!(parse(args).err(), Some(kind), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn parses_checksums() {
+        let hex = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+        let c = parse_checksum(&format!("SHA256:{hex}")).unwrap();
+        assert_eq!(c.algo, Algo::Sha256);
+        assert_eq!(c.digest[..2], [0x9f, 0x86]);
+        assert!(parse_checksum(hex).is_err());
+        assert_eq!(decode_hex("0aFf"), Some(vec![0x0a, 0xff]));
+        assert_eq!(decode_hex("0g"), None);
+        assert_eq!(decode_hex("0"), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! `-g`: download one file. The bytes go to a temporary `.NAME.ftpart` file that is renamed into
+//! place only after the server confirmed the transfer (226/250), the byte count matched the
+//! announced size and any checksum matched; every failure leaves nothing under the final name.
+
+use crate::cli::Checksum;
+use crate::localfile::Target;
+use crate::session::{ServerError, Session};
+use crate::transfer::{self, Mode};
+use crate::verify;
+use anyhow::{anyhow, bail, Context, Result};
+use common::command::TransferType;
+use common::reply::parse_transfer_size;
+use common::text::sanitize;
+use common::Command;
+use indicatif::{BinaryBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where the downloaded bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The remote base name in the current directory.
+    BaseName,
+    /// A local path (a directory means the remote base name inside it).
+    Path(PathBuf),
+    /// Standard output.
+    Stdout,
+}
+
+/// What `-g` should do.
+#[derive(Debug, Clone)]
+pub struct GetOptions {
+    /// The remote path.
+    pub remote: String,
+    /// Where to save it.
+    pub output: Output,
+    /// Replace an existing local file instead of choosing NAME.1, NAME.2, ...
+    pub overwrite: bool,
+    /// Continue from the temporary file of an interrupted download.
+    pub resume: bool,
+    /// Check the file with the server's HASH command when it has one.
+    pub verify: bool,
+    /// A digest the file must have.
+    pub checksum: Option<Checksum>,
+    /// No progress bar and no summary line.
+    pub quiet: bool,
+}
+
+/// Downloads `opts.remote`.
+pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<()> {
+    let remote = sanitize(&opts.remote);
+    // SIZE is only meaningful in binary mode (RFC 3659 section 4), so TYPE I comes first.
+    session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
+    let size = remote_size(session, &opts.remote)?;
+    match &opts.output {
+        Output::Stdout => to_stdout(session, mode, opts, size),
+        Output::BaseName => to_file(session, mode, opts, size, &Target::new(None, &opts.remote)?),
+        Output::Path(path) => to_file(session, mode, opts, size, &Target::new(Some(path), &opts.remote)?),
+    }
+    .with_context(|| format!("download of {remote} failed"))
+}
+
+/// Asks SIZE; `None` when the server does not say (no SIZE command, or 550 for a path that
+/// RETR may still explain better).
+fn remote_size(session: &mut Session, remote: &str) -> Result<Option<u64>> {
+    let reply = session.command(&Command::Size(remote.to_owned()))?;
+    if reply.code != 213 {
+        log::info!("no size from the server: {}", ServerError(reply));
+        return Ok(None);
+    }
+    Ok(reply.text().trim().parse().ok())
+}
+
+/// Downloads into `target` through its temporary file.
+fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>, target: &Target) -> Result<()> {
+    let part = target.part_path();
+    let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
+    let started = Instant::now();
+    let total = if offset > 0 && Some(offset) == size {
+        log::info!("{} already holds all {offset} bytes", part.display());
+        offset
+    } else {
+        receive_into_part(session, mode, opts, size, offset, &part)?
+    };
+    let kept = || format!("the downloaded data is kept in {} for inspection", part.display());
+    verify::check(session, opts, &part).with_context(kept)?;
+    let saved = target
+        .commit(&part, opts.overwrite)
+        .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
+    if !opts.quiet {
+        let renamed = if saved == target.path() {
+            String::new()
+        } else {
+            format!(" ({} already exists)", target.path().display())
+        };
+        eprintln!("saved {}{renamed}: {}", saved.display(), summary(total - offset, total, started.elapsed()));
+    }
+    Ok(())
+}
+
+/// With `--resume`: how many bytes the temporary file already holds.
+fn resume_offset(part: &std::path::Path, size: Option<u64>) -> Result<u64> {
+    let offset = match std::fs::metadata(part) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::warn!("nothing to resume ({} does not exist), starting from the beginning", part.display());
+            0
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", part.display())),
+    };
+    if let Some(size) = size.filter(|&size| offset > size) {
+        bail!(
+            "{} holds {offset} bytes but the remote file has only {size}; delete it or run without --resume",
+            part.display()
+        );
+    }
+    Ok(offset)
+}
+
+/// Runs RETR (after `REST offset` when resuming) and appends the data to `part`. Returns the
+/// file's size once the server confirmed the transfer and the count matched.
+fn receive_into_part(
+    session: &mut Session,
+    mode: Mode,
+    opts: &GetOptions,
+    size: Option<u64>,
+    offset: u64,
+    part: &std::path::Path,
+) -> Result<u64> {
+    let pending = transfer::prepare(session, mode)?;
+    if offset > 0 {
+        let reply = session.command(&Command::Rest(offset))?;
+        if reply.code != 350 {
+            return Err(ServerError(reply))
+                .context("the server cannot resume downloads (REST refused); run without --resume to start over");
+        }
+    }
+    let what = format!("cannot get {}", sanitize(&opts.remote));
+    let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
+    // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
+    let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
+    let mut file = open_part(part, offset)?;
+    let bar = progress(expected, offset, opts.quiet);
+    let mut count = offset;
+    let outcome = (|| {
+        transfer::receive(session, &mut stream, &mut file, &mut count, expected.unwrap_or(u64::MAX), |n| {
+            bar.set_position(n)
+        })?;
+        drop(stream);
+        transfer::finish(session, "transfer")?;
+        check_count(count, expected)?;
+        // The data must be on disk before the name says the file is complete.
+        file.sync_all().with_context(|| format!("cannot write {}", part.display()))
+    })();
+    bar.finish_and_clear();
+    match outcome {
+        Ok(()) => Ok(count),
+        Err(e) if count == 0 => {
+            // Nothing worth resuming: do not leave an empty temporary file behind.
+            let _ = std::fs::remove_file(part);
+            Err(e)
+        }
+        Err(e) => {
+            let of = expected.map_or(String::new(), |n| format!(" of {n}"));
+            Err(e.context(format!(
+                "stopped after {count}{of} bytes; the partial file {} is kept, run the same command with --resume to continue",
+                part.display()
+            )))
+        }
+    }
+}
+
+/// Opens the temporary file: appending at `offset` when resuming, else empty.
+fn open_part(part: &std::path::Path, offset: u64) -> Result<File> {
+    let mut options = OpenOptions::new();
+    if offset > 0 {
+        options.append(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
+    let file = options.open(part).with_context(|| format!("cannot create {}", part.display()))?;
+    let len = file.metadata().with_context(|| format!("cannot read {}", part.display()))?.len();
+    if len != offset {
+        bail!("{} changed size while resuming ({len} bytes, expected {offset})", part.display());
+    }
+    Ok(file)
+}
+
+/// A transfer is complete only when the byte count matches the announced size.
+fn check_count(count: u64, expected: Option<u64>) -> Result<()> {
+    match expected {
+        Some(n) if count != n => Err(anyhow!("short transfer: received {count} of {n} bytes")),
+        Some(_) => Ok(()),
+        None => {
+            log::info!("the server announced no size; trusting its 226 reply for {count} bytes");
+            Ok(())
+        }
+    }
+}
+
+/// Streams the file to stdout: no temporary file, so a failure can only be reported.
+fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>) -> Result<()> {
+    let pending = transfer::prepare(session, mode)?;
+    let what = format!("cannot get {}", sanitize(&opts.remote));
+    let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
+    let expected = size.or_else(|| parse_transfer_size(&reply.text()));
+    let started = Instant::now();
+    let bar = progress(expected, 0, opts.quiet);
+    let mut count = 0;
+    let mut stdout = std::io::stdout().lock();
+    let outcome = (|| {
+        transfer::receive(session, &mut stream, &mut stdout, &mut count, expected.unwrap_or(u64::MAX), |n| {
+            bar.set_position(n)
+        })?;
+        stdout.flush().context("cannot write to stdout")?;
+        drop(stream);
+        transfer::finish(session, "transfer")?;
+        check_count(count, expected)
+    })();
+    bar.finish_and_clear();
+    outcome.with_context(|| format!("stopped after {count} bytes (stdout has an incomplete copy)"))?;
+    if opts.checksum.is_some() {
+        log::warn!("--checksum is not checked when writing to stdout");
+    }
+    if !opts.quiet {
+        eprintln!("wrote {} to stdout: {}", sanitize(&opts.remote), summary(count, count, started.elapsed()));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr with bytes, rate and ETA, only when stderr is a terminal.
+fn progress(len: Option<u64>, position: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match len {
+        Some(len) => (
+            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()),
+            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ),
+        None => (
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            "{spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
+        ),
+    };
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_position(position);
+    bar
+}
+
+/// `1.00 MiB (1048576 bytes) in 2s, 512.00 KiB/s`: what was moved in this run.
+fn summary(moved: u64, total: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    let rate = (moved as f64 / secs) as u64;
+    let resumed = if moved == total { String::new() } else { format!(", {} of them now", BinaryBytes(moved)) };
+    format!("{} ({total} bytes{resumed}) in {secs:.2} s, {}/s", BinaryBytes(total), BinaryBytes(rate))
+}

@@ -1,0 +1,168 @@
+//! Local file naming for downloads: the final name, the temporary `.NAME.ftpart` file beside it,
+//! and the move into place that never replaces an existing file (NAME.1, NAME.2, ... as wget
+//! does) unless asked to.
+
+use anyhow::{bail, Result};
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The suffix of the temporary file a download is written to: `.NAME.ftpart`.
+pub const PART_SUFFIX: &str = ".ftpart";
+
+/// How many numbered alternatives (`NAME.1` ... ) are tried before giving up.
+const MAX_ALTERNATIVES: u32 = 9999;
+
+/// Where a download is going: a directory and the file name wanted in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    dir: PathBuf,
+    name: OsString,
+}
+
+/// The last component of a remote path (`docs/a.txt` -> `a.txt`); `None` when there is no
+/// usable name (`docs/`, `..`).
+pub fn remote_base_name(remote: &str) -> Option<&str> {
+    let base = remote.rsplit('/').next()?;
+    (!base.is_empty() && base != "." && base != "..").then_some(base)
+}
+
+impl Target {
+    /// The target for remote file `remote`: `output` when given (a directory means the remote
+    /// base name inside it), else the remote base name in the current directory.
+    pub fn new(output: Option<&Path>, remote: &str) -> Result<Target> {
+        let base = || match remote_base_name(remote) {
+            Some(base) => Ok(OsString::from(base)),
+            None => bail!(
+                "cannot derive a local file name from the remote path {}; name one with -o PATH",
+                common::text::sanitize(remote)
+            ),
+        };
+        match output {
+            None => Ok(Target { dir: PathBuf::new(), name: base()? }),
+            Some(path) if path.is_dir() => Ok(Target { dir: path.to_owned(), name: base()? }),
+            Some(path) => match path.file_name() {
+                Some(name) => {
+                    let dir = path.parent().unwrap_or(Path::new(""));
+                    Ok(Target { dir: dir.to_owned(), name: name.to_owned() })
+                }
+                None => bail!("cannot save to {}: expected a file name", path.display()),
+            },
+        }
+    }
+
+    /// The name asked for.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    /// The temporary file: `.NAME.ftpart` in the same directory, so the final rename is atomic
+    /// and `--resume` finds it again.
+    pub fn part_path(&self) -> PathBuf {
+        let mut part = OsString::from(".");
+        part.push(&self.name);
+        part.push(PART_SUFFIX);
+        self.dir.join(part)
+    }
+
+    fn numbered(&self, n: u32) -> PathBuf {
+        if n == 0 {
+            return self.path();
+        }
+        let mut name = self.name.clone();
+        name.push(format!(".{n}"));
+        self.dir.join(name)
+    }
+
+    /// Moves the finished `part` file into place and returns where it went. With `overwrite`
+    /// the target is replaced atomically; otherwise the first free name of NAME, NAME.1,
+    /// NAME.2, ... is taken without ever replacing a file that appears in the meantime.
+    pub fn commit(&self, part: &Path, overwrite: bool) -> io::Result<PathBuf> {
+        if overwrite {
+            let path = self.path();
+            std::fs::rename(part, &path)?;
+            return Ok(path);
+        }
+        for n in 0..=MAX_ALTERNATIVES {
+            let candidate = self.numbered(n);
+            // A hard link fails if the name exists, so no check-then-rename race can clobber a
+            // file. File systems without hard links fall back to the racy check.
+            match std::fs::hard_link(part, &candidate) {
+                Ok(()) => {
+                    std::fs::remove_file(part)?;
+                    return Ok(candidate);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(_) if !exists(&candidate)? => {
+                    std::fs::rename(part, &candidate)?;
+                    return Ok(candidate);
+                }
+                Err(_) => continue,
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} and {MAX_ALTERNATIVES} numbered alternatives exist", self.path().display()),
+        ))
+    }
+}
+
+fn exists(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_names() {
+        for (remote, expected) in [
+            ("a.txt", Some("a.txt")),
+            ("docs/a b.txt", Some("a b.txt")),
+            ("/abs/x", Some("x")),
+            ("docs/", None),
+            ("..", None),
+            ("docs/.", None),
+            ("", None),
+        ] {
+            assert_eq!(remote_base_name(remote), expected, "{remote:?}");
+        }
+        let t = Target::new(None, "docs/a.txt").unwrap();
+        assert_eq!((t.path(), t.part_path()), (PathBuf::from("a.txt"), PathBuf::from(".a.txt.ftpart")));
+        let t = Target::new(Some(Path::new("out/b.bin")), "docs/a.txt").unwrap();
+        assert_eq!((t.path(), t.part_path()), (PathBuf::from("out/b.bin"), PathBuf::from("out/.b.bin.ftpart")));
+        let t = Target::new(Some(Path::new("b.bin")), "docs/").unwrap();
+        assert_eq!(t.path(), PathBuf::from("b.bin"));
+        assert!(Target::new(None, "docs/").is_err());
+    }
+
+    #[test]
+    fn never_replaces_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::new(Some(&dir.path().join("f")), "f").unwrap();
+        let finish = |content: &str, overwrite: bool| {
+            std::fs::write(target.part_path(), content).unwrap();
+            let path = target.commit(&target.part_path(), overwrite).unwrap();
+            assert!(!target.part_path().exists());
+            path.file_name().unwrap().to_str().unwrap().to_owned()
+        };
+        assert_eq!(finish("one", false), "f");
+        assert_eq!(finish("two", false), "f.1");
+        assert_eq!(finish("three", false), "f.2");
+        assert_eq!(finish("four", true), "f");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!((read("f").as_str(), read("f.1").as_str(), read("f.2").as_str()), ("four", "two", "three"));
+    }
+
+    #[test]
+    fn a_directory_output_keeps_the_remote_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Target::new(Some(dir.path()), "x/y.bin").unwrap();
+        assert_eq!(t.path(), dir.path().join("y.bin"));
+    }
+}

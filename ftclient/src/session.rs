@@ -1,0 +1,282 @@
+//! The control connection: connect, greeting, login, FEAT, and typed commands whose replies are
+//! checked here. It never moves file bytes; data connections are opened in `transfer`.
+
+use crate::interrupt;
+use anyhow::{anyhow, bail, Context, Result};
+use common::reply::ReplyBuilder;
+use common::text::sanitize;
+use common::{Command, Control, ControlError, Reply};
+use std::fmt;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// How often blocking waits wake up to notice Ctrl-C.
+pub const TICK: Duration = Duration::from_millis(200);
+
+/// A reply the client did not want, shown as `550 No such file` (sanitised).
+#[derive(Debug)]
+pub struct ServerError(pub Reply);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.lines.last().map(String::as_str).unwrap_or_default();
+        write!(f, "{} {}", self.0.code, sanitize(text.trim()))
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// What the server's FEAT reply advertised (RFC 2389). Only the features the client uses.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Features {
+    /// `MLST ...`: MLSD listings are available (RFC 3659 section 7).
+    pub mlst: bool,
+    /// `HASH ...`: the algorithm names, the server's current choice first if marked with `*`.
+    pub hash: Vec<String>,
+}
+
+impl Features {
+    /// Reads the lines of a 211 FEAT reply. Feature lines start with one space; the first and
+    /// last lines are free text.
+    pub fn parse(reply: &Reply) -> Features {
+        let mut features = Features::default();
+        for line in reply.lines.iter().filter_map(|l| l.strip_prefix(' ')) {
+            let (name, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+            match name.to_ascii_uppercase().as_str() {
+                "MLST" => features.mlst = true,
+                "HASH" => {
+                    let mut algos: Vec<(bool, String)> = arg
+                        .split(';')
+                        .filter(|a| !a.trim().is_empty())
+                        .map(|a| (a.ends_with('*'), a.trim().trim_end_matches('*').to_ascii_uppercase()))
+                        .collect();
+                    // The selected algorithm (marked `*`) first.
+                    algos.sort_by_key(|(selected, _)| !selected);
+                    features.hash = algos.into_iter().map(|(_, a)| a).collect();
+                }
+                _ => {}
+            }
+        }
+        features
+    }
+}
+
+/// One logged-in control connection.
+#[derive(Debug)]
+pub struct Session {
+    ctrl: Control<TcpStream>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    timeout: Duration,
+    /// What FEAT advertised (empty until [`Session::feat`] is called).
+    pub features: Features,
+}
+
+impl Session {
+    /// Connects to `host:port` (a name, an IPv4 or an IPv6 address), trying every address the
+    /// name resolves to, and reads the greeting.
+    pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Session> {
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve host {}", sanitize(host)))?
+            .collect();
+        let mut last_err = None;
+        let mut stream = None;
+        for addr in &addrs {
+            interrupt::check()?;
+            log::debug!("connecting to {addr}");
+            match TcpStream::connect_timeout(addr, timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_err = Some(anyhow!(e).context(format!("cannot connect to {addr}"))),
+            }
+        }
+        let stream = match (stream, last_err) {
+            (Some(s), _) => s,
+            (None, Some(e)) => return Err(e),
+            (None, None) => bail!("cannot resolve host {}: no addresses", sanitize(host)),
+        };
+        let peer = stream.peer_addr().context("cannot read the control connection's peer address")?;
+        let local = stream.local_addr().context("cannot read the control connection's local address")?;
+        // Commands are small and each waits for a reply: send them at once.
+        stream.set_nodelay(true).context("cannot set TCP_NODELAY on the control connection")?;
+        stream.set_read_timeout(Some(TICK)).context("cannot set the control connection's read timeout")?;
+        stream.set_write_timeout(Some(timeout)).context("cannot set the control connection's write timeout")?;
+        log::info!("connected to {peer} from {local}");
+        let mut session = Session {
+            ctrl: Control::new(stream, common::MAX_REPLY_LINE),
+            peer,
+            local,
+            timeout,
+            features: Features::default(),
+        };
+        session.greeting()?;
+        Ok(session)
+    }
+
+    /// The server's address on the control connection: the only address data connections may
+    /// come from or go to.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Our address on the control connection: where active-mode data connections listen.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The connect/reply/accept timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Reads the greeting: 220 (after any number of 120 "ready in n minutes" replies).
+    fn greeting(&mut self) -> Result<()> {
+        loop {
+            let reply = self.read_reply().context("no greeting from the server")?;
+            match reply.code {
+                120 => continue,
+                220 => return Ok(()),
+                _ => return Err(ServerError(reply)).context("the server refused the connection"),
+            }
+        }
+    }
+
+    /// Logs in with USER, then PASS when asked (331).
+    pub fn login(&mut self, user: &str, password: &str) -> Result<()> {
+        let reply = self.command(&Command::User(user.to_owned()))?;
+        let reply = match reply.code {
+            230 | 202 => return Ok(()),
+            331 => self.command(&Command::Pass(password.to_owned()))?,
+            _ => return Err(ServerError(reply)).context(format!("login as {} failed", sanitize(user))),
+        };
+        match reply.code {
+            230 | 202 => Ok(()),
+            _ => Err(ServerError(reply)).context(format!("login as {} failed", sanitize(user))),
+        }
+    }
+
+    /// Asks FEAT (RFC 2389); a server without it simply has no features.
+    pub fn feat(&mut self) -> Result<()> {
+        let reply = self.command(&Command::Feat)?;
+        if reply.code == 211 {
+            self.features = Features::parse(&reply);
+        }
+        log::debug!("features: {:?}", self.features);
+        Ok(())
+    }
+
+    /// Sends a command and reads its reply, whatever it is.
+    pub fn command(&mut self, cmd: &Command) -> Result<Reply> {
+        self.send(cmd)?;
+        self.read_reply()
+    }
+
+    /// Sends a command and requires a 2xx reply; `what` names the step for the error.
+    pub fn expect_success(&mut self, cmd: &Command, what: impl FnOnce() -> String) -> Result<Reply> {
+        let reply = self.command(cmd)?;
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(ServerError(reply)).context(what())
+        }
+    }
+
+    /// Sends a command without reading the reply.
+    pub fn send(&mut self, cmd: &Command) -> Result<()> {
+        match cmd {
+            Command::Pass(_) => log::debug!("> PASS ****"),
+            cmd => log::debug!("> {}", sanitize(&cmd.to_string())),
+        }
+        self.ctrl.write_command(cmd).with_context(|| format!("cannot send {} to the server", cmd.verb()))
+    }
+
+    /// Reads one reply, waking every [`TICK`] to notice Ctrl-C, and failing after the timeout
+    /// passes without a line from the server.
+    pub fn read_reply(&mut self) -> Result<Reply> {
+        let mut builder = ReplyBuilder::default();
+        let mut started = false;
+        let mut deadline = Instant::now() + self.timeout;
+        loop {
+            interrupt::check()?;
+            match self.ctrl.read_line() {
+                Ok(Some(line)) => {
+                    started = true;
+                    deadline = Instant::now() + self.timeout;
+                    if let Some(reply) = builder.push_line(&line).context("the server sent a malformed reply")? {
+                        for line in &reply.lines {
+                            log::debug!("< {} {}", reply.code, sanitize(line));
+                        }
+                        return Ok(reply);
+                    }
+                }
+                Ok(None) if started => bail!("the server closed the control connection in the middle of a reply"),
+                Ok(None) | Err(ControlError::UnexpectedEof) | Err(ControlError::Closed) => {
+                    bail!("the server closed the control connection")
+                }
+                Err(e) if e.is_timeout() => {
+                    if Instant::now() >= deadline {
+                        bail!("no reply from the server within {} s", self.timeout.as_secs());
+                    }
+                }
+                Err(ControlError::Io(e)) => return Err(e).context("control connection failed"),
+                Err(e) => return Err(e).context("the server sent a malformed reply"),
+            }
+        }
+    }
+
+    /// Has the server sent something on the control connection? Waits at most one [`TICK`].
+    /// EOF counts as something: [`Session::read_reply`] then reports the closed connection.
+    pub fn reply_waiting(&self) -> Result<bool> {
+        if self.ctrl.has_buffered() {
+            return Ok(true);
+        }
+        match self.ctrl.get_ref().peek(&mut [0u8; 1]) {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(e).context("control connection failed"),
+        }
+    }
+
+    /// Says goodbye; errors are ignored because the work is already done.
+    pub fn quit(mut self) {
+        if self.send(&Command::Quit).is_ok() {
+            let _ = self.read_reply();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_features() {
+        let reply = Reply::multi(
+            211,
+            vec![
+                "Features:".into(),
+                " EPRT".into(),
+                " MLST type*;size*;modify*;".into(),
+                " HASH SHA-1;SHA-256*;MD5".into(),
+                "End".into(),
+            ],
+        );
+        let f = Features::parse(&reply);
+        assert!(f.mlst);
+        assert_eq!(f.hash, vec!["SHA-256", "SHA-1", "MD5"]);
+        // Free text on the first and last lines is not a feature (RFC 2389 section 3.2).
+        let reply = Reply::multi(211, vec!["MLST is great".into(), " SIZE".into(), "MLST".into()]);
+        assert_eq!(Features::parse(&reply), Features::default());
+    }
+
+    #[test]
+    fn shows_server_errors_on_one_sanitised_line() {
+        let e = ServerError(Reply::multi(550, vec!["first".into(), "no\x1b[2J such file".into()]));
+        assert_eq!(e.to_string(), "550 no\\x1b[2J such file");
+    }
+}

@@ -1,0 +1,205 @@
+//! Data connections: passive (EPSV, then PASV) and active (EPRT, then PORT), the accept that
+//! admits only the server, and the loop that moves bytes from the data socket into a sink. It
+//! parses no replies beyond the ones that set up the connection.
+
+use crate::interrupt;
+use crate::session::{ServerError, Session, TICK};
+use anyhow::{anyhow, bail, Context, Result};
+use common::command::EpsvArg;
+use common::hostport::{canonical_ip, parse_227, parse_229};
+use common::{Command, Reply};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::Instant;
+
+/// Bytes asked of the data socket per read. Large reads mean few system calls per megabyte.
+pub const READ_BUF: usize = 1 << 20;
+
+/// How the data connection is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The client connects to the server (EPSV, then PASV).
+    Passive,
+    /// The server connects to the client's port (EPRT, then PORT).
+    Active(u16),
+}
+
+/// A data connection that has been set up but not necessarily established.
+#[derive(Debug)]
+pub enum Pending {
+    /// Passive mode: already connected to the server.
+    Connected(TcpStream),
+    /// Active mode: waiting for the server to connect.
+    Listening(TcpListener),
+}
+
+/// Sets up a data connection in `mode` before the transfer command is sent.
+pub fn prepare(session: &mut Session, mode: Mode) -> Result<Pending> {
+    match mode {
+        Mode::Passive => passive(session).map(Pending::Connected),
+        Mode::Active(port) => active(session, port).map(Pending::Listening),
+    }
+}
+
+/// EPSV (RFC 2428), then PASV for IPv4 servers that refuse it. Like curl and ftplib, the
+/// address in a 227 reply is ignored: only the port is used, with the control peer's address,
+/// so a server cannot point the client at a third host.
+fn passive(session: &mut Session) -> Result<TcpStream> {
+    let peer = session.peer();
+    let reply = session.command(&Command::Epsv(EpsvArg::Any))?;
+    let port = if reply.code == 229 {
+        parse_229(&reply.text()).map_err(|e| anyhow!("{e}: {}", ServerError(reply.clone())))?
+    } else if peer.is_ipv4() {
+        log::info!("EPSV refused ({}), trying PASV", ServerError(reply));
+        let reply = session.command(&Command::Pasv)?;
+        if reply.code != 227 {
+            return Err(ServerError(reply)).context("the server refused passive mode (EPSV and PASV)");
+        }
+        let announced = parse_227(&reply.text()).map_err(|e| anyhow!("{e}: {}", ServerError(reply.clone())))?;
+        if IpAddr::V4(*announced.ip()) != peer.ip() {
+            log::info!("ignoring the address {} in the 227 reply, using {}", announced.ip(), peer.ip());
+        }
+        announced.port()
+    } else {
+        return Err(ServerError(reply)).context("the server refused extended passive mode (EPSV)");
+    };
+    let addr = SocketAddr::new(peer.ip(), port);
+    log::debug!("connecting to the data port {addr}");
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .context("cannot create the data socket")?;
+    socket
+        .connect_timeout(&addr.into(), session.timeout())
+        .with_context(|| format!("cannot connect to data port {addr}"))?;
+    Ok(socket.into())
+}
+
+/// Listens on `port` at the control connection's local address and announces it with EPRT
+/// (RFC 2428), or PORT when an IPv4 server refuses EPRT.
+fn active(session: &mut Session, port: u16) -> Result<TcpListener> {
+    let addr = SocketAddr::new(session.local().ip(), port);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .context("cannot create the data socket")?;
+    // The same data port is used run after run; old connections in TIME_WAIT must not block it.
+    socket.set_reuse_address(true).context("cannot set SO_REUSEADDR on the data socket")?;
+    socket.bind(&addr.into()).with_context(|| format!("cannot listen on data port {addr}"))?;
+    socket.listen(4).with_context(|| format!("cannot listen on data port {addr}"))?;
+    // On Linux accept() honours SO_RCVTIMEO: accept waits at most one tick, so Ctrl-C and the
+    // accept timeout are noticed.
+    socket.set_read_timeout(Some(TICK)).context("cannot set a timeout on the data socket")?;
+    let listener: TcpListener = socket.into();
+    let reply = session.command(&Command::Eprt(addr))?;
+    if !reply.is_success() {
+        let SocketAddr::V4(v4) = addr else {
+            return Err(ServerError(reply)).context(format!("the server refused active mode (EPRT {addr})"));
+        };
+        log::info!("EPRT refused ({}), trying PORT", ServerError(reply));
+        session.expect_success(&Command::Port(v4), || format!("the server refused active mode (PORT {addr})"))?;
+    }
+    Ok(listener)
+}
+
+/// Sends the transfer command `cmd` on a prepared data connection and returns the 1xx reply
+/// and the established data stream. `what` names the step for errors.
+pub fn start(session: &mut Session, pending: Pending, cmd: &Command, what: &str) -> Result<(Reply, TcpStream)> {
+    let reply = session.command(cmd)?;
+    let stream = established(session, pending, reply.clone(), what)?;
+    Ok((reply, stream))
+}
+
+/// Given the reply to a transfer command, requires it to be 1xx and establishes the data
+/// connection (accepting it in active mode).
+pub fn established(session: &mut Session, pending: Pending, reply: Reply, what: &str) -> Result<TcpStream> {
+    if !reply.is_preliminary() {
+        return Err(ServerError(reply)).context(what.to_owned());
+    }
+    let stream = match pending {
+        Pending::Connected(stream) => stream,
+        Pending::Listening(listener) => accept(session, &listener)?,
+    };
+    stream.set_read_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
+    Ok(stream)
+}
+
+/// Waits for the server's data connection. Connections from any other address are closed
+/// unread (RFC 2577 section 5: port theft) and the wait goes on until the timeout.
+fn accept(session: &mut Session, listener: &TcpListener) -> Result<TcpStream> {
+    let server = canonical_ip(session.peer().ip());
+    let deadline = Instant::now() + session.timeout();
+    loop {
+        interrupt::check()?;
+        match listener.accept() {
+            Ok((stream, from)) if canonical_ip(from.ip()) == server => {
+                log::debug!("data connection from {from}");
+                return Ok(stream);
+            }
+            Ok((stream, from)) => {
+                log::warn!("refused a data connection from {from}: only the server {server} may connect");
+                drop(stream);
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if Instant::now() >= deadline {
+                    bail!(
+                        "the server did not connect to data port {} within {} s",
+                        listener.local_addr().map_or(0, |a| a.port()),
+                        session.timeout().as_secs()
+                    );
+                }
+                // A server that cannot connect says so on the control connection (425).
+                if session.reply_waiting()? {
+                    let reply = session.read_reply()?;
+                    return Err(ServerError(reply)).context("the server could not open the data connection");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("cannot accept the data connection"),
+        }
+    }
+}
+
+/// Copies the data connection into `sink` until the server closes it, at most `limit` bytes
+/// (then it fails). `count` is advanced as bytes are written, so after an error it says how far
+/// the copy got. `on_data` sees the running total after each write (progress bars).
+pub fn receive(
+    session: &Session,
+    stream: &mut TcpStream,
+    sink: &mut dyn Write,
+    count: &mut u64,
+    limit: u64,
+    mut on_data: impl FnMut(u64),
+) -> Result<()> {
+    let mut buf = vec![0u8; READ_BUF];
+    let mut deadline = Instant::now() + session.timeout();
+    loop {
+        interrupt::check()?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if *count + n as u64 > limit {
+                    bail!("the server sent more than {limit} bytes");
+                }
+                sink.write_all(&buf[..n]).context("cannot write the data")?;
+                *count += n as u64;
+                on_data(*count);
+                deadline = Instant::now() + session.timeout();
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if Instant::now() >= deadline {
+                    bail!("no data from the server within {} s", session.timeout().as_secs());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("the data connection failed"),
+        }
+    }
+}
+
+/// Reads the reply that ends a transfer and requires 226 or 250.
+pub fn finish(session: &mut Session, what: &str) -> Result<Reply> {
+    let reply = session.read_reply().with_context(|| format!("{what}: no confirmation from the server"))?;
+    if matches!(reply.code, 226 | 250) {
+        Ok(reply)
+    } else {
+        Err(ServerError(reply)).context(format!("{what}: the server reported a failure"))
+    }
+}

@@ -1,4 +1,24 @@
 //! The ftserver library: FTP sessions over blocking `std::net` sockets, one thread per
 //! connection, serving a directory tree read-only unless told otherwise.
+//!
+//! Run a server in-process (tests bind port 0):
+//!
+//! ```no_run
+//! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! let config = ftserver::Config::new(".")?;
+//! let server = ftserver::Server::spawn(listener, config)?;
+//! println!("serving on {}", server.local_addr());
+//! server.shutdown();
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+pub mod config;
+pub mod data;
+pub mod fs;
+pub mod listing;
+pub mod server;
+mod session;
 pub mod tftp;
+
+pub use config::Config;
+pub use server::{Server, ServerHandle};

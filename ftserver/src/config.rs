@@ -1,0 +1,100 @@
+//! Server configuration: the served root and every limit and timeout a session obeys.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default for `--max-clients`: simultaneous control connections.
+pub const DEFAULT_MAX_CLIENTS: usize = 200;
+/// The default for `--max-per-ip`: simultaneous control connections from one address.
+pub const DEFAULT_MAX_PER_IP: usize = 20;
+/// The default for `--idle-timeout` (vsftpd and RFC-era servers use 300 s).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default for `--data-timeout`: how long to wait for a data connection to be made, and
+/// for a stalled data connection to accept more bytes.
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a running server needs to know. Build it with [`Config::new`] and adjust the
+/// public fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The served directory, canonical (absolute, no symlinks). Clients never see above it.
+    pub root: PathBuf,
+    /// The most simultaneous control connections; more get `421` and are closed.
+    pub max_clients: usize,
+    /// The most simultaneous control connections from one IP address; more get `421`.
+    pub max_per_ip: usize,
+    /// A control connection silent for this long gets `421` and is closed.
+    pub idle_timeout: Duration,
+    /// Accept/connect timeout for data connections, and the write timeout while sending.
+    pub data_timeout: Duration,
+    /// Ports for passive data connections; `None` lets the kernel choose.
+    pub pasv_ports: Option<RangeInclusive<u16>>,
+    /// The address to advertise in `227` replies (a server behind NAT); `None` advertises the
+    /// local address of the control connection.
+    pub pasv_address: Option<Ipv4Addr>,
+}
+
+impl Config {
+    /// A configuration serving `root` with default limits. The root is canonicalised here and
+    /// must be an existing directory.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Config> {
+        let root = canonical_dir(root.as_ref())?;
+        Ok(Config {
+            root,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_per_ip: DEFAULT_MAX_PER_IP,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            data_timeout: DEFAULT_DATA_TIMEOUT,
+            pasv_ports: None,
+            pasv_address: None,
+        })
+    }
+}
+
+/// Canonicalises `dir` and checks that it is a directory.
+pub(crate) fn canonical_dir(dir: &Path) -> io::Result<PathBuf> {
+    let root = dir.canonicalize()?;
+    if !root.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a directory"));
+    }
+    Ok(root)
+}
+
+/// Parses a `--pasv-ports` value `LO-HI` (both inclusive, 1024 to 65535, LO <= HI).
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
+    let bad = || format!("invalid port range {text:?}: expected LO-HI with 1024 <= LO <= HI <= 65535");
+    let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo < 1024 || lo > hi {
+        return Err(bad());
+    }
+    Ok(lo..=hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_port_ranges() {
+        assert_eq!(parse_port_range("40000-40100"), Ok(40000..=40100));
+        assert_eq!(parse_port_range("5000-5000"), Ok(5000..=5000));
+        for bad in ["", "1-2", "5000", "6000-5000", "5000-70000", "a-b", "1023-2000"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_missing_or_non_directory_root() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Config::new(dir.path().join("missing")).is_err());
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(Config::new(&file).unwrap_err().to_string(), "not a directory");
+        assert_eq!(Config::new(dir.path()).unwrap().root, dir.path().canonicalize().unwrap());
+    }
+}

@@ -1,0 +1,200 @@
+//! Data connections: passive listeners (accepting only the control peer), active connections,
+//! and streaming bytes to the client. Nothing here parses or answers commands.
+
+use common::ascii::ToNetwork;
+use common::hostport::canonical_ip;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::hash_map::RandomState;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How the next transfer gets its data connection (set by PASV/EPSV or PORT/EPRT, used once).
+#[derive(Debug)]
+pub enum DataPlan {
+    /// The client connects to this listener.
+    Passive(PassiveListener),
+    /// The server connects to this address (already checked against the control peer).
+    Active(SocketAddr),
+}
+
+/// A listening socket for one passive data connection.
+#[derive(Debug)]
+pub struct PassiveListener {
+    socket: Socket,
+    port: u16,
+}
+
+/// Connections from strangers can queue up; a few suffice for the one real client.
+const PASSIVE_BACKLOG: i32 = 8;
+
+/// How often a waiting accept looks at the server's stop flag.
+const STOP_POLL: Duration = Duration::from_millis(500);
+
+impl PassiveListener {
+    /// Listens on `ip`, on a free port from `ports` (tried from a random starting point, so
+    /// ports are not predictable) or on a kernel-chosen port.
+    pub fn bind(ip: IpAddr, ports: Option<&RangeInclusive<u16>>) -> io::Result<PassiveListener> {
+        let Some(range) = ports else { return Self::bind_port(ip, 0) };
+        let (lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
+        let count = hi - lo + 1;
+        let start = (RandomState::new().build_hasher().finish() % u64::from(count)) as u32;
+        for i in 0..count {
+            let port = lo + (start + i) % count;
+            match Self::bind_port(ip, port as u16) {
+                Ok(listener) => return Ok(listener),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AddrInUse, format!("no free passive port in {lo}-{hi}")))
+    }
+
+    fn bind_port(ip: IpAddr, port: u16) -> io::Result<PassiveListener> {
+        let addr = SocketAddr::new(ip, port);
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&SockAddr::from(addr))?;
+        socket.listen(PASSIVE_BACKLOG)?;
+        let port = socket.local_addr()?.as_socket().map_or(port, |a| a.port());
+        Ok(PassiveListener { socket, port })
+    }
+
+    /// The port clients must connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits up to `timeout` for a connection from `peer` (the control connection's client).
+    /// Connections from any other address are closed at once without data, and waiting goes
+    /// on (RFC 2577 section 5, "port stealing"). Gives up early when `stop` is set.
+    pub fn accept_from(&self, peer: IpAddr, timeout: Duration, stop: &AtomicBool) -> io::Result<TcpStream> {
+        let peer = canonical_ip(peer);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "server shutting down"));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no data connection from the client"));
+            }
+            // On Linux, accept() honours SO_RCVTIMEO, which gives a blocking accept a timeout.
+            self.socket.set_read_timeout(Some(remaining.min(STOP_POLL)))?;
+            match self.socket.accept() {
+                Ok((socket, addr)) => {
+                    let from = addr.as_socket();
+                    if from.map(|a| canonical_ip(a.ip())) == Some(peer) {
+                        return Ok(socket.into());
+                    }
+                    log::warn!(
+                        "dropped a passive data connection from {}: only the control peer {peer} may connect",
+                        from.map_or_else(|| "an unknown address".to_owned(), |a| a.to_string())
+                    );
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Connects to a client's data port (`PORT`/`EPRT`) within `timeout`.
+pub fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    TcpStream::connect_timeout(&target, timeout)
+}
+
+/// Sends a file from its current position to the end. TYPE I copies bytes exactly (on Linux
+/// `io::copy` uses `sendfile`, so the bytes never pass through user space); TYPE A converts
+/// line endings to CRLF on the way. Memory use does not depend on the file size. Returns the
+/// bytes written to the connection.
+pub fn send_file(file: &mut File, out: &mut TcpStream, ascii: bool) -> io::Result<u64> {
+    if !ascii {
+        return io::copy(file, out);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut converted = Vec::with_capacity(buf.len() * 2);
+    let mut conv = ToNetwork::new();
+    let mut sent = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(sent),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        converted.clear();
+        conv.convert(&buf[..n], &mut converted);
+        out.write_all(&converted)?;
+        sent += converted.len() as u64;
+    }
+}
+
+/// Sends an in-memory body (a listing). Returns the bytes written.
+pub fn send_bytes(body: &[u8], out: &mut TcpStream) -> io::Result<u64> {
+    out.write_all(body)?;
+    Ok(body.len() as u64)
+}
+
+/// Ends a data connection: the close is the end-of-file mark in stream mode (RFC 959 3.4.1),
+/// and it must happen before the `226` reply.
+pub fn finish(stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    drop(stream);
+}
+
+/// Did this error come from the client's side of the data connection (it closed, reset or
+/// stalled) rather than from reading the file?
+pub fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::WriteZero
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, TcpListener};
+
+    #[test]
+    fn passive_ports_come_from_the_range() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        // Find a free port, then ask for exactly that one.
+        let probe = TcpListener::bind((ip, 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let l = PassiveListener::bind(ip, Some(&(port..=port))).unwrap();
+        assert_eq!(l.port(), port);
+        // The only port is taken now.
+        let err = PassiveListener::bind(ip, Some(&(port..=port))).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn accepts_the_peer_and_times_out_without_it() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let l = PassiveListener::bind(ip, None).unwrap();
+        let stop = AtomicBool::new(false);
+        let _client = TcpStream::connect((ip, l.port())).unwrap();
+        assert!(l.accept_from(ip, Duration::from_secs(5), &stop).is_ok());
+        let err = l.accept_from(ip, Duration::from_millis(50), &stop).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}

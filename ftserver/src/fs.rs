@@ -1,0 +1,181 @@
+//! The only place a client's virtual path becomes a real path: join its components to the root,
+//! resolve symlinks, and refuse whatever ends up outside the root.
+//!
+//! Containment is checked on the canonical path (`canonicalize` then `starts_with`), never by
+//! looking at the text for `..`, so a symlink inside the root that points outside is refused
+//! exactly like `/../etc/passwd` would be (the approach of sigoden/dufs).
+
+use common::path::VirtualPath;
+use std::fs::{self, File, Metadata};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a path could not be used. [`FsError::reply_code`] chooses the FTP reply.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// Nothing by that name (or a component of the path is missing).
+    #[error("no such file or directory")]
+    NotFound,
+    /// The operating system refused access.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The path resolves (through a symlink) to somewhere outside the served root.
+    #[error("permission denied (outside the served directory)")]
+    OutsideRoot,
+    /// A directory was needed.
+    #[error("not a directory")]
+    NotADirectory,
+    /// A regular file was needed.
+    #[error("not a regular file")]
+    NotAFile,
+    /// Some other I/O failure.
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+impl FsError {
+    /// The FTP reply code: 550, "requested action not taken; file unavailable" (RFC 959 4.2),
+    /// for every kind, so a client cannot tell a missing file from a forbidden one.
+    pub fn reply_code(&self) -> u16 {
+        550
+    }
+
+    fn from_io(e: io::Error) -> FsError {
+        match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FsError::NotFound,
+            io::ErrorKind::PermissionDenied => FsError::PermissionDenied,
+            _ => FsError::Io(e),
+        }
+    }
+}
+
+/// The served directory tree.
+#[derive(Debug, Clone)]
+pub struct Root {
+    /// Canonical: absolute, no symlinks.
+    base: PathBuf,
+}
+
+impl Root {
+    /// Serves `dir`, which is canonicalised here.
+    pub fn new(dir: &Path) -> io::Result<Root> {
+        Ok(Root { base: crate::config::canonical_dir(dir)? })
+    }
+
+    /// The canonical root directory.
+    pub fn path(&self) -> &Path {
+        &self.base
+    }
+
+    /// Turns a virtual path into the canonical real path, refusing what does not exist and what
+    /// resolves outside the root.
+    pub fn resolve(&self, vpath: &VirtualPath) -> Result<PathBuf, FsError> {
+        let mut joined = self.base.clone();
+        // VirtualPath guarantees its components are plain names (no `/`, `.`, `..`, or empty).
+        joined.extend(vpath.components());
+        self.contain(&joined)
+    }
+
+    /// Canonicalises `path` and checks it is still under the root.
+    fn contain(&self, path: &Path) -> Result<PathBuf, FsError> {
+        let real = path.canonicalize().map_err(FsError::from_io)?;
+        if real.starts_with(&self.base) {
+            Ok(real)
+        } else {
+            Err(FsError::OutsideRoot)
+        }
+    }
+
+    /// Metadata of whatever `vpath` names (symlinks inside the root followed).
+    pub fn metadata(&self, vpath: &VirtualPath) -> Result<Metadata, FsError> {
+        fs::metadata(self.resolve(vpath)?).map_err(FsError::from_io)
+    }
+
+    /// Checks that `vpath` is a directory (for `CWD`).
+    pub fn require_dir(&self, vpath: &VirtualPath) -> Result<(), FsError> {
+        if self.metadata(vpath)?.is_dir() {
+            Ok(())
+        } else {
+            Err(FsError::NotADirectory)
+        }
+    }
+
+    /// Opens a regular file for reading, with its metadata.
+    pub fn open_file(&self, vpath: &VirtualPath) -> Result<(File, Metadata), FsError> {
+        let file = File::open(self.resolve(vpath)?).map_err(FsError::from_io)?;
+        let meta = file.metadata().map_err(FsError::from_io)?;
+        if !meta.is_file() {
+            return Err(FsError::NotAFile);
+        }
+        Ok((file, meta))
+    }
+
+    /// The entries of a directory, sorted by name, with their metadata (a symlink's target's).
+    ///
+    /// Left out: names that are not UTF-8 or contain CR or LF (no FTP client could ask for them
+    /// again), broken symlinks, and symlinks that point outside the root (listing them would
+    /// leak facts about files the client may not read).
+    pub fn read_dir(&self, vpath: &VirtualPath) -> Result<Vec<(String, Metadata)>, FsError> {
+        let dir = self.resolve(vpath)?;
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(FsError::from_io)? {
+            let entry = entry.map_err(FsError::from_io)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.contains(['\r', '\n']) {
+                continue;
+            }
+            let meta = match entry.file_type() {
+                Ok(t) if t.is_symlink() => {
+                    match self.contain(&entry.path()).and_then(|real| fs::metadata(real).map_err(FsError::from_io)) {
+                        Ok(meta) => meta,
+                        Err(_) => continue,
+                    }
+                }
+                Ok(_) => match entry.metadata() {
+                    Ok(meta) => meta,
+                    // Deleted between read_dir and stat.
+                    Err(_) => continue,
+                },
+                Err(_) => continue,
+            };
+            out.push((name, meta));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vp(p: &str) -> VirtualPath {
+        VirtualPath::parse(p).unwrap()
+    }
+
+    #[test]
+    fn confines_paths_to_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/f"), b"f").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink("sub/f", dir.path().join("in")).unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.path().join("broken")).unwrap();
+        let root = Root::new(dir.path()).unwrap();
+
+        assert!(root.open_file(&vp("/sub/f")).is_ok());
+        assert!(root.open_file(&vp("in")).is_ok());
+        assert!(matches!(root.open_file(&vp("/out/secret")), Err(FsError::OutsideRoot)));
+        assert!(matches!(root.require_dir(&vp("/out")), Err(FsError::OutsideRoot)));
+        assert!(matches!(root.open_file(&vp("/missing")), Err(FsError::NotFound)));
+        assert!(matches!(root.open_file(&vp("/sub")), Err(FsError::NotAFile)));
+        assert!(matches!(root.require_dir(&vp("/sub/f")), Err(FsError::NotADirectory)));
+        // `..` never leaves the root: VirtualPath already clamps it at `/`.
+        assert_eq!(root.resolve(&vp("/../../..")).unwrap(), root.path());
+
+        let names: Vec<String> = root.read_dir(&vp("/")).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["in", "sub"]);
+    }
+}

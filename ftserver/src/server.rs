@@ -1,0 +1,238 @@
+//! The accept loop: connection limits, one thread per control connection, and a handle that
+//! stops it all.
+
+use crate::config::Config;
+use crate::fs::Root;
+use crate::session::Session;
+use common::hostport::canonical_ip;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long [`ServerHandle::shutdown`] waits for sessions to notice and end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// State shared by the accept loop, the sessions and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) root: Root,
+    /// Set once by [`ServerHandle::shutdown`].
+    pub(crate) stop: AtomicBool,
+    next_id: AtomicU64,
+    sessions: Mutex<Sessions>,
+    /// Signalled whenever a session ends.
+    ended: Condvar,
+}
+
+/// The live sessions: per-address counts for the limits and a clone of each control stream, so
+/// shutdown can wake sessions blocked in a read.
+#[derive(Debug, Default)]
+struct Sessions {
+    per_ip: HashMap<IpAddr, usize>,
+    streams: HashMap<u64, TcpStream>,
+}
+
+impl Shared {
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        // A panicking session thread cannot leave the counts half-updated (each update is one
+        // statement), so a poisoned lock is still consistent.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Removes a session from the registry when its thread ends, however it ends.
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+    ip: IpAddr,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut sessions = self.shared.sessions();
+        sessions.streams.remove(&self.id);
+        if let Some(n) = sessions.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                sessions.per_ip.remove(&self.ip);
+            }
+        }
+        drop(sessions);
+        self.shared.ended.notify_all();
+    }
+}
+
+/// Starts FTP servers.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Serves `config` on an already bound listener, on a background thread, and returns at
+    /// once. Tests bind `127.0.0.1:0`; the binary binds what the user asked for.
+    pub fn spawn(listener: TcpListener, mut config: Config) -> io::Result<ServerHandle> {
+        let root = Root::new(&config.root)?;
+        config.root = root.path().to_owned();
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            root,
+            stop: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            sessions: Mutex::new(Sessions::default()),
+            ended: Condvar::new(),
+        });
+        let waker = listener.try_clone()?;
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new().name("ftp-accept".into()).spawn(move || accept_loop(&listener, &shared))?
+        };
+        Ok(ServerHandle { local_addr, shared, waker, acceptor: Some(acceptor) })
+    }
+}
+
+/// A running server. Dropping it stops the server, like [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// A clone of the listening socket, used to wake the blocked `accept`.
+    waker: TcpListener,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The served root, canonical.
+    pub fn root(&self) -> &std::path::Path {
+        self.shared.root.path()
+    }
+
+    /// How many control connections are open right now.
+    pub fn active_sessions(&self) -> usize {
+        self.shared.sessions().streams.len()
+    }
+
+    /// Stops accepting, tells every session to end (each gets `421`), and waits a few seconds
+    /// for them to finish.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else { return };
+        self.shared.stop.store(true, Ordering::SeqCst);
+        wake_accept(&self.waker, self.local_addr);
+        if acceptor.join().is_err() {
+            log::error!("the accept thread panicked");
+        }
+        // Half-close each control stream for reading: the session's blocked read returns EOF,
+        // it sees the stop flag, says 421 and ends.
+        for stream in self.shared.sessions().streams.values() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut sessions = self.shared.sessions();
+        while !sessions.streams.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!("{} session(s) still busy at shutdown", sessions.streams.len());
+                break;
+            }
+            sessions = self.shared.ended.wait_timeout(sessions, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Makes a thread blocked in `accept` on this listener return. On Linux, shutting down a
+/// listening socket does it; elsewhere a connection to ourselves does.
+fn wake_accept(listener: &TcpListener, addr: SocketAddr) {
+    if socket2::SockRef::from(listener).shutdown(Shutdown::Read).is_ok() {
+        return;
+    }
+    let target = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
+    let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    loop {
+        let accepted = listener.accept();
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match accepted {
+            Ok((stream, peer)) => admit(stream, peer, shared),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Typically EMFILE: out of descriptors. Back off instead of spinning; the
+                // sessions that end will free some.
+                log::warn!("accept failed: {e}");
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Applies the connection limits and starts a session thread, or answers 421 and closes.
+fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
+    let ip = canonical_ip(peer.ip());
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let refusal = {
+        let mut sessions = shared.sessions();
+        let from_ip = sessions.per_ip.get(&ip).copied().unwrap_or(0);
+        if sessions.streams.len() >= shared.config.max_clients {
+            Some("Too many users, server is full.")
+        } else if from_ip >= shared.config.max_per_ip {
+            Some("Too many connections from your address.")
+        } else {
+            match stream.try_clone() {
+                Ok(clone) => {
+                    sessions.streams.insert(id, clone);
+                    *sessions.per_ip.entry(ip).or_insert(0) += 1;
+                    None
+                }
+                Err(_) => Some("Server out of resources."),
+            }
+        }
+    };
+    if let Some(text) = refusal {
+        log::warn!("{peer}: refused: {text}");
+        refuse(stream, text);
+        return;
+    }
+    let registration = Registration { shared: Arc::clone(shared), id, ip };
+    let session_shared = Arc::clone(shared);
+    let spawned = thread::Builder::new().name(format!("ftp-session-{id}")).spawn(move || {
+        let _registration = registration;
+        Session::run(stream, peer, id, &session_shared);
+    });
+    if let Err(e) = spawned {
+        // The closure (and with it the registration and the stream) was dropped.
+        log::warn!("{peer}: cannot start a session thread: {e}");
+    }
+}
+
+/// Answers `421` without ever blocking the accept loop, then closes.
+fn refuse(stream: TcpStream, text: &str) {
+    let _ = stream.set_nonblocking(true);
+    let _ = (&stream).write_all(format!("421 {text}\r\n").as_bytes());
+    let _ = stream.shutdown(Shutdown::Both);
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the server runs in-process on a loopback port and real clients (Python
+//! ftplib, curl, lftp) or a raw control connection drive it.
+
+mod curl;
+mod ftplib;
+mod protocol;
+mod security;
+mod support;

@@ -1,0 +1,236 @@
+//! The command set over a raw control connection: exact reply codes and formats that clients
+//! depend on (FTP-NOTES.md), REST semantics, listings over control, and read-only refusals.
+
+use crate::support::{fixtures, TestServer};
+use common::hostport::parse_227;
+use std::io::Read;
+
+#[test]
+fn greets_and_answers_before_login() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    assert_eq!(raw.greeting.code, 220);
+    // lftp sends FEAT before login, then AUTH TLS, which must fail with 5xx (not 2xx/3xx).
+    let feat = raw.expect("FEAT", 211);
+    assert_eq!(
+        feat.lines,
+        [
+            "Features:",
+            " EPRT",
+            " EPSV",
+            " MDTM",
+            " MLST type*;size*;modify*;perm*;",
+            " PASV",
+            " REST STREAM",
+            " SIZE",
+            " TVFS",
+            " UTF8",
+            "End"
+        ]
+    );
+    raw.expect("AUTH TLS", 502);
+    raw.expect("PBSZ 0", 502);
+    raw.expect("PROT P", 502);
+    raw.expect("OPTS UTF8 ON", 200);
+    raw.expect("SYST", 215);
+    raw.expect("HELP", 214);
+    raw.expect("NOOP", 200);
+    for needs_login in ["PWD", "CWD sub", "PASV", "EPSV", "LIST", "RETR hello.txt", "SIZE hello.txt", "STAT /"] {
+        raw.expect(needs_login, 530);
+    }
+    raw.expect("PASS before-user", 503);
+    raw.expect("USER anyone", 331);
+    raw.expect("PASS whatever", 230);
+    raw.expect("QUIT", 221);
+}
+
+#[test]
+fn navigates_and_quotes_paths() {
+    let server = TestServer::start();
+    std::fs::create_dir(server.root.path().join("a \"q\" b")).unwrap();
+    let mut raw = server.login();
+    assert_eq!(raw.expect("PWD", 257).text(), "\"/\" is the current directory");
+    raw.expect("CWD a \"q\" b", 250);
+    // RFC 959 appendix II: embedded quotes are doubled.
+    assert_eq!(raw.expect("XPWD", 257).text(), "\"/a \"\"q\"\" b\" is the current directory");
+    raw.expect("CDUP", 250);
+    raw.expect("CWD sub", 250);
+    assert!(raw.expect("PWD", 257).text().starts_with("\"/sub\""));
+    raw.expect("CWD ../..", 250);
+    assert!(raw.expect("PWD", 257).text().starts_with("\"/\""));
+    raw.expect("CWD missing", 550);
+    raw.expect("CWD hello.txt", 550);
+    raw.expect("XCWD /sub/", 250);
+    assert!(raw.expect("PWD", 257).text().starts_with("\"/sub\""));
+}
+
+#[test]
+fn sizes_times_and_mlst() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    assert_eq!(raw.expect("SIZE awkward.bin", 213).text(), "300000");
+    assert_eq!(raw.expect("SIZE /sub/nested.txt", 213).text(), "7");
+    raw.expect("SIZE sub", 550);
+    raw.expect("SIZE missing", 550);
+    let mdtm = raw.expect("MDTM hello.txt", 213).text();
+    assert!(common::listing::parse_mdtm(&mdtm).is_some(), "{mdtm}");
+    let mlst = raw.expect("MLST with space.txt", 250);
+    assert_eq!(mlst.lines.len(), 3, "{mlst:?}");
+    assert_eq!(mlst.lines[0], "Listing /with space.txt");
+    let facts = common::listing::parse_mlsx(&mlst.lines[1]).unwrap();
+    assert_eq!((facts.name.as_str(), facts.size), ("/with space.txt", 19));
+    assert_eq!(raw.expect("OPTS MLST size;", 200).text(), "MLST OPTS size;");
+    let mlst = raw.expect("MLST hello.txt", 250);
+    assert!(mlst.lines[1].starts_with(" size=13; "), "{mlst:?}");
+    let stat = raw.expect("STAT sub", 213);
+    assert!(stat.lines.iter().any(|l| l.ends_with(" nested.txt")), "{stat:?}");
+    raw.expect("STAT", 211);
+}
+
+#[test]
+fn types_modes_and_structures() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    raw.expect("TYPE L 8", 200);
+    raw.expect("TYPE A", 200);
+    raw.expect("TYPE A N", 200);
+    raw.expect("TYPE E", 504);
+    raw.expect("MODE S", 200);
+    raw.expect("MODE B", 504);
+    raw.expect("STRU F", 200);
+    raw.expect("STRU R", 504);
+}
+
+#[test]
+fn ascii_mode_converts_line_endings() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    raw.expect("TYPE A", 200);
+    assert_eq!(raw.passive_transfer("RETR lines.txt"), b"one\r\ntwo\r\n\r\nthree\r\nfour");
+    raw.expect("TYPE I", 200);
+    assert_eq!(raw.passive_transfer("RETR lines.txt"), fixtures()[1].1);
+}
+
+/// REST survives commands in between (curl sends SIZE, lftp TYPE and MDTM), is cleared by the
+/// transfer, and the 150 reply announces the bytes that follow.
+#[test]
+fn rest_survives_other_commands_and_is_cleared() {
+    let server = TestServer::start();
+    let awkward = &fixtures()[2].1;
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    assert_eq!(raw.expect("REST 299990", 350).text(), "Restarting at 299990.");
+    raw.expect("SIZE awkward.bin", 213);
+    raw.expect("MDTM awkward.bin", 213);
+    let mut data = raw.epsv_connect();
+    let opening = raw.expect("RETR awkward.bin", 150);
+    assert_eq!(common::reply::parse_transfer_size(&opening.text()), Some(10), "{opening:?}");
+    let mut bytes = Vec::new();
+    data.read_to_end(&mut bytes).unwrap();
+    raw.expect_reply(226);
+    assert_eq!(bytes, awkward[299_990..]);
+    // Cleared: the next RETR starts at 0.
+    assert_eq!(raw.passive_transfer("RETR awkward.bin"), *awkward);
+    // REST 0 is accepted (lftp sends it after a resume); REST beyond the end is refused.
+    raw.expect("REST 0", 350);
+    raw.expect("REST 300001", 350);
+    let _data = raw.epsv_connect();
+    raw.expect("RETR awkward.bin", 554);
+    raw.expect("REST x", 501);
+}
+
+#[test]
+fn pasv_transfer() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    let mut data = raw.pasv_connect();
+    let opening = raw.expect("RETR empty", 150);
+    assert_eq!(opening.text(), "Opening BINARY mode data connection for empty (0 bytes).");
+    let mut bytes = Vec::new();
+    data.read_to_end(&mut bytes).unwrap();
+    raw.expect_reply(226);
+    assert!(bytes.is_empty());
+}
+
+#[test]
+fn transfers_need_a_data_connection() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    raw.expect("RETR hello.txt", 425);
+    // A failed transfer consumes the passive port and REST.
+    raw.expect("PASV", 227);
+    raw.expect("RETR missing", 550);
+    raw.expect("RETR hello.txt", 425);
+    raw.expect("PASV", 227);
+    raw.expect("ABOR", 225);
+    raw.expect("LIST", 425);
+}
+
+#[test]
+fn listings_over_the_data_connection() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    let nlst = String::from_utf8(raw.passive_transfer("NLST")).unwrap();
+    assert_eq!(nlst.split_terminator("\r\n").collect::<Vec<_>>(), crate::support::TOP_NAMES);
+    // ls options are ignored.
+    let list = String::from_utf8(raw.passive_transfer("LIST -la sub")).unwrap();
+    assert!(list.starts_with("-rw") && list.ends_with(" nested.txt\r\n"), "{list:?}");
+    let list = String::from_utf8(raw.passive_transfer("LIST hello.txt")).unwrap();
+    assert!(list.ends_with(" 13 ") || list.contains(" 13 "), "{list:?}");
+    let mlsd = String::from_utf8(raw.passive_transfer("MLSD sub")).unwrap();
+    assert!(mlsd.starts_with("type=file;size=7;modify=") && mlsd.ends_with(";perm=r; nested.txt\r\n"), "{mlsd:?}");
+    let _data = raw.epsv_connect();
+    raw.expect("MLSD hello.txt", 501);
+    raw.expect("LIST missing", 550);
+    // PASV advertises the control connection's local address.
+    let reply = raw.expect("PASV", 227);
+    assert_eq!(parse_227(&reply.text()).unwrap().ip().to_string(), "127.0.0.1");
+}
+
+#[test]
+fn pasv_advertises_the_configured_address() {
+    let server = TestServer::start_with("127.0.0.1", |c| c.pasv_address = Some("192.0.2.7".parse().unwrap()));
+    let mut raw = server.login();
+    let reply = raw.expect("PASV", 227);
+    assert!(reply.text().starts_with("Entering Passive Mode (192,0,2,7,"), "{reply:?}");
+}
+
+#[test]
+fn pasv_ports_come_from_the_configured_range() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let server = TestServer::start_with("127.0.0.1", |c| c.pasv_ports = Some(port..=port));
+    let mut raw = server.login();
+    let reply = raw.expect("EPSV", 229);
+    assert_eq!(common::hostport::parse_229(&reply.text()), Ok(port));
+}
+
+#[test]
+fn write_commands_are_refused_as_read_only() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    for cmd in ["STOR x", "APPE x", "STOU", "MKD d", "XMKD d", "RMD sub", "DELE hello.txt", "RNFR hello.txt", "RNTO y"]
+    {
+        let reply = raw.expect(cmd, 550);
+        assert!(reply.text().contains("read-only"), "{cmd}: {reply:?}");
+    }
+    raw.expect("SITE CHMOD 777 hello.txt", 550);
+    assert!(server.root.path().join("hello.txt").exists());
+    assert!(!server.root.path().join("x").exists());
+}
+
+#[test]
+fn unknown_and_malformed_commands() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    raw.expect("FROB x", 500);
+    raw.expect("RETR", 501);
+    raw.expect("PORT 1,2,3", 501);
+    raw.expect("EPRT |9|1.2.3.4|5000|", 522);
+    raw.expect("EPSV 3", 522);
+    raw.expect("OPTS FROB", 501);
+    raw.expect("NOOP", 200);
+}

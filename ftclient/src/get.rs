@@ -50,7 +50,6 @@ pub struct GetOptions {
 
 /// Downloads `opts.remote`.
 pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<()> {
-    let remote = sanitize(&opts.remote);
     // SIZE is only meaningful in binary mode (RFC 3659 section 4), so TYPE I comes first.
     session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
     let size = remote_size(session, &opts.remote)?;
@@ -59,7 +58,6 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<()> {
         Output::BaseName => to_file(session, mode, opts, size, &Target::new(None, &opts.remote)?),
         Output::Path(path) => to_file(session, mode, opts, size, &Target::new(Some(path), &opts.remote)?),
     }
-    .with_context(|| format!("download of {remote} failed"))
 }
 
 /// Asks SIZE; `None` when the server does not say (no SIZE command, or 550 for a path that
@@ -84,8 +82,13 @@ fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u6
     } else {
         receive_into_part(session, mode, opts, size, offset, &part)?
     };
-    let kept = || format!("the downloaded data is kept in {} for inspection", part.display());
-    verify::check(session, opts, &part).with_context(kept)?;
+    verify::check(session, opts, &part).with_context(|| {
+        format!(
+            "download of {} failed verification ({} is kept for inspection)",
+            sanitize(&opts.remote),
+            part.display()
+        )
+    })?;
     let saved = target
         .commit(&part, opts.overwrite)
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
@@ -149,7 +152,7 @@ fn receive_into_part(
             bar.set_position(n)
         })?;
         drop(stream);
-        transfer::finish(session, "transfer")?;
+        transfer::finish(session)?;
         check_count(count, expected)?;
         // The data must be on disk before the name says the file is complete.
         file.sync_all().with_context(|| format!("cannot write {}", part.display()))
@@ -160,12 +163,13 @@ fn receive_into_part(
         Err(e) if count == 0 => {
             // Nothing worth resuming: do not leave an empty temporary file behind.
             let _ = std::fs::remove_file(part);
-            Err(e)
+            Err(e.context(format!("download of {} failed", sanitize(&opts.remote))))
         }
         Err(e) => {
             let of = expected.map_or(String::new(), |n| format!(" of {n}"));
             Err(e.context(format!(
-                "stopped after {count}{of} bytes; the partial file {} is kept, run the same command with --resume to continue",
+                "download of {} stopped after {count}{of} bytes ({} is kept; run the same command with --resume to continue)",
+                sanitize(&opts.remote),
                 part.display()
             )))
         }
@@ -191,7 +195,7 @@ fn open_part(part: &std::path::Path, offset: u64) -> Result<File> {
 /// A transfer is complete only when the byte count matches the announced size.
 fn check_count(count: u64, expected: Option<u64>) -> Result<()> {
     match expected {
-        Some(n) if count != n => Err(anyhow!("short transfer: received {count} of {n} bytes")),
+        Some(n) if count != n => Err(anyhow!("short transfer: the server ended the data connection early")),
         Some(_) => Ok(()),
         None => {
             log::info!("the server announced no size; trusting its 226 reply for {count} bytes");
@@ -216,11 +220,16 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
         })?;
         stdout.flush().context("cannot write to stdout")?;
         drop(stream);
-        transfer::finish(session, "transfer")?;
+        transfer::finish(session)?;
         check_count(count, expected)
     })();
     bar.finish_and_clear();
-    outcome.with_context(|| format!("stopped after {count} bytes (stdout has an incomplete copy)"))?;
+    outcome.with_context(|| {
+        format!(
+            "download of {} to stdout stopped after {count} bytes (the output is incomplete)",
+            sanitize(&opts.remote)
+        )
+    })?;
     if opts.checksum.is_some() {
         log::warn!("--checksum is not checked when writing to stdout");
     }

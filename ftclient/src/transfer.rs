@@ -195,11 +195,11 @@ pub fn receive(
 }
 
 /// Reads the reply that ends a transfer and requires 226 or 250.
-pub fn finish(session: &mut Session, what: &str) -> Result<Reply> {
-    let reply = session.read_reply().with_context(|| format!("{what}: no confirmation from the server"))?;
+pub fn finish(session: &mut Session) -> Result<Reply> {
+    let reply = session.read_reply()?;
     if matches!(reply.code, 226 | 250) {
         Ok(reply)
     } else {
-        Err(ServerError(reply)).context(format!("{what}: the server reported a failure"))
+        Err(ServerError(reply).into())
     }
 }

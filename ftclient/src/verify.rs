@@ -46,7 +46,7 @@ pub fn check(session: &mut Session, opts: &GetOptions, path: &Path) -> Result<()
 
 fn compare(source: &str, expected: &[u8], actual: &[u8]) -> Result<()> {
     if expected != actual {
-        bail!("checksum mismatch: {source} is {}, the downloaded file has {}", hex(expected), hex(actual));
+        bail!("checksum mismatch: {source} is {} but the file's is {}", hex(expected), hex(actual));
     }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! Integration tests: the real ftclient binary against pyftpdlib, vsftpd, ftserver and small
 //! scripted servers that misbehave on purpose.
 
+mod fake;
 mod pyftpd;
 mod scenarios;
+mod scripted;
 mod support;
 mod usage;
+mod vsftpd;

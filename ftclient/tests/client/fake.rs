@@ -1,0 +1,212 @@
+//! A small scripted FTP server for tests: it speaks just enough FTP for ftclient (login, FEAT,
+//! TYPE, SIZE, EPSV/PASV, EPRT/PORT, REST, HASH, RETR, LIST, QUIT) and lets each test decide what
+//! RETR does, so the test can misbehave on purpose (short transfers, aborts, dropped connections,
+//! strangers on the data port).
+
+use common::command::EpsvArg;
+use common::{Command, Control, Reply};
+use socket2::{Domain, Socket, Type};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the fake server waits for anything before giving up (so no test hangs on it).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One control connection, as the RETR handler sees it.
+pub struct Conn {
+    /// The control connection.
+    pub ctrl: Control<TcpStream>,
+    passive: Option<TcpListener>,
+    active: Option<SocketAddr>,
+    /// Which session this is (0 for the first client connection).
+    pub session: usize,
+}
+
+impl Conn {
+    /// Sends a reply.
+    pub fn reply(&mut self, code: u16, text: &str) {
+        self.ctrl.reply(code, text).expect("fake server: cannot send a reply");
+    }
+
+    /// Opens the data connection the client asked for: accepts a passive one or connects to
+    /// the active address.
+    pub fn open_data(&mut self) -> TcpStream {
+        let stream = if let Some(listener) = self.passive.take() {
+            listener.accept().expect("fake server: no passive data connection").0
+        } else {
+            let addr = self.active.take().expect("fake server: RETR without PORT/EPSV");
+            TcpStream::connect_timeout(&addr, WAIT).expect("fake server: cannot connect to the client")
+        };
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        stream
+    }
+
+    /// The address the client announced with EPRT/PORT.
+    pub fn active_addr(&self) -> Option<SocketAddr> {
+        self.active
+    }
+}
+
+/// What the fake server does besides RETR.
+pub struct Script {
+    /// The greeting lines (a multi-line 220 when more than one).
+    pub greeting: Vec<&'static str>,
+    /// FEAT lines (each with its leading space); `None` answers FEAT with 502.
+    pub feat: Option<Vec<&'static str>>,
+    /// Answer EPSV (else 500, forcing PASV).
+    pub epsv: bool,
+    /// Answer EPRT (else 500, forcing PORT).
+    pub eprt: bool,
+    /// The address a 227 reply claims (clients must ignore it).
+    pub pasv_claims: Ipv4Addr,
+    /// The SIZE answer; `None` answers 550.
+    pub size: Option<u64>,
+    /// The HASH answer text (`SHA-256 0-N hex name`); `None` answers 502.
+    pub hash: Option<String>,
+    /// The LIST data.
+    pub list: Vec<u8>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            greeting: vec!["fake ready"],
+            feat: Some(vec![" EPRT", " EPSV", " SIZE", " REST STREAM"]),
+            epsv: true,
+            eprt: true,
+            pasv_claims: Ipv4Addr::LOCALHOST,
+            size: None,
+            hash: None,
+            list: Vec::new(),
+        }
+    }
+}
+
+/// The RETR handler: gets the connection and the REST offset, and does whatever the test wants.
+pub type Retr = Box<dyn FnMut(&mut Conn, u64) + Send>;
+
+/// A running fake server.
+pub struct Fake {
+    /// The control port on 127.0.0.1.
+    pub port: u16,
+    /// Every command line the server received, in order, across sessions (`PASS` hidden).
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Fake {
+    /// Starts a server on 127.0.0.1 that serves `sessions` control connections one after another.
+    pub fn start(script: Script, sessions: usize, mut retr: Retr) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for session in 0..sessions {
+                let Ok((stream, _)) = listener.accept() else { return };
+                stream.set_read_timeout(Some(WAIT)).unwrap();
+                let mut conn = Conn { ctrl: Control::new(stream, 8192), passive: None, active: None, session };
+                serve(&script, &mut conn, &mut retr, &tx);
+            }
+        });
+        Fake { port, log }
+    }
+
+    /// The commands received so far.
+    pub fn commands(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+fn passive_listener() -> TcpListener {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+    socket.listen(4).unwrap();
+    // On Linux accept() honours SO_RCVTIMEO, so a client that never connects cannot hang us.
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    socket.into()
+}
+
+fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<String>) {
+    let greeting = Reply::multi(220, script.greeting.iter().map(|s| s.to_string()).collect());
+    conn.ctrl.write_reply(&greeting).unwrap();
+    let mut rest = 0;
+    loop {
+        let cmd = match conn.ctrl.read_command() {
+            Ok(Some(Ok(cmd))) => cmd,
+            Ok(Some(Err(e))) => {
+                conn.reply(500, &e.to_string());
+                continue;
+            }
+            Ok(None) | Err(_) => return,
+        };
+        let _ = log.send(match &cmd {
+            Command::Pass(_) => "PASS ****".to_owned(),
+            cmd => cmd.to_string(),
+        });
+        match cmd {
+            Command::User(_) => conn.reply(331, "password please"),
+            Command::Pass(_) => conn.reply(230, "logged in"),
+            Command::Feat => match &script.feat {
+                Some(lines) => {
+                    let mut all = vec!["Features:".to_owned()];
+                    all.extend(lines.iter().map(|l| l.to_string()));
+                    all.push("End".to_owned());
+                    conn.ctrl.write_reply(&Reply::multi(211, all)).unwrap();
+                }
+                None => conn.reply(502, "no FEAT"),
+            },
+            Command::Type(_) => conn.reply(200, "type set"),
+            Command::Size(_) => match script.size {
+                Some(n) => conn.reply(213, &n.to_string()),
+                None => conn.reply(550, "no size for you"),
+            },
+            Command::Epsv(EpsvArg::Any) if script.epsv => {
+                let listener = passive_listener();
+                let port = listener.local_addr().unwrap().port();
+                conn.passive = Some(listener);
+                conn.reply(229, &common::hostport::format_229(port));
+            }
+            Command::Pasv => {
+                let listener = passive_listener();
+                let port = listener.local_addr().unwrap().port();
+                conn.passive = Some(listener);
+                let claimed = std::net::SocketAddrV4::new(script.pasv_claims, port);
+                conn.reply(227, &common::hostport::format_227(claimed));
+            }
+            Command::Eprt(addr) if script.eprt => {
+                conn.active = Some(addr);
+                conn.reply(200, "EPRT ok");
+            }
+            Command::Port(addr) => {
+                conn.active = Some(SocketAddr::V4(addr));
+                conn.reply(200, "PORT ok");
+            }
+            Command::Rest(n) => {
+                rest = n;
+                conn.reply(350, &format!("Restarting at {n}."));
+            }
+            Command::Opts(_) => conn.reply(200, "ok"),
+            Command::Hash(_) => match &script.hash {
+                Some(text) => conn.reply(213, text),
+                None => conn.reply(502, "no HASH"),
+            },
+            Command::List(_) | Command::Nlst(_) => {
+                conn.reply(150, "here it comes");
+                let mut data = conn.open_data();
+                data.write_all(&script.list).unwrap();
+                drop(data);
+                conn.reply(226, "done");
+            }
+            Command::Retr(_) => {
+                retr(conn, rest);
+                rest = 0;
+            }
+            Command::Quit => {
+                conn.reply(221, "bye");
+                return;
+            }
+            _ => conn.reply(500, "not in this script"),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! ftclient against vsftpd (apt), started with a generated configuration on a loopback port.
+
+use crate::scenarios::{self, Endpoint};
+use crate::support::{free_port, ChildGuard, Tree, LIMIT};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts vsftpd serving `tree` anonymously on `ip` and waits (bounded) until it accepts.
+fn start(tree: &Tree, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
+    let empty = state.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let port = free_port();
+    let listen = if ip.contains(':') {
+        format!("listen=NO\nlisten_ipv6=YES\nlisten_address6={ip}\n")
+    } else {
+        format!("listen=YES\nlisten_ipv6=NO\nlisten_address={ip}\n")
+    };
+    let config = format!(
+        "{listen}listen_port={port}\nanonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\n\
+         local_enable=NO\nwrite_enable=NO\npasv_enable=YES\nport_enable=YES\nbackground=NO\n\
+         run_as_launching_user=YES\nseccomp_sandbox=NO\nsecure_chroot_dir={empty}\nxferlog_enable=NO\n",
+        root = tree.root.path().display(),
+        empty = empty.display(),
+    );
+    let conf = state.path().join("vsftpd.conf");
+    std::fs::write(&conf, config).unwrap();
+    let child = Command::new("vsftpd")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vsftpd is installed (apt install vsftpd)");
+    let mut guard = ChildGuard(child);
+    let addr = SocketAddr::new(ip.parse().unwrap(), port);
+    let deadline = Instant::now() + LIMIT;
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        if let Some(status) = guard.wait_until(Instant::now()) {
+            panic!("vsftpd exited with {status} (config {})", conf.display());
+        }
+        assert!(Instant::now() < deadline, "vsftpd did not start listening");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    (guard, port, state)
+}
+
+#[test]
+fn lists_and_gets_in_both_modes() {
+    let tree = Tree::new();
+    let (_server, port, _state) = start(&tree, "127.0.0.1");
+    scenarios::all(&Endpoint { host: "127.0.0.1", port, tree: &tree });
+}
+
+#[test]
+fn works_over_ipv6() {
+    let tree = Tree::new();
+    let (_server, port, _state) = start(&tree, "::1");
+    scenarios::all(&Endpoint { host: "::1", port, tree: &tree });
+}

@@ -2,6 +2,7 @@
 //! scripted servers that misbehave on purpose.
 
 mod fake;
+mod ftserver;
 mod pyftpd;
 mod scenarios;
 mod scripted;

@@ -74,6 +74,22 @@ pub fn all(ep: &Endpoint<'_>) {
         assert!(named.stderr.is_empty(), "-q printed {:?}", named.stderr);
         assert_eq!(std::fs::read(dir.path().join("renamed.txt")).unwrap(), ep.tree.read("docs/a.txt"));
 
+        // Resume: a partial temporary file left by an interrupted run is continued with REST.
+        let resume_dir = tempfile::tempdir().unwrap();
+        let big = ep.tree.read("big.bin");
+        std::fs::write(resume_dir.path().join(".big.bin.ftpart"), &big[..BIG / 3]).unwrap();
+        let port = ep.port.to_string();
+        let data_port = active.then(|| free_port().to_string());
+        let resumed =
+            ftclient(resume_dir.path(), &ep.args(&port, &["-g", "big.bin", "--resume"], data_port.as_deref())).ok();
+        assert_eq!(std::fs::read(resume_dir.path().join("big.bin")).unwrap(), big, "{mode} resume");
+        assert_eq!(dir_names(resume_dir.path()), vec!["big.bin"], "{mode}: {}", resumed.stderr);
+        // A partial file longer than the remote one cannot be resumed.
+        std::fs::write(resume_dir.path().join(".empty.ftpart"), b"junk").unwrap();
+        ftclient(resume_dir.path(), &ep.args(&port, &["-g", "empty", "--resume"], data_port.as_deref()))
+            .fails_with("delete it or run without --resume");
+        assert!(!resume_dir.path().join("empty").exists());
+
         // A missing file: exit 1, the server's reply in the message, nothing created.
         let before = dir_names(dir.path());
         run(&["-g", "no such file"]).fails_with("no such file");

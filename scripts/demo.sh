@@ -36,7 +36,7 @@ note "big.bin is random bytes, including NUL, CR and LF: a text-mode transfer wo
 
 step "Start the server"
 note "PORT 0 asks the kernel for any free port; the server prints the one it got."
-note "--bind 127.0.0.1 keeps it reachable from this machine only; -v logs every transfer."
+note "--bind 127.0.0.1 keeps it reachable from this machine only; -v also logs each command."
 show "" ftserver --root "$SAMPLE" --bind 127.0.0.1 -v 0 '&'
 ftserver --root "$SAMPLE" --bind 127.0.0.1 -v 0 >"$WORK/server.out" 2>"$WORK/server.log" &
 SERVER_PID=$!
@@ -78,8 +78,9 @@ for f in big.bin 'read me.txt' docs/guide.txt; do
 done
 
 step "What the server logged"
-note "One line per session and per transfer (the server's standard error):"
-indent <"$WORK/server.log"
+note "The server's log (stderr), cut to the data connections: EPRT in active mode carries the"
+note "client's address and port, EPSV in passive mode asks for the server's; then each transfer."
+show_log "$WORK/server.log"
 
 step "Stop the server"
 show "" kill -TERM "$SERVER_PID"

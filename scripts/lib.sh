@@ -160,6 +160,12 @@ list_sample() {
     done) | indent
 }
 
+# show_log <server stderr file>: the lines of an `ftserver -v` log that tell the data-connection
+# story (EPRT/PORT or EPSV/PASV, then the transfer, and refusals), without the timestamp prefix.
+show_log() {
+    sed -n -E 's/^\[[^]]*\] //; /: (EPRT|PORT|EPSV|PASV|RETR|LIST|NLST|MLSD)( |$)|refused/p' "$1" | indent
+}
+
 # wait_ready <stdout file> <pid> <seconds>: polls until the server prints its ready line, then
 # prints the port from it. Fails if the server exits first or the deadline passes.
 wait_ready() {

@@ -51,7 +51,7 @@ CREATED+=("$NS_A")
 # backend this kernel supports.
 IPT=
 for cand in iptables iptables-nft iptables-legacy; do
-    if command -v "$cand" >/dev/null && ip netns exec "$NS_A" "$cand" -t nat -L -n >/dev/null 2>&1; then
+    if command -v "$cand" >/dev/null && timeout 10 ip netns exec "$NS_A" "$cand" -t nat -L -n >/dev/null 2>&1; then
         IPT=$cand
         break
     fi
@@ -88,14 +88,14 @@ for ns in "$NS_A" "$NS_B"; do
 done
 # Counting rules in B (no effect on traffic): TCP SYN packets start a connection, so they tell
 # who opened it.
-ip netns exec "$NS_B" "$IPT" -A INPUT -p tcp --syn -s "$A" -j ACCEPT
-ip netns exec "$NS_B" "$IPT" -A OUTPUT -p tcp --syn -d "$A" ! --dport "$PORT" -j ACCEPT
+timeout 10 ip netns exec "$NS_B" "$IPT" -A INPUT -p tcp --syn -s "$A" -j ACCEPT
+timeout 10 ip netns exec "$NS_B" "$IPT" -A OUTPUT -p tcp --syn -d "$A" ! --dport "$PORT" -j ACCEPT
 note "B's firewall now counts new TCP connections: opened by A towards B, and opened by B"
 note "towards A on a port other than $PORT (data connections)."
 
 # syn_count <chain>: how many connections B's counting rule in that chain has seen.
 syn_count() {
-    ip netns exec "$NS_B" "$IPT" -L "$1" -v -n -x | awk 'NR == 3 { print $1 }'
+    timeout 10 ip netns exec "$NS_B" "$IPT" -L "$1" -v -n -x | awk 'NR == 3 { print $1 }'
 }
 
 # opened_by <A|B> <in before> <out before> <what>: checks who opened the data connection(s).
@@ -144,7 +144,7 @@ check_same "$SAMPLE/big.bin" "$WORK/b-active/big.bin"
 opened_by A "$in0" "$out0" "ftclient -g (active)"
 note "A closed the data connection first, so A remembers it for a while (TIME-WAIT):"
 show hostA ss -tn state time-wait dst "$B"
-ip netns exec "$NS_A" ss -tn state time-wait dst "$B" | indent
+timeout 10 ip netns exec "$NS_A" ss -tn state time-wait dst "$B" | indent
 
 step "Host B, passive mode: no DATA_PORT, B connects to a port A opened"
 in0=$(syn_count INPUT) out0=$(syn_count OUTPUT)
@@ -222,13 +222,16 @@ on_c c-active ftclient "$A_WAN" "$PORT" -g big.bin "$DATA_PORT" || rc=$?
 fails_cleanly "$rc" "$WORK/c-active/big.bin" "ftclient active behind NAT"
 rc=0
 on_c c-curl-active curl -sS --max-time 30 -P - -o big.bin "ftp://$A_WAN:$PORT/big.bin" || rc=$?
+if [ "$rc" = 30 ]; then note "(curl's exit status 30 means \"FTP PORT failed\": the server refused the address)"; fi
 fails_cleanly "$rc" "$WORK/c-curl-active/big.bin" "curl -P - (active) behind NAT"
 note "That is why passive mode exists: the client opens every connection itself, which"
 note "firewalls and NAT routers allow. (Some routers rewrite PORT commands with an FTP"
 note "helper; this one does not, like most.)"
 
 step "What the server on host A logged"
-indent <"$WORK/server.log"
+note "Cut to the data connections: B's EPRT carries B's address ($B) and port $DATA_PORT; C's"
+note "carries its private address, which the server refuses; EPSV means passive mode."
+show_log "$WORK/server.log"
 
 step "Stop the server and remove the namespaces"
 show hostA kill -TERM "$SERVER_PID"

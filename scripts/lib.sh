@@ -85,8 +85,11 @@ check_same() {
 
 # check_listing <expected file> <actual file> <what>
 check_listing() {
+    local n
+    n=$(wc -l <"$1")
     if diff -q "$1" "$2" >/dev/null; then
-        check 0 "$3: lists exactly the $(wc -l <"$1") expected entries"
+        if [ "$n" = 1 ]; then n="1 entry"; else n="$n entries"; fi
+        check 0 "$3: lists exactly what the directory holds ($n)"
     else
         check 1 "$3: listing differs from what the server's directory holds"
         diff -u "$1" "$2" | sed 's/^/         /' || true
@@ -138,7 +141,7 @@ build_release() {
         die "ftserver and ftclient not found in $FT_BIN"
     PATH=$FT_BIN:$PATH
     export PATH
-    note "ftserver and ftclient are in $FT_BIN"
+    note "ftserver and ftclient are in ${FT_BIN#"$PWD"/}"
 }
 
 # make_sample <dir>: the files the server shares. Prints nothing; list_sample describes them.

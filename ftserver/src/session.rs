@@ -120,8 +120,11 @@ impl<'a> Session<'a> {
                 return;
             }
         };
+        // Each reply goes out in one write; without TCP_NODELAY a 226 right after a 150 would
+        // wait for the client's delayed ACK of the 150 (Nagle's algorithm), 40 ms per transfer.
         let timeouts = stream
-            .set_read_timeout(Some(shared.config.idle_timeout))
+            .set_nodelay(true)
+            .and_then(|()| stream.set_read_timeout(Some(shared.config.idle_timeout)))
             .and_then(|()| stream.set_write_timeout(Some(shared.config.idle_timeout)));
         if let Err(e) = timeouts {
             warn!("{peer}: session {id}: cannot set timeouts: {e}");

@@ -1,8 +1,10 @@
 //! Integration tests: the server runs in-process on a loopback port and real clients (Python
 //! ftplib, curl, lftp) or a raw control connection drive it.
 
+mod binary;
 mod curl;
 mod ftplib;
+mod lftp;
 mod protocol;
 mod security;
 mod support;

@@ -133,9 +133,10 @@ impl Raw {
 
     /// Sends raw bytes plus CRLF.
     pub fn send(&mut self, line: &[u8]) {
-        let stream = self.ctrl.get_mut();
-        stream.write_all(line).unwrap();
-        stream.write_all(b"\r\n").unwrap();
+        // One write: two small ones would meet Nagle's algorithm and delayed ACKs (40 ms each).
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.ctrl.get_mut().write_all(&bytes).unwrap();
     }
 
     /// Reads one reply.

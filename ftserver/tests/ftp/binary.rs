@@ -1,0 +1,148 @@
+//! The real `ftserver` binary: the ready line, exit codes, SIGTERM, and no descriptor or thread
+//! leaks across hundreds of sessions (counted in /proc for the server process alone).
+
+use crate::support::{run_tool, ChildGuard, Raw, TOOL_TIMEOUT};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `ftserver` process and the address from its ready line.
+struct Running {
+    child: ChildGuard,
+    addr: SocketAddr,
+    /// Receives once stdout reaches EOF (the process exited).
+    stdout_closed: mpsc::Receiver<()>,
+}
+
+fn start(root: &std::path::Path, extra: &[&str]) -> Running {
+    let mut child = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_ftserver"))
+            .args(["-q", "--bind", "127.0.0.1", "--root"])
+            .arg(root)
+            .args(extra)
+            .arg("0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (line_tx, line_rx) = mpsc::channel();
+    let (closed_tx, stdout_closed) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = line_tx.send(line);
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        let _ = closed_tx.send(());
+    });
+    let line = line_rx.recv_timeout(TOOL_TIMEOUT).expect("no ready line from ftserver");
+    let expected = format!("ftserver: serving {} on 127.0.0.1:", root.canonicalize().unwrap().display());
+    let port = line.trim_end().strip_prefix(&expected).unwrap_or_else(|| panic!("ready line {line:?}"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().unwrap()));
+    Running { child, addr, stdout_closed }
+}
+
+fn count(dir: String) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+/// Waits (bounded) until the process has exactly `fds` descriptors and `threads` threads.
+fn settle(pid: u32, fds: usize, threads: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (now_fds, now_threads) = (count(format!("/proc/{pid}/fd")), count(format!("/proc/{pid}/task")));
+        if now_fds == fds && now_threads == threads {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leak: {now_fds} fds (started with {fds}), {now_threads} threads (started with {threads})"
+        );
+        std::thread::yield_now();
+    }
+}
+
+fn session(addr: SocketAddr, quit: bool) {
+    let mut raw = Raw::connect(addr);
+    raw.login();
+    let listing = raw.passive_transfer("NLST");
+    assert!(!listing.is_empty());
+    // A passive port opened and never used must be closed too.
+    raw.expect("PASV", 227);
+    if quit {
+        raw.expect("QUIT", 221);
+    }
+}
+
+#[test]
+fn no_descriptor_or_thread_leaks() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("f"), b"x").unwrap();
+    let server = start(root.path(), &["--max-clients", "100", "--max-per-ip", "100"]);
+    let pid = server.child.0.id();
+    // The idle server: main, accept and signal threads; stdio and the listener.
+    let (fds, threads) = (count(format!("/proc/{pid}/fd")), count(format!("/proc/{pid}/task")));
+    session(server.addr, true);
+    settle(pid, fds, threads);
+    for i in 0..200 {
+        session(server.addr, i % 2 == 0);
+    }
+    // Many at once, dropped without QUIT.
+    let open: Vec<Raw> = (0..50)
+        .map(|_| {
+            let mut raw = Raw::connect(server.addr);
+            raw.login();
+            raw.expect("EPSV", 229);
+            raw
+        })
+        .collect();
+    assert!(count(format!("/proc/{pid}/fd")) >= fds + 50);
+    drop(open);
+    settle(pid, fds, threads);
+}
+
+#[test]
+fn stops_cleanly_on_sigterm() {
+    let root = tempfile::tempdir().unwrap();
+    let mut server = start(root.path(), &[]);
+    let mut raw = Raw::connect(server.addr);
+    raw.login();
+    let out = run_tool(Command::new("kill").args(["-TERM", &server.child.0.id().to_string()]), TOOL_TIMEOUT);
+    assert!(out.status.success());
+    server.stdout_closed.recv_timeout(TOOL_TIMEOUT).expect("ftserver did not exit on SIGTERM");
+    let status = server.child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // The open session was told.
+    assert_eq!(raw.reply().code, 421);
+}
+
+#[test]
+fn exit_codes_and_error_lines() {
+    let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--bogus", "0"]), TOOL_TIMEOUT);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--pasv-ports", "9-1", "0"]), TOOL_TIMEOUT);
+    assert_eq!(out.status.code(), Some(2));
+    let out =
+        run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--root", "/nonexistent/x", "0"]), TOOL_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ftserver: root /nonexistent/x: no such file or directory (os error 2)\n"
+    );
+    // The port is taken by another listener.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--bind", "127.0.0.1", &port]), TOOL_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&format!("ftserver: cannot listen on 127.0.0.1:{port}: address")), "{stderr}");
+    let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).arg("--help"), TOOL_TIMEOUT);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Usage: ftserver [OPTIONS] <PORT>") && help.contains("--pasv-ports"), "{help}");
+}

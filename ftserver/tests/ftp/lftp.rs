@@ -1,0 +1,49 @@
+//! lftp against the server: `ls`, `get` and `mirror`, in passive and active mode. lftp sends
+//! FEAT before login, tries AUTH TLS, and uses MLSD for `mirror` because FEAT lists MLST.
+
+use crate::support::{assert_same_file, fixtures, run_ok, TestServer, TOP_NAMES};
+use std::process::Command;
+
+fn lftp(server: &TestServer, passive: bool, home: &std::path::Path, script: &str) -> String {
+    let mode = if passive { "on" } else { "off" };
+    let commands = format!(
+        "set net:max-retries 1; set net:timeout 10; set cmd:fail-exit yes; set ftp:passive-mode {mode}; \
+         open -u anonymous,guest ftp://127.0.0.1:{}; {script}",
+        server.port()
+    );
+    // A private HOME keeps the user's ~/.lftp settings and bookmarks out of the test.
+    run_ok(Command::new("lftp").env("HOME", home).current_dir(home).arg("-c").arg(commands))
+}
+
+fn check(passive: bool) {
+    let server = TestServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let files = fixtures();
+    let mut script = "ls; ".to_owned();
+    for (i, (name, _)) in files.iter().enumerate() {
+        script.push_str(&format!("get \"{name}\" -o got-{i}; "));
+    }
+    script.push_str("mirror / mirrored");
+    let listing = lftp(&server, passive, home.path(), &script);
+    assert_eq!(listing.lines().count(), TOP_NAMES.len(), "{listing}");
+    for name in TOP_NAMES {
+        assert!(listing.lines().any(|l| l.ends_with(&format!(" {name}"))), "{name} not in {listing}");
+    }
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        assert_same_file(&home.path().join(format!("got-{i}")), bytes);
+        assert_same_file(&home.path().join("mirrored").join(name), bytes);
+    }
+    // Nothing from outside the root came along.
+    assert!(!home.path().join("mirrored/escape").exists());
+    assert!(!home.path().join("mirrored/sub/secret-link").exists());
+}
+
+#[test]
+fn passive_ls_get_and_mirror() {
+    check(true);
+}
+
+#[test]
+fn active_ls_get_and_mirror() {
+    check(false);
+}

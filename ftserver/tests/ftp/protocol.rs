@@ -234,3 +234,92 @@ fn unknown_and_malformed_commands() {
     raw.expect("OPTS FROB", 501);
     raw.expect("NOOP", 200);
 }
+
+/// On an IPv6 control connection: EPSV and EPRT |2| work; PASV (IPv4 only) and the IPv4
+/// variants are refused (RFC 2428).
+#[test]
+fn ipv6_data_connections() {
+    if !crate::support::ipv6_available() {
+        eprintln!("skipped: ::1 is not available here");
+        return;
+    }
+    let server = TestServer::start_with("::1", |_| {});
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    raw.expect("PASV", 425);
+    raw.expect("EPSV 1", 522);
+    raw.expect("EPRT |1|127.0.0.1|5000|", 522);
+    raw.expect("PORT 127,0,0,1,19,136", 500);
+    raw.expect("EPSV 2", 229);
+    assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
+    let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    raw.expect(&format!("EPRT |2|::1|{port}|"), 200);
+    raw.expect("RETR hello.txt", 150);
+    let (mut data, _) = listener.accept().unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    raw.expect_reply(226);
+    assert_eq!(got, b"hello, world\n");
+}
+
+/// A dual-stack socket sees IPv4 clients as `::ffff:a.b.c.d`; PASV, PORT and the peer checks
+/// must treat that as the plain IPv4 address.
+#[test]
+fn ipv4_mapped_clients_on_an_ipv6_socket() {
+    if !crate::support::ipv6_available() {
+        eprintln!("skipped: ::1 is not available here");
+        return;
+    }
+    let server = TestServer::start_with("::ffff:127.0.0.1", |_| {});
+    let mut raw = crate::support::Raw::connect(std::net::SocketAddr::from(([127, 0, 0, 1], server.port())));
+    raw.login();
+    raw.expect("TYPE I", 200);
+    let reply = raw.expect("PASV", 227);
+    assert!(reply.text().starts_with("Entering Passive Mode (127,0,0,1,"), "{reply:?}");
+    let mut data = std::net::TcpStream::connect(parse_227(&reply.text()).unwrap()).unwrap();
+    raw.expect("RETR hello.txt", 150);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    raw.expect_reply(226);
+    assert_eq!(got, b"hello, world\n");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let [p1, p2] = listener.local_addr().unwrap().port().to_be_bytes();
+    raw.expect(&format!("PORT 127,0,0,1,{p1},{p2}"), 200);
+    raw.expect("RETR hello.txt", 150);
+    let (mut data, _) = listener.accept().unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    raw.expect_reply(226);
+    assert_eq!(got, b"hello, world\n");
+}
+
+/// Sizes and offsets are 64-bit: a sparse 5 GiB file lists, sizes and resumes past 4 GiB.
+#[test]
+fn files_beyond_4_gib() {
+    const SIZE: u64 = 5 << 30;
+    let server = TestServer::start();
+    let file = std::fs::File::create(server.root.path().join("huge.bin")).unwrap();
+    file.set_len(SIZE - 4).unwrap();
+    drop(file);
+    let mut file = std::fs::OpenOptions::new().append(true).open(server.root.path().join("huge.bin")).unwrap();
+    std::io::Write::write_all(&mut file, b"tail").unwrap();
+    drop(file);
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    assert_eq!(raw.expect("SIZE huge.bin", 213).text(), SIZE.to_string());
+    let mlst = raw.expect("MLST huge.bin", 250);
+    assert_eq!(common::listing::parse_mlsx(&mlst.lines[1]).unwrap().size, SIZE);
+    let mlsd = String::from_utf8(raw.passive_transfer("MLSD")).unwrap();
+    assert!(mlsd.lines().any(|l| l.contains(&format!(";size={SIZE};")) && l.ends_with(" huge.bin")), "{mlsd}");
+    let list = String::from_utf8(raw.passive_transfer("LIST huge.bin")).unwrap();
+    assert!(list.contains(&format!(" {SIZE} ")), "{list}");
+    raw.expect(&format!("REST {}", SIZE - 10), 350);
+    let mut data = raw.epsv_connect();
+    let opening = raw.expect("RETR huge.bin", 150);
+    assert_eq!(common::reply::parse_transfer_size(&opening.text()), Some(10));
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    raw.expect_reply(226);
+    assert_eq!(got, b"\0\0\0\0\0\0tail");
+}

@@ -197,3 +197,37 @@ fn active_mode_connects_to_the_peer() {
     raw.expect("PASV", 503);
     assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
 }
+
+/// A client that stops reading its download neither blocks other sessions nor holds its own
+/// thread forever: the send times out after the data timeout and the client gets 426.
+#[test]
+fn a_stalled_download_times_out_without_blocking_others() {
+    let server = TestServer::start_with("127.0.0.1", |c| c.data_timeout = Duration::from_secs(1));
+    std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(256 << 20).unwrap();
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    let data = raw.epsv_connect();
+    raw.expect("RETR big.bin", 150);
+    // Meanwhile another client is served.
+    let mut other = server.login();
+    assert_eq!(other.passive_transfer("RETR hello.txt"), b"hello, world\r\n");
+    raw.expect_reply(426);
+    drop(data);
+    raw.expect("NOOP", 200);
+}
+
+/// A client that closes the data connection mid-download gets 426 and can go on.
+#[test]
+fn a_download_closed_by_the_client_is_reported() {
+    let server = TestServer::start();
+    std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(256 << 20).unwrap();
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    let mut data = raw.epsv_connect();
+    raw.expect("RETR big.bin", 150);
+    let mut first = [0u8; 4096];
+    data.read_exact(&mut first).unwrap();
+    drop(data);
+    raw.expect_reply(426);
+    assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
+}

@@ -3,6 +3,9 @@
 use clap::{ArgGroup, Parser};
 use std::path::PathBuf;
 
+const USAGE: &str = "ftclient [OPTIONS] <HOST> <PORT> -l [DATA_PORT]
+       ftclient [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> [DATA_PORT]";
+
 const EXAMPLES: &str = "\
 Examples:
   ftclient ftp.example.org 21 -l                 list the login directory (passive mode)
@@ -26,7 +29,7 @@ Exit status: 0 success, 1 failure, 2 usage error.";
 /// control connection, sends EPRT (or PORT) and accepts the data connection only from the
 /// server's address.
 #[derive(Debug, Parser)]
-#[command(name = "ftclient", version, after_help = EXAMPLES)]
+#[command(name = "ftclient", version, after_help = EXAMPLES, override_usage = USAGE)]
 #[command(group(ArgGroup::new("action").required(true).args(["list", "get"])))]
 pub struct Cli {
     /// Server host name, IPv4 address or IPv6 address (e.g. ftp.example.org, 127.0.0.1, ::1).
@@ -83,7 +86,7 @@ pub struct Cli {
     pub user: String,
 
     /// Login password (anonymous servers conventionally ask for an e-mail address).
-    #[arg(long, default_value = "ftclient@", hide_default_value = false)]
+    #[arg(long, default_value = "ftclient@")]
     pub password: String,
 
     /// Seconds to wait when connecting, for each reply and for the data connection.

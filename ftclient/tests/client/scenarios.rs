@@ -9,8 +9,7 @@ pub struct Endpoint<'a> {
     pub host: &'a str,
     /// Control port.
     pub port: u16,
-    /// Does the server list directories with MLSD or LIST sizes for directories (only used for
-    /// `--long` checks of files).
+    /// The files the server serves.
     pub tree: &'a Tree,
 }
 

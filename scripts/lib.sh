@@ -127,7 +127,7 @@ build_release() {
         note "using the binaries in $FT_BIN (FT_BIN_DIR)"
     else
         command -v cargo >/dev/null ||
-            die "cargo not found on PATH (install Rust from https://rustup.rs, or set FT_BIN_DIR to a directory holding ftserver and ftclient)"
+            die "cargo not found on PATH: install Rust (https://rustup.rs), or build first with 'cargo build --release' and run with FT_BIN_DIR=target/release (under sudo: sudo FT_BIN_DIR=target/release $0)"
         show "" cargo build --release
         (cd "$FT_ROOT" && timeout 1200 cargo build --release --quiet) ||
             die "cargo build --release failed"

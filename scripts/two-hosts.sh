@@ -3,7 +3,9 @@
 # (separate network stacks) joined by a virtual cable. A runs `ftserver 3555`; B runs the card's
 # client commands in active and passive mode, and curl; B's firewall counters show who opened
 # each data connection. Then host C, behind a NAT router, shows why passive mode exists.
-# Needs root. Cleans up the namespaces on every exit path; exits non-zero on any mismatch.
+# Needs root. Cleans up the namespaces on every exit path. Exit status: 0 every check passed,
+# 1 a check or a step failed, 77 this machine cannot run it (not root, no namespaces, a tool
+# missing), 130/143 interrupted.
 # Usage: sudo scripts/two-hosts.sh   (FT_BIN_DIR=DIR skips the build and uses the binaries in DIR)
 set -euo pipefail
 FT_SCRIPT=two-hosts
@@ -37,14 +39,20 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-[ "$(uname -s)" = Linux ] || die "network namespaces need Linux; use scripts/demo.sh here"
+# cannot_run <why>: this machine cannot run the demonstration at all (not a failed check).
+cannot_run() {
+    printf '%s: %s\n' "$FT_SCRIPT" "$*" >&2
+    exit 77
+}
+
+[ "$(uname -s)" = Linux ] || cannot_run "network namespaces need Linux; use scripts/demo.sh here"
 [ "$(id -u)" = 0 ] ||
-    die "creating network namespaces needs root: run sudo scripts/two-hosts.sh (or scripts/demo.sh without root)"
+    cannot_run "creating network namespaces needs root: run sudo scripts/two-hosts.sh (or scripts/demo.sh without root)"
 for tool in ip ss python3 sha256sum timeout curl; do
-    command -v "$tool" >/dev/null || die "$tool not found on PATH (apt install iproute2 curl python3)"
+    command -v "$tool" >/dev/null || cannot_run "$tool not found on PATH (apt install iproute2 curl python3)"
 done
 if ! err=$(ip netns add "$NS_A" 2>&1); then
-    die "cannot create a network namespace: ${err:-ip netns add failed} (a container may need --privileged or CAP_SYS_ADMIN)"
+    cannot_run "cannot create a network namespace: ${err:-ip netns add failed} (a container may need --privileged or CAP_SYS_ADMIN)"
 fi
 CREATED+=("$NS_A")
 # iptables counts packets (who opened which connection) and does the NAT; use whichever
@@ -56,7 +64,7 @@ for cand in iptables iptables-nft iptables-legacy; do
         break
     fi
 done
-[ -n "$IPT" ] || die "no working iptables found (apt install iptables); it counts connections and does the NAT"
+[ -n "$IPT" ] || cannot_run "no working iptables found (apt install iptables); it counts connections and does the NAT"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ft-two-hosts.XXXXXX")
 chmod 755 "$WORK"

@@ -121,6 +121,14 @@ pub enum Command {
     Rein,
     /// `HASH path` (draft-bryan-ftpext-hash).
     Hash(String),
+    /// `XSHA256 path`: the legacy single-algorithm form of HASH (answered `250 <hex>`).
+    Xsha256(String),
+    /// `XSHA1 path`: legacy SHA-1 of a file.
+    Xsha1(String),
+    /// `XMD5 path`: legacy MD5 of a file.
+    Xmd5(String),
+    /// `XCRC path`: legacy CRC-32 of a file.
+    Xcrc(String),
 }
 
 /// Why a command line could not be parsed. [`ParseError::reply_code`] chooses the reply.
@@ -266,6 +274,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "SITE" => Ok(Command::Site(need("SITE")?)),
         "REIN" => no_arg(Command::Rein),
         "HASH" => Ok(Command::Hash(need("HASH")?)),
+        "XSHA256" => Ok(Command::Xsha256(need("XSHA256")?)),
+        "XSHA1" => Ok(Command::Xsha1(need("XSHA1")?)),
+        "XMD5" => Ok(Command::Xmd5(need("XMD5")?)),
+        "XCRC" => Ok(Command::Xcrc(need("XCRC")?)),
         _ => Err(ParseError::Unknown(crate::text::sanitize(&upper.chars().take(16).collect::<String>()))),
     }
 }
@@ -319,6 +331,10 @@ impl Command {
             Command::Site(_) => "SITE",
             Command::Rein => "REIN",
             Command::Hash(_) => "HASH",
+            Command::Xsha256(_) => "XSHA256",
+            Command::Xsha1(_) => "XSHA1",
+            Command::Xmd5(_) => "XMD5",
+            Command::Xcrc(_) => "XCRC",
         }
     }
 
@@ -354,7 +370,11 @@ impl fmt::Display for Command {
             | Command::Rnto(a)
             | Command::Allo(a)
             | Command::Site(a)
-            | Command::Hash(a) => Some(a.clone()),
+            | Command::Hash(a)
+            | Command::Xsha256(a)
+            | Command::Xsha1(a)
+            | Command::Xmd5(a)
+            | Command::Xcrc(a) => Some(a.clone()),
             Command::Pass(a) => Some(a.clone()).filter(|a| !a.is_empty()),
             Command::Help(a)
             | Command::List(a)
@@ -504,6 +524,10 @@ mod tests {
             Command::Site("CHMOD 644 f".into()),
             Command::Rein,
             Command::Hash("f".into()),
+            Command::Xsha256("f".into()),
+            Command::Xsha1("a b".into()),
+            Command::Xmd5("f".into()),
+            Command::Xcrc("f".into()),
         ];
         for cmd in commands {
             let line = cmd.to_line();

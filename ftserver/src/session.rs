@@ -318,7 +318,9 @@ impl<'a> Session<'a> {
                 self.facts = Facts::default();
                 self.reply(220, "Service ready for new user.")?;
             }
-            Command::Hash(_) => self.reply(502, "HASH not implemented.")?,
+            Command::Hash(_) | Command::Xsha256(_) | Command::Xsha1(_) | Command::Xmd5(_) | Command::Xcrc(_) => {
+                self.reply(502, "HASH not implemented.")?
+            }
         }
         Ok(Flow::Continue)
     }

@@ -50,7 +50,7 @@ pub struct Cli {
     pub list: bool,
 
     /// Get REMOTE_FILE (a path such as docs/a.txt) and save it under its base name.
-    #[arg(short = 'g', long = "get", value_name = "REMOTE_FILE")]
+    #[arg(short = 'g', long = "get", value_name = "REMOTE_FILE", value_parser = parse_line_arg)]
     pub get: Option<String>,
 
     /// With -l: also show type, size and modification time (UTC).
@@ -58,7 +58,7 @@ pub struct Cli {
     pub long: bool,
 
     /// With -l: the remote directory to list instead of the login directory.
-    #[arg(long, value_name = "DIR", conflicts_with = "get")]
+    #[arg(long, value_name = "DIR", conflicts_with = "get", value_parser = parse_line_arg)]
     pub dir: Option<String>,
 
     /// With -g: save to PATH instead of ./BASENAME; '-' writes to stdout.
@@ -82,11 +82,11 @@ pub struct Cli {
     pub checksum: Option<Checksum>,
 
     /// Login name.
-    #[arg(long, default_value = "anonymous")]
+    #[arg(long, default_value = "anonymous", value_parser = parse_line_arg)]
     pub user: String,
 
     /// Login password (anonymous servers conventionally ask for an e-mail address).
-    #[arg(long, default_value = "ftclient@")]
+    #[arg(long, default_value = "ftclient@", value_parser = parse_password)]
     pub password: String,
 
     /// Seconds to wait when connecting, for each reply and for the data connection.
@@ -123,6 +123,28 @@ impl Cli {
     /// Where a download goes: `None` for the remote base name, `Some(None)` for stdout.
     pub fn output_target(&self) -> Option<Option<&PathBuf>> {
         self.output.as_ref().map(|p| if p.as_os_str() == "-" { None } else { Some(p) })
+    }
+}
+
+/// Accepts an argument that goes into an FTP command line: not empty, and no CR, LF or NUL
+/// (which would end the command and start another).
+fn parse_line_arg(arg: &str) -> Result<String, String> {
+    if arg.is_empty() {
+        Err("expected a non-empty value".into())
+    } else if arg.contains(['\r', '\n', '\0']) {
+        Err(format!("{arg:?} contains a CR, LF or NUL character, which FTP cannot carry"))
+    } else {
+        Ok(arg.to_owned())
+    }
+}
+
+/// Like [`parse_line_arg`], but an empty password is allowed.
+fn parse_password(arg: &str) -> Result<String, String> {
+    if arg.is_empty() {
+        Ok(String::new())
+    } else {
+        parse_line_arg(arg)
+            .map_err(|_| "the password contains a CR, LF or NUL character, which FTP cannot carry".into())
     }
 }
 
@@ -192,6 +214,10 @@ mod tests {
             (&["h", "21", "-g", "a", "--checksum", "md5:00"], ValueValidation),
             (&["h", "21", "-g", "a", "--checksum", "sha256:abc"], ValueValidation),
             (&["h", "21", "-l", "--timeout", "0"], ValueValidation),
+            (&["h", "21", "-g", "a\r\nDELE b"], ValueValidation),
+            (&["h", "21", "-g", ""], ValueValidation),
+            (&["h", "21", "-l", "--dir", "a\nb"], ValueValidation),
+            (&["h", "21", "-l", "--user", "a\nb"], ValueValidation),
         ] {
             assert_eq!(parse(args).err(), Some(kind), "{args:?}");
         }

@@ -213,7 +213,7 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
     let started = Instant::now();
     let bar = progress(expected, 0, opts.quiet);
     let mut count = 0;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = verify::HashingWriter::new(std::io::stdout().lock(), verify::needs_digest(session, opts));
     let outcome = (|| {
         transfer::receive(session, &mut stream, &mut stdout, &mut count, expected.unwrap_or(u64::MAX), |n| {
             bar.set_position(n)
@@ -230,8 +230,10 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
             sanitize(&opts.remote)
         )
     })?;
-    if opts.checksum.is_some() {
-        log::warn!("--checksum is not checked when writing to stdout");
+    if let Some(digest) = stdout.digest() {
+        verify::check_digest(session, opts, &digest).with_context(|| {
+            format!("download of {} to stdout failed verification (the output is corrupt)", sanitize(&opts.remote))
+        })?;
     }
     if !opts.quiet {
         eprintln!("wrote {} to stdout: {}", sanitize(&opts.remote), summary(count, count, started.elapsed()));

@@ -33,6 +33,8 @@ pub struct Features {
     pub mlst: bool,
     /// `HASH ...`: the algorithm names, the server's current choice first if marked with `*`.
     pub hash: Vec<String>,
+    /// `XSHA256`: the legacy SHA-256 command.
+    pub xsha256: bool,
 }
 
 impl Features {
@@ -44,6 +46,7 @@ impl Features {
             let (name, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
             match name.to_ascii_uppercase().as_str() {
                 "MLST" => features.mlst = true,
+                "XSHA256" => features.xsha256 = true,
                 "HASH" => {
                     let mut algos: Vec<(bool, String)> = arg
                         .split(';')

@@ -1,6 +1,6 @@
 //! Checking a finished download before it gets its final name: against `--checksum`, and
-//! against the server's own digest when FEAT advertises HASH (draft-bryan-ftpext-hash) with
-//! SHA-256. The local digest is computed while the server computes its own.
+//! against the server's own SHA-256 when FEAT advertises HASH (draft-bryan-ftpext-hash) or the
+//! legacy XSHA256.
 
 use crate::cli::{decode_hex, Algo};
 use crate::get::GetOptions;
@@ -8,38 +8,107 @@ use crate::session::{ServerError, Session};
 use anyhow::{bail, Context, Result};
 use common::Command;
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// The HASH algorithm name the client can check.
 const SHA256: &str = "SHA-256";
 
-/// Verifies the file at `path` (the finished temporary file) as `opts` asks.
-pub fn check(session: &mut Session, opts: &GetOptions, path: &Path) -> Result<()> {
-    let use_server = opts.verify && session.features.hash.iter().any(|a| a == SHA256);
-    if opts.verify && !use_server {
-        log::debug!("the server offers no SHA-256 HASH; not verifying against it");
+/// How the server can tell us a file's SHA-256, if at all.
+fn server_method(session: &Session, opts: &GetOptions) -> Option<Method> {
+    if !opts.verify {
+        return None;
     }
-    if !use_server && opts.checksum.is_none() {
+    if session.features.hash.iter().any(|a| a == SHA256) {
+        Some(Method::Hash)
+    } else if session.features.xsha256 {
+        Some(Method::Xsha256)
+    } else {
+        log::debug!("the server offers neither HASH SHA-256 nor XSHA256; not verifying against it");
+        None
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    /// `HASH path` (draft-bryan-ftpext-hash).
+    Hash,
+    /// The legacy `XSHA256 path` (ProFTPD mod_digest and others).
+    Xsha256,
+}
+
+/// Verifies the file at `path` (the finished temporary file) as `opts` asks. The local digest
+/// is computed on another thread while the server computes its own.
+pub fn check(session: &mut Session, opts: &GetOptions, path: &Path) -> Result<()> {
+    let method = server_method(session, opts);
+    if method.is_none() && opts.checksum.is_none() {
         return Ok(());
     }
     let (local, server) = std::thread::scope(|scope| {
         let local = scope.spawn(|| sha256_file(path));
-        let server = if use_server { Some(server_sha256(session, &opts.remote)) } else { None };
+        let server = method.map(|m| server_sha256(session, m, &opts.remote));
         (local.join(), server)
     });
     let local = match local {
         Ok(result) => result?,
         Err(_) => bail!("the hashing thread panicked"),
     };
+    compare_all(opts, &local, server.transpose()?)
+}
+
+/// Will [`check`] or [`check_digest`] need the local SHA-256?
+pub fn needs_digest(session: &Session, opts: &GetOptions) -> bool {
+    opts.checksum.is_some() || server_method(session, opts).is_some()
+}
+
+/// A writer that computes the SHA-256 of what passes through it, when enabled.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Option<Sha256>,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`; hashing costs CPU, so it only happens when `enabled`.
+    pub fn new(inner: W, enabled: bool) -> Self {
+        HashingWriter { inner, hasher: enabled.then(Sha256::new) }
+    }
+
+    /// The digest of everything written so far (`None` when not enabled).
+    pub fn digest(&self) -> Option<Vec<u8>> {
+        self.hasher.as_ref().map(|h| h.clone().finalize().to_vec())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Verifies a download whose SHA-256 was computed on the way (output to stdout).
+pub fn check_digest(session: &mut Session, opts: &GetOptions, local: &[u8]) -> Result<()> {
+    let server = server_method(session, opts).map(|m| server_sha256(session, m, &opts.remote)).transpose()?;
+    compare_all(opts, local, server)
+}
+
+fn compare_all(opts: &GetOptions, local: &[u8], server: Option<Vec<u8>>) -> Result<()> {
     if let Some(expected) = &opts.checksum {
         match expected.algo {
-            Algo::Sha256 => compare("--checksum", &expected.digest, &local)?,
+            Algo::Sha256 => compare("--checksum", &expected.digest, local)?,
         }
     }
-    if let Some(server) = server.transpose()? {
-        compare("the server's SHA-256", &server, &local)?;
-        log::info!("SHA-256 matches the server's: {}", hex(&local));
+    if let Some(server) = server {
+        compare("the server's SHA-256", &server, local)?;
+        log::info!("SHA-256 matches the server's: {}", hex(local));
     }
     Ok(())
 }
@@ -51,20 +120,30 @@ fn compare(source: &str, expected: &[u8], actual: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Asks the server for the file's SHA-256: `OPTS HASH SHA-256` unless it is already selected,
-/// then `HASH path` answered by `213 SHA-256 0-<end> <hex> <path>`.
-fn server_sha256(session: &mut Session, remote: &str) -> Result<Vec<u8>> {
-    if session.features.hash.first().map(String::as_str) != Some(SHA256) {
-        session.expect_success(&Command::Opts(format!("HASH {SHA256}")), || "cannot select SHA-256 for HASH".into())?;
-    }
-    let reply = session.command(&Command::Hash(remote.to_owned()))?;
-    if reply.code != 213 {
+/// Asks the server for the file's SHA-256. With HASH: `OPTS HASH SHA-256` unless it is
+/// already selected, then `HASH path` answered by `213 SHA-256 0-<end> <hex> <path>`. With
+/// XSHA256: a 2xx reply whose text holds the 64 hex digits.
+fn server_sha256(session: &mut Session, method: Method, remote: &str) -> Result<Vec<u8>> {
+    let reply = match method {
+        Method::Hash => {
+            if session.features.hash.first().map(String::as_str) != Some(SHA256) {
+                let opts = Command::Opts(format!("HASH {SHA256}"));
+                session.expect_success(&opts, || "cannot select SHA-256 for HASH".into())?;
+            }
+            session.command(&Command::Hash(remote.to_owned()))?
+        }
+        Method::Xsha256 => session.command(&Command::Xsha256(remote.to_owned()))?,
+    };
+    if !reply.is_success() {
         return Err(ServerError(reply)).context("the server could not hash the file");
     }
-    match parse_hash_reply(&reply.text()) {
-        Some((algo, digest)) if algo.eq_ignore_ascii_case(SHA256) && digest.len() == 32 => Ok(digest),
-        _ => Err(ServerError(reply)).context("unexpected HASH reply"),
-    }
+    let digest = match method {
+        Method::Hash => parse_hash_reply(&reply.text())
+            .filter(|(algo, digest)| algo.eq_ignore_ascii_case(SHA256) && digest.len() == 32)
+            .map(|(_, digest)| digest),
+        Method::Xsha256 => reply.text().split_whitespace().filter(|w| w.len() == 64).find_map(decode_hex),
+    };
+    digest.ok_or_else(|| anyhow::Error::new(ServerError(reply)).context("unexpected reply to the hash request"))
 }
 
 /// Splits the text of a `213` HASH reply, `SHA-256 0-49 <hex> <path>`, into the algorithm and

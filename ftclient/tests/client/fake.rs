@@ -65,6 +65,8 @@ pub struct Script {
     pub size: Option<u64>,
     /// The HASH answer text (`SHA-256 0-N hex name`); `None` answers 502.
     pub hash: Option<String>,
+    /// The XSHA256 answer text (the hex digest); `None` answers 500.
+    pub xsha256: Option<String>,
     /// The LIST data.
     pub list: Vec<u8>,
 }
@@ -79,6 +81,7 @@ impl Default for Script {
             pasv_claims: Ipv4Addr::LOCALHOST,
             size: None,
             hash: None,
+            xsha256: None,
             list: Vec::new(),
         }
     }
@@ -190,6 +193,10 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
             Command::Hash(_) => match &script.hash {
                 Some(text) => conn.reply(213, text),
                 None => conn.reply(502, "no HASH"),
+            },
+            Command::Xsha256(_) => match &script.xsha256 {
+                Some(hex) => conn.reply(250, hex),
+                None => conn.reply(500, "no XSHA256"),
             },
             Command::List(_) | Command::Nlst(_) => {
                 conn.reply(150, "here it comes");

@@ -349,3 +349,34 @@ fn ctrl_c_stops_the_download_and_keeps_nothing_under_the_final_name() {
     assert!(out.stderr.contains("--resume"), "{}", out.stderr);
     assert_only_part(dir.path());
 }
+
+#[test]
+fn the_legacy_xsha256_is_used_when_advertised() {
+    let script = |hex: String| Script {
+        feat: Some(vec![" EPSV", " SIZE", " XSHA256"]),
+        size: Some(LEN as u64),
+        xsha256: Some(hex),
+        ..Script::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(script(sha256_hex(&content())), 1, whole());
+    run(dir.path(), &fake, &["-g", "f"]).ok();
+    assert!(fake.commands().iter().any(|c| c == "XSHA256 f"));
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), content());
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(script(sha256_hex(b"other")), 1, whole());
+    run(dir.path(), &fake, &["-g", "f"]).fails_with("the server's SHA-256 is");
+    assert_only_part(dir.path());
+}
+
+#[test]
+fn stdout_downloads_are_verified_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(hash_script(&sha256_hex(b"other")), 2, whole());
+    let bad = run(dir.path(), &fake, &["-g", "f", "-o", "-"]).fails_with("to stdout failed verification");
+    assert_eq!(bad.stdout, content());
+    let good = format!("sha256:{}", sha256_hex(&content()));
+    run(dir.path(), &fake, &["-g", "f", "-o", "-", "--no-verify", "--checksum", &good]).ok();
+    assert!(dir_names(dir.path()).is_empty());
+}

@@ -59,7 +59,7 @@ check_listing "$SAMPLE.expected-list" "$WORK/out" "-l (active)"
 for f in notes.txt big.bin; do
     run_client "" "active" "$WORK/active" "$WORK/out" "$WORK/err" \
         ftclient 127.0.0.1 "$PORT" -g "$f" "$DATA_PORT" || true
-    check_same "$SAMPLE/$f" "$WORK/active/$f"
+    check_same "$SAMPLE/$f" "$WORK/active/$f" "-g (active)"
 done
 
 step "Passive mode: no DATA_PORT, the client connects to a port the server opened"
@@ -74,7 +74,7 @@ check_listing "$SAMPLE.expected-list-docs" "$WORK/out" "-l --dir docs (passive)"
 for f in big.bin 'read me.txt' docs/guide.txt; do
     run_client "" "passive" "$WORK/passive" "$WORK/out" "$WORK/err" \
         ftclient 127.0.0.1 "$PORT" -g "$f" || true
-    check_same "$SAMPLE/$f" "$WORK/passive/$(basename "$f")"
+    check_same "$SAMPLE/$f" "$WORK/passive/$(basename "$f")" "-g (passive)"
 done
 
 step "What the server logged"

@@ -67,19 +67,20 @@ sha() {
     sha256sum <"$1" | cut -c1-64
 }
 
-# check_same <original> <downloaded>: the download must exist and have the original's sha256.
+# check_same <original> <downloaded> <what>: the download must exist and have the original's sha256.
 check_same() {
-    local want got
+    local want got name
     want=$(sha "$1")
+    name=$(basename "$2")
     if [ ! -f "$2" ]; then
-        check 1 "$(basename "$2"): no file was saved"
+        check 1 "$3: no file $name was saved"
         return
     fi
     got=$(sha "$2")
     if [ "$want" = "$got" ]; then
-        check 0 "$(basename "$2"): $(stat -c %s "$2") bytes, sha256 ${got:0:16}... same as the original"
+        check 0 "$3: $name has $(stat -c %s "$2") bytes, sha256 ${got:0:16}... same as the original"
     else
-        check 1 "$(basename "$2"): sha256 ${got:0:16}... differs from the original ${want:0:16}..."
+        check 1 "$3: $name has sha256 ${got:0:16}..., the original ${want:0:16}..."
     fi
 }
 

@@ -148,7 +148,7 @@ check_listing "$SAMPLE.expected-list" "$WORK/out" "ftclient -l (active)"
 opened_by A "$in0" "$out0" "ftclient -l (active)"
 in0=$(syn_count INPUT) out0=$(syn_count OUTPUT)
 client b-active ftclient "$A" "$PORT" -g big.bin "$DATA_PORT" || true
-check_same "$SAMPLE/big.bin" "$WORK/b-active/big.bin"
+check_same "$SAMPLE/big.bin" "$WORK/b-active/big.bin" "ftclient -g (active)"
 opened_by A "$in0" "$out0" "ftclient -g (active)"
 note "A closed the data connection first, so A remembers it for a while (TIME-WAIT):"
 show hostA ss -tn state time-wait dst "$B"
@@ -161,18 +161,18 @@ check_listing "$SAMPLE.expected-list" "$WORK/out" "ftclient -l (passive)"
 opened_by B "$in0" "$out0" "ftclient -l (passive)"
 in0=$(syn_count INPUT) out0=$(syn_count OUTPUT)
 client b-passive ftclient "$A" "$PORT" -g big.bin || true
-check_same "$SAMPLE/big.bin" "$WORK/b-passive/big.bin"
+check_same "$SAMPLE/big.bin" "$WORK/b-passive/big.bin" "ftclient -g (passive)"
 opened_by B "$in0" "$out0" "ftclient -g (passive)"
 
 step "Host B, curl against ftserver: any standard FTP client works"
 note "-P $B makes curl use active mode with that address; without -P curl uses passive mode."
 in0=$(syn_count INPUT) out0=$(syn_count OUTPUT)
 client b-curl-active curl -sS --max-time 30 -P "$B" -o big.bin "ftp://$A:$PORT/big.bin" || true
-check_same "$SAMPLE/big.bin" "$WORK/b-curl-active/big.bin"
+check_same "$SAMPLE/big.bin" "$WORK/b-curl-active/big.bin" "curl -P $B (active)"
 opened_by A "$in0" "$out0" "curl -P $B (active)"
 in0=$(syn_count INPUT) out0=$(syn_count OUTPUT)
 client b-curl-passive curl -sS --max-time 30 -o big.bin "ftp://$A:$PORT/big.bin" || true
-check_same "$SAMPLE/big.bin" "$WORK/b-curl-passive/big.bin"
+check_same "$SAMPLE/big.bin" "$WORK/b-curl-passive/big.bin" "curl (passive)"
 opened_by B "$in0" "$out0" "curl (passive)"
 
 step "Behind a NAT router: why passive mode exists"
@@ -219,9 +219,9 @@ fails_cleanly() {
 
 note "Passive: C opens both connections, the router lets them out:"
 on_c c-passive ftclient "$A_WAN" "$PORT" -g big.bin || true
-check_same "$SAMPLE/big.bin" "$WORK/c-passive/big.bin"
+check_same "$SAMPLE/big.bin" "$WORK/c-passive/big.bin" "ftclient -g (passive) behind NAT"
 on_c c-curl-passive curl -sS --max-time 30 -o big.bin "ftp://$A_WAN:$PORT/big.bin" || true
-check_same "$SAMPLE/big.bin" "$WORK/c-curl-passive/big.bin"
+check_same "$SAMPLE/big.bin" "$WORK/c-curl-passive/big.bin" "curl (passive) behind NAT"
 
 note "Active: C asks A to connect to $C:$DATA_PORT, but A sees the control connection"
 note "coming from $R_WAN and has no route to $C, so the server refuses:"

@@ -83,6 +83,7 @@ note "client's address and port, EPSV in passive mode asks for the server's; the
 show_log "$WORK/server.log"
 
 step "Stop the server"
+note "In a terminal you would press Ctrl-C; here the script sends the same kind of signal."
 show "" kill -TERM "$SERVER_PID"
 stop_pid "$SERVER_PID"
 SERVER_PID=

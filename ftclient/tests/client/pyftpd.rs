@@ -1,8 +1,9 @@
 //! ftclient against pyftpdlib, the FTP server from pip, started on a port the kernel picks.
 
 use crate::scenarios::{self, Endpoint};
-use crate::support::{spawn_with_port, ChildGuard, Tree};
-use std::process::Command;
+use crate::support::{dir_names, spawn_with_port, wait_output, ChildGuard, Tree, BIG, LIMIT};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Binds port 0 and prints the port, which `python3 -m pyftpdlib` does not do reliably.
 const LAUNCHER: &str = r#"
@@ -17,6 +18,10 @@ authorizer.add_anonymous(sys.argv[1])
 authorizer.add_user("alice", "secret", sys.argv[1], perm="elr")
 handler = FTPHandler
 handler.authorizer = authorizer
+if len(sys.argv) > 3:
+    from pyftpdlib.handlers import ThrottledDTPHandler
+    ThrottledDTPHandler.write_limit = int(sys.argv[3])
+    handler.dtp_handler = ThrottledDTPHandler
 server = FTPServer((sys.argv[2], 0), handler)
 print(server.socket.getsockname()[1], flush=True)
 server.serve_forever()
@@ -24,10 +29,18 @@ server.serve_forever()
 
 /// A running pyftpdlib serving `tree`.
 pub fn start(tree: &Tree, host: &str) -> (ChildGuard, u16) {
-    let script = tree.root.path().parent().unwrap().join(format!("pyftpd-launcher-{}.py", std::process::id()));
+    start_throttled(tree, host, None)
+}
+
+/// A running pyftpdlib serving `tree`, sending at most `limit` bytes per second per download.
+fn start_throttled(tree: &Tree, host: &str, limit: Option<u64>) -> (ChildGuard, u16) {
+    // Python has read the script once it prints the port, so the directory can go then.
+    let scratch = tempfile::tempdir().unwrap();
+    let script = scratch.path().join("launcher.py");
     std::fs::write(&script, LAUNCHER).unwrap();
     let mut cmd = Command::new("python3");
     cmd.arg(&script).arg(tree.root.path()).arg(host);
+    cmd.args(limit.map(|l| l.to_string()));
     spawn_with_port(cmd)
 }
 
@@ -58,4 +71,38 @@ fn logs_in_as_a_user_and_reports_bad_passwords() {
     };
     assert_eq!(run(&["-l", "--user", "alice", "--password", "secret"]).ok().out(), Tree::root_listing());
     run(&["-l", "--user", "alice", "--password", "wrong"]).fails_with("login as alice failed: 530");
+}
+
+#[test]
+fn a_server_killed_mid_download_is_resumed_after_a_restart() {
+    let tree = Tree::new();
+    // 1 MB/s: the download of big.bin takes about three seconds, time enough to kill the server.
+    let (mut server, port) = start_throttled(&tree, "127.0.0.1", Some(1_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(crate::support::client_bin())
+        .args(["127.0.0.1", &port.to_string(), "-g", "big.bin"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = dir.path().join(".big.bin.ftpart");
+    let deadline = Instant::now() + LIMIT;
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 100_000 {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    server.0.kill().unwrap(); // SIGKILL
+    let _ = server.0.wait();
+    let failed = wait_output(child);
+    assert_eq!(failed.code(), 1, "{failed:?}");
+    assert!(failed.stderr.contains("--resume"), "{}", failed.stderr);
+    assert_eq!(dir_names(dir.path()), vec![".big.bin.ftpart"]);
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0 && kept < BIG as u64, "{kept}");
+
+    let (_server, port) = start(&tree, "127.0.0.1");
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume"]).ok();
+    assert_eq!(dir_names(dir.path()), vec!["big.bin"]);
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), tree.read("big.bin"));
 }

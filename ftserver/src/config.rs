@@ -15,6 +15,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The default for `--data-timeout`: how long to wait for a data connection to be made, and
 /// for a stalled data connection to accept more bytes.
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default for `--max-hash-jobs`: files being hashed (HASH, XSHA256...) at once.
+pub const DEFAULT_MAX_HASH_JOBS: usize = 4;
 
 /// Everything a running server needs to know. Build it with [`Config::new`] and adjust the
 /// public fields.
@@ -35,6 +37,8 @@ pub struct Config {
     /// The address to advertise in `227` replies (a server behind NAT); `None` advertises the
     /// local address of the control connection.
     pub pasv_address: Option<Ipv4Addr>,
+    /// The most files hashed at once for HASH and its legacy forms; more get `450`.
+    pub max_hash_jobs: usize,
 }
 
 impl Config {
@@ -50,6 +54,7 @@ impl Config {
             data_timeout: DEFAULT_DATA_TIMEOUT,
             pasv_ports: None,
             pasv_address: None,
+            max_hash_jobs: DEFAULT_MAX_HASH_JOBS,
         })
     }
 }

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod data;
 pub mod fs;
+pub mod hash;
 pub mod listing;
 pub mod server;
 mod session;

@@ -66,6 +66,11 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     pasv_address: Option<Ipv4Addr>,
 
+    /// The most files hashed at once for HASH/XSHA256/...; more clients get `450`.
+    #[arg(long, value_name = "N", default_value_t = ftserver::config::DEFAULT_MAX_HASH_JOBS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_hash_jobs: usize,
+
     /// Log more: -v adds each command, -vv everything. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -109,6 +114,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.data_timeout = Duration::from_secs(args.data_timeout);
     config.pasv_ports = args.pasv_ports;
     config.pasv_address = args.pasv_address;
+    config.max_hash_jobs = args.max_hash_jobs;
 
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = TcpListener::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {}", lower(&e)))?;

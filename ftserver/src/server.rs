@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::fs::Root;
+use crate::hash::JobSlots;
 use crate::session::Session;
 use common::hostport::canonical_ip;
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) root: Root,
+    /// Limits concurrent HASH jobs across all sessions.
+    pub(crate) hash_jobs: JobSlots,
     /// Set once by [`ServerHandle::shutdown`].
     pub(crate) stop: AtomicBool,
     next_id: AtomicU64,
@@ -79,6 +82,7 @@ impl Server {
         config.root = root.path().to_owned();
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            hash_jobs: JobSlots::new(config.max_hash_jobs),
             config,
             root,
             stop: AtomicBool::new(false),

@@ -3,6 +3,7 @@
 
 use crate::data::{self, DataPlan, PassiveListener};
 use crate::fs::FsError;
+use crate::hash::{self, Algorithm, HashError};
 use crate::listing::{self, ListKind};
 use crate::server::Shared;
 use common::command::{EpsvArg, TransferType};
@@ -41,6 +42,8 @@ pub(crate) struct Session<'a> {
     /// After `EPSV ALL` only EPSV may set up data connections (RFC 2428 section 4).
     epsv_all: bool,
     facts: Facts,
+    /// The algorithm for `HASH`, chosen with `OPTS HASH`.
+    hash_algorithm: Algorithm,
     transfers: u64,
     bytes: u64,
 }
@@ -143,6 +146,7 @@ impl<'a> Session<'a> {
             data: None,
             epsv_all: false,
             facts: Facts::default(),
+            hash_algorithm: Algorithm::Sha256,
             transfers: 0,
             bytes: 0,
         };
@@ -316,11 +320,14 @@ impl<'a> Session<'a> {
                 self.data = None;
                 self.epsv_all = false;
                 self.facts = Facts::default();
+                self.hash_algorithm = Algorithm::Sha256;
                 self.reply(220, "Service ready for new user.")?;
             }
-            Command::Hash(_) | Command::Xsha256(_) | Command::Xsha1(_) | Command::Xmd5(_) | Command::Xcrc(_) => {
-                self.reply(502, "HASH not implemented.")?
-            }
+            Command::Hash(arg) => self.hash(&arg, self.hash_algorithm, false)?,
+            Command::Xsha256(arg) => self.hash(&arg, Algorithm::Sha256, true)?,
+            Command::Xsha1(arg) => self.hash(&arg, Algorithm::Sha1, true)?,
+            Command::Xmd5(arg) => self.hash(&arg, Algorithm::Md5, true)?,
+            Command::Xcrc(arg) => self.hash(&arg, Algorithm::Crc32, true)?,
         }
         Ok(Flow::Continue)
     }
@@ -328,7 +335,23 @@ impl<'a> Session<'a> {
     fn feat(&mut self) -> io::Result<()> {
         let mut lines = vec!["Features:".to_owned()];
         let mlst = format!("MLST {}", self.facts.feat_list());
-        for feature in ["EPRT", "EPSV", "MDTM", &mlst, "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"] {
+        let hash = format!("HASH {}", Algorithm::feat_list(self.hash_algorithm));
+        for feature in [
+            "EPRT",
+            "EPSV",
+            &hash,
+            "MDTM",
+            &mlst,
+            "PASV",
+            "REST STREAM",
+            "SIZE",
+            "TVFS",
+            "UTF8",
+            "XCRC",
+            "XMD5",
+            "XSHA1",
+            "XSHA256",
+        ] {
             lines.push(format!(" {feature}"));
         }
         lines.push("End".to_owned());
@@ -344,6 +367,15 @@ impl<'a> Session<'a> {
             } else {
                 self.reply(504, "UTF8 cannot be turned off.")
             }
+        } else if name.eq_ignore_ascii_case("HASH") {
+            // draft-bryan-ftpext-hash section 4: no argument asks for the current choice.
+            if !value.is_empty() {
+                match Algorithm::from_name(value) {
+                    Some(algorithm) => self.hash_algorithm = algorithm,
+                    None => return self.reply(501, "Unknown algorithm, current selection not changed."),
+                }
+            }
+            self.reply(200, self.hash_algorithm.name())
         } else if name.eq_ignore_ascii_case("MLST") {
             self.facts = Facts::from_opts(value);
             let text = format!("MLST OPTS {}", self.facts.selected_list());
@@ -641,6 +673,49 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// `HASH path` (`213 <algorithm> 0-<size> <hex> <path>`) and the legacy `XSHA256 path` and
+    /// friends (`250 <hex>`). Only regular files inside the root; at most `max_hash_jobs` at once
+    /// (450 otherwise); anything the client sends meanwhile, or a hang-up, aborts the job.
+    fn hash(&mut self, arg: &str, algorithm: Algorithm, legacy: bool) -> io::Result<()> {
+        let vp = match self.vpath(arg) {
+            Ok(vp) => vp,
+            Err(text) => return self.reply(550, text),
+        };
+        let (mut file, meta) = match self.shared.root.open_file(&vp) {
+            Ok(opened) => opened,
+            Err(e) => return self.fs_error(arg, &e),
+        };
+        let shared = self.shared;
+        let Some(_slot) = shared.hash_jobs.try_acquire() else {
+            return self.reply(450, "Too many files are being hashed; try again later.");
+        };
+        let started = Instant::now();
+        let control = self.ctrl.get_ref();
+        let result = hash::digest(&mut file, algorithm, || !self.stopping() && !client_spoke(control));
+        let verb = if legacy { format!("X{}", algorithm.name().replace('-', "")) } else { "HASH".to_owned() };
+        match result {
+            Ok((digest, len)) => {
+                let label = format!("{verb} {}", algorithm.name());
+                self.log_transfer(&label, &vp, len, started, "ok");
+                let hex = hash::hex(&digest);
+                if legacy {
+                    self.reply(250, hex)
+                } else {
+                    // The range is the whole file: from 0 to its size (no RANG support).
+                    self.reply(213, format!("{} 0-{} {hex} {arg}", algorithm.name(), meta.len()))
+                }
+            }
+            Err(HashError::Aborted) => {
+                self.log_transfer(&verb, &vp, 0, started, "aborted");
+                self.reply(451, "Hashing aborted.")
+            }
+            Err(e) => {
+                self.log_transfer(&verb, &vp, 0, started, &format!("failed: {e}"));
+                self.reply(451, "Local error reading the file.")
+            }
+        }
+    }
+
     fn stat(&mut self) -> io::Result<()> {
         let lines = vec![
             "FTP server status:".to_owned(),
@@ -651,6 +726,7 @@ impl<'a> Session<'a> {
             " Control connection is plain text".to_owned(),
             " Data connections will be plain text".to_owned(),
             " Read-only access".to_owned(),
+            format!(" Hash jobs running: {} of {}", self.shared.hash_jobs.running(), self.shared.hash_jobs.max()),
             "End of status".to_owned(),
         ];
         self.reply_multi(211, lines)
@@ -674,6 +750,17 @@ impl<'a> Session<'a> {
             Err(e) => self.fs_error(&arg, &e),
         }
     }
+}
+
+/// Has the client sent something (or hung up) on the control connection? Used to abort a long
+/// job: a peek in non-blocking mode, so nothing is consumed.
+fn client_spoke(control: &TcpStream) -> bool {
+    if control.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let spoke = !matches!(control.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    control.set_nonblocking(false).is_err() || spoke
 }
 
 /// Drops `ls`-style options (`-la`, `-a -l`) that clients put before a LIST/NLST path; we

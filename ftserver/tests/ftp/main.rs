@@ -4,6 +4,7 @@
 mod binary;
 mod curl;
 mod ftplib;
+mod hash;
 mod lftp;
 mod protocol;
 mod security;

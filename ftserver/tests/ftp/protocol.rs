@@ -18,6 +18,7 @@ fn greets_and_answers_before_login() {
             "Features:",
             " EPRT",
             " EPSV",
+            " HASH SHA-256*;SHA-1;MD5;CRC32",
             " MDTM",
             " MLST type*;size*;modify*;perm*;",
             " PASV",
@@ -25,6 +26,10 @@ fn greets_and_answers_before_login() {
             " SIZE",
             " TVFS",
             " UTF8",
+            " XCRC",
+            " XMD5",
+            " XSHA1",
+            " XSHA256",
             "End"
         ]
     );

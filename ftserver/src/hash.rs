@@ -1,0 +1,222 @@
+//! File digests for `HASH` (draft-bryan-ftpext-hash) and the legacy `XSHA256`/`XSHA1`/`XMD5`/
+//! `XCRC` commands: the algorithms, a limit on concurrent hash jobs, and hashing that stops when
+//! asked to (the client sent something or hung up, or the server is stopping).
+
+use sha2::Digest as _;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A digest algorithm a client can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// SHA-256, the default (FEAT marks it with `*`).
+    Sha256,
+    /// SHA-1.
+    Sha1,
+    /// MD5.
+    Md5,
+    /// CRC-32 (IEEE), 8 hex digits.
+    Crc32,
+}
+
+impl Algorithm {
+    /// Every algorithm, in the order FEAT lists them.
+    pub const ALL: [Algorithm; 4] = [Algorithm::Sha256, Algorithm::Sha1, Algorithm::Md5, Algorithm::Crc32];
+
+    /// The name on the wire (IANA hash function textual names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha1 => "SHA-1",
+            Algorithm::Md5 => "MD5",
+            Algorithm::Crc32 => "CRC32",
+        }
+    }
+
+    /// Looks an algorithm up by name, ignoring case.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Self::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The FEAT argument, the selected algorithm marked: `SHA-256*;SHA-1;MD5;CRC32`.
+    pub fn feat_list(selected: Algorithm) -> String {
+        let names: Vec<String> =
+            Self::ALL.iter().map(|&a| format!("{}{}", a.name(), if a == selected { "*" } else { "" })).collect();
+        names.join(";")
+    }
+}
+
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha1(sha1::Sha1),
+    Md5(md5::Md5),
+    Crc32(crc32fast::Hasher),
+}
+
+impl Hasher {
+    fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Algorithm::Md5 => Hasher::Md5(md5::Md5::new()),
+            Algorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha1(h) => h.update(bytes),
+            Hasher::Md5(h) => h.update(bytes),
+            Hasher::Crc32(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Md5(h) => h.finalize().to_vec(),
+            Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why hashing did not produce a digest.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Stopped early because `keep_going` said so.
+    #[error("hashing aborted")]
+    Aborted,
+    /// Reading the file failed.
+    #[error("cannot read the file: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Bytes read between two calls of `keep_going`.
+const CHECK_EVERY: u64 = 8 << 20;
+
+/// Digests everything `input` yields. `keep_going` is asked every few MiB; when it returns false
+/// hashing stops with [`HashError::Aborted`]. Memory use is one 1 MiB buffer.
+pub fn digest(
+    input: &mut impl Read,
+    algorithm: Algorithm,
+    mut keep_going: impl FnMut() -> bool,
+) -> Result<(Vec<u8>, u64), HashError> {
+    let mut hasher = Hasher::new(algorithm);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    let mut next_check = CHECK_EVERY;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok((hasher.finish(), total)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        if total >= next_check {
+            next_check += CHECK_EVERY;
+            if !keep_going() {
+                return Err(HashError::Aborted);
+            }
+        }
+    }
+}
+
+/// A limit on simultaneous hash jobs, so clients cannot keep every core busy.
+#[derive(Debug)]
+pub struct JobSlots {
+    max: usize,
+    used: AtomicUsize,
+}
+
+/// One taken slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Slot<'a>(&'a JobSlots);
+
+impl JobSlots {
+    /// Allows `max` jobs at once.
+    pub fn new(max: usize) -> JobSlots {
+        JobSlots { max, used: AtomicUsize::new(0) }
+    }
+
+    /// Takes a slot, or `None` when all are in use.
+    pub fn try_acquire(&self) -> Option<Slot<'_>> {
+        self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).ok()?;
+        Some(Slot(self))
+    }
+
+    /// How many jobs are running now.
+    pub fn running(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The limit.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(algorithm: Algorithm, input: &[u8], expected: &str) {
+        let (digest, len) = super::digest(&mut &input[..], algorithm, || true).unwrap();
+        assert_eq!((hex(&digest), len), (expected.to_owned(), input.len() as u64), "{algorithm:?}");
+    }
+
+    #[test]
+    fn digests_known_vectors() {
+        check(Algorithm::Sha256, b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        check(Algorithm::Sha256, b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        check(Algorithm::Sha1, b"abc", "a9993e364706816aba3e25717850c26c9cd0d89d");
+        check(Algorithm::Md5, b"abc", "900150983cd24fb0d6963f7d28e17f72");
+        check(Algorithm::Crc32, b"123456789", "cbf43926");
+        check(Algorithm::Crc32, b"", "00000000");
+    }
+
+    #[test]
+    fn names_and_feat() {
+        assert_eq!(Algorithm::feat_list(Algorithm::Sha256), "SHA-256*;SHA-1;MD5;CRC32");
+        assert_eq!(Algorithm::feat_list(Algorithm::Crc32), "SHA-256;SHA-1;MD5;CRC32*");
+        assert_eq!(Algorithm::from_name("sha-1"), Some(Algorithm::Sha1));
+        assert_eq!(Algorithm::from_name("SHA-512"), None);
+    }
+
+    #[test]
+    fn aborts_when_asked() {
+        let big = vec![0u8; (CHECK_EVERY * 2) as usize];
+        let mut asked = 0;
+        let result = digest(&mut &big[..], Algorithm::Crc32, || {
+            asked += 1;
+            false
+        });
+        assert!(matches!(result, Err(HashError::Aborted)));
+        assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn limits_concurrent_jobs() {
+        let slots = JobSlots::new(1);
+        let first = slots.try_acquire().unwrap();
+        assert!(slots.try_acquire().is_none());
+        assert_eq!(slots.running(), 1);
+        drop(first);
+        assert!(slots.try_acquire().is_some());
+        assert_eq!(slots.running(), 0);
+    }
+}

@@ -166,6 +166,8 @@ fn receive_into_part(
             Err(e.context(format!("download of {} failed", sanitize(&opts.remote))))
         }
         Err(e) => {
+            // A failed write may have stored part of a buffer: the file says how far it got.
+            let count = std::fs::metadata(part).map_or(count, |m| m.len());
             let of = expected.map_or(String::new(), |n| format!(" of {n}"));
             Err(e.context(format!(
                 "download of {} stopped after {count}{of} bytes ({} is kept; run the same command with --resume to continue)",
@@ -258,6 +260,8 @@ fn progress(len: Option<u64>, position: u64, quiet: bool) -> ProgressBar {
     };
     bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_position(position);
+    // The rate and ETA should count this run's bytes, not the resumed ones.
+    bar.reset_eta();
     bar
 }
 

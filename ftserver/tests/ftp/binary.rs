@@ -84,6 +84,7 @@ fn session(addr: SocketAddr, quit: bool) {
 fn no_descriptor_or_thread_leaks() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("f"), b"x").unwrap();
+    std::fs::File::create(root.path().join("big")).unwrap().set_len(64 << 20).unwrap();
     let server = start(root.path(), &["--max-clients", "100", "--max-per-ip", "100"]);
     let pid = server.child.0.id();
     // The idle server: main, accept and signal threads; stdio and the listener.
@@ -104,6 +105,16 @@ fn no_descriptor_or_thread_leaks() {
         .collect();
     assert!(count(format!("/proc/{pid}/fd")) >= fds + 50);
     drop(open);
+    // Clients that vanish in the middle of a download.
+    for _ in 0..20 {
+        let mut raw = Raw::connect(server.addr);
+        raw.login();
+        raw.expect("TYPE I", 200);
+        let mut data = raw.epsv_connect();
+        raw.expect("RETR big", 150);
+        let mut first = [0u8; 4096];
+        data.read_exact(&mut first).unwrap();
+    }
     settle(pid, fds, threads);
 }
 

@@ -231,3 +231,24 @@ fn a_download_closed_by_the_client_is_reported() {
     raw.expect_reply(426);
     assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
 }
+
+/// A file that shrinks while it is sent is reported as an error, never as a complete transfer.
+#[test]
+fn a_file_shrinking_during_a_download_is_not_reported_complete() {
+    let server = TestServer::start();
+    let path = server.root.path().join("shrinking.bin");
+    std::fs::File::create(&path).unwrap().set_len(256 << 20).unwrap();
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    let mut data = raw.epsv_connect();
+    raw.expect("RETR shrinking.bin", 150);
+    // The server is now blocked writing (socket buffers hold a few MiB at most).
+    let mut first = [0u8; 4096];
+    data.read_exact(&mut first).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(32 << 20).unwrap();
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).unwrap();
+    assert!((first.len() + rest.len()) as u64 <= 32 << 20);
+    let reply = raw.reply();
+    assert_eq!(reply.code, 451, "{reply:?}");
+}

@@ -233,7 +233,7 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
         )
     })?;
     if let Some(digest) = stdout.digest() {
-        verify::check_digest(session, opts, &digest).with_context(|| {
+        verify::check_digest(session, opts, &digest, count).with_context(|| {
             format!("download of {} to stdout failed verification (the output is corrupt)", sanitize(&opts.remote))
         })?;
     }

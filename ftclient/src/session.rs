@@ -178,6 +178,16 @@ impl Session {
         self.read_reply()
     }
 
+    /// Like [`Session::command`], but waits up to `wait` (at least the usual timeout) for the
+    /// reply: for commands the server needs long for, such as hashing a big file.
+    pub fn command_within(&mut self, cmd: &Command, wait: Duration) -> Result<Reply> {
+        let usual = self.timeout;
+        self.timeout = wait.max(usual);
+        let reply = self.command(cmd);
+        self.timeout = usual;
+        reply
+    }
+
     /// Sends a command and requires a 2xx reply; `what` names the step for the error.
     pub fn expect_success(&mut self, cmd: &Command, what: impl FnOnce() -> String) -> Result<Reply> {
         let reply = self.command(cmd)?;

@@ -10,6 +10,7 @@ use common::Command;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::time::Duration;
 
 /// The HASH algorithm name the client can check.
 const SHA256: &str = "SHA-256";
@@ -44,16 +45,17 @@ pub fn check(session: &mut Session, opts: &GetOptions, path: &Path) -> Result<()
     if method.is_none() && opts.checksum.is_none() {
         return Ok(());
     }
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     let (local, server) = std::thread::scope(|scope| {
         let local = scope.spawn(|| sha256_file(path));
-        let server = method.map(|m| server_sha256(session, m, &opts.remote));
+        let server = method.and_then(|m| server_sha256(session, m, &opts.remote, len));
         (local.join(), server)
     });
     let local = match local {
         Ok(result) => result?,
         Err(_) => bail!("the hashing thread panicked"),
     };
-    compare_all(opts, &local, server.transpose()?)
+    compare_all(opts, &local, server)
 }
 
 /// Will [`check`] or [`check_digest`] need the local SHA-256?
@@ -95,8 +97,8 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Verifies a download whose SHA-256 was computed on the way (output to stdout).
-pub fn check_digest(session: &mut Session, opts: &GetOptions, local: &[u8]) -> Result<()> {
-    let server = server_method(session, opts).map(|m| server_sha256(session, m, &opts.remote)).transpose()?;
+pub fn check_digest(session: &mut Session, opts: &GetOptions, local: &[u8], len: u64) -> Result<()> {
+    let server = server_method(session, opts).and_then(|m| server_sha256(session, m, &opts.remote, len));
     compare_all(opts, local, server)
 }
 
@@ -120,19 +122,36 @@ fn compare(source: &str, expected: &[u8], actual: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Asks the server for the file's SHA-256. With HASH: `OPTS HASH SHA-256` unless it is
-/// already selected, then `HASH path` answered by `213 SHA-256 0-<end> <hex> <path>`. With
-/// XSHA256: a 2xx reply whose text holds the 64 hex digits.
-fn server_sha256(session: &mut Session, method: Method, remote: &str) -> Result<Vec<u8>> {
+/// How fast a server is assumed to hash at worst, to size the wait for its answer.
+const SLOWEST_HASH_RATE: u64 = 20 << 20;
+
+/// Asks the server for the SHA-256 of the `len`-byte file. A server that cannot answer (an
+/// error reply, a timeout) only costs the check, with a warning: that is no evidence of a bad
+/// file, which the byte count and the 226 already vouched for.
+fn server_sha256(session: &mut Session, method: Method, remote: &str, len: u64) -> Option<Vec<u8>> {
+    let wait = session.timeout() + Duration::from_secs(len / SLOWEST_HASH_RATE);
+    match ask_sha256(session, method, remote, wait) {
+        Ok(digest) => Some(digest),
+        Err(e) => {
+            log::warn!("not verified against the server's SHA-256: {e:#}");
+            None
+        }
+    }
+}
+
+/// With HASH: `OPTS HASH SHA-256` unless it is already selected, then `HASH path` answered by
+/// `213 SHA-256 0-<end> <hex> <path>`. With XSHA256: a 2xx reply whose text holds the 64 hex
+/// digits.
+fn ask_sha256(session: &mut Session, method: Method, remote: &str, wait: Duration) -> Result<Vec<u8>> {
     let reply = match method {
         Method::Hash => {
             if session.features.hash.first().map(String::as_str) != Some(SHA256) {
                 let opts = Command::Opts(format!("HASH {SHA256}"));
                 session.expect_success(&opts, || "cannot select SHA-256 for HASH".into())?;
             }
-            session.command(&Command::Hash(remote.to_owned()))?
+            session.command_within(&Command::Hash(remote.to_owned()), wait)?
         }
-        Method::Xsha256 => session.command(&Command::Xsha256(remote.to_owned()))?,
+        Method::Xsha256 => session.command_within(&Command::Xsha256(remote.to_owned()), wait)?,
     };
     if !reply.is_success() {
         return Err(ServerError(reply)).context("the server could not hash the file");

@@ -14,6 +14,9 @@ use std::time::Duration;
 /// How long the fake server waits for anything before giving up (so no test hangs on it).
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Extra sessions every fake server accepts (see [`crate::support::ftclient_active`]).
+const SPARE_SESSIONS: usize = 4;
+
 /// One control connection, as the RETR handler sees it.
 pub struct Conn {
     /// The control connection.
@@ -99,13 +102,14 @@ pub struct Fake {
 }
 
 impl Fake {
-    /// Starts a server on 127.0.0.1 that serves `sessions` control connections one after another.
+    /// Starts a server on 127.0.0.1 that serves `sessions` control connections one after another
+    /// (and a few spare ones, for runs that are repeated after losing a data-port race).
     pub fn start(script: Script, sessions: usize, mut retr: Retr) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, log) = mpsc::channel();
         std::thread::spawn(move || {
-            for session in 0..sessions {
+            for session in 0..sessions + SPARE_SESSIONS {
                 let Ok((stream, _)) = listener.accept() else { return };
                 stream.set_read_timeout(Some(WAIT)).unwrap();
                 let mut conn = Conn { ctrl: Control::new(stream, 8192), passive: None, active: None, session };

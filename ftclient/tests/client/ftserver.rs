@@ -33,8 +33,11 @@ fn the_same_data_port_works_run_after_run_and_host_names_resolve() {
     let server = start(&tree, "127.0.0.1");
     let dir = tempfile::tempdir().unwrap();
     let port = server.local_addr().port().to_string();
-    let data_port = crate::support::free_port().to_string();
-    for _ in 0..3 {
+    let args = ["localhost", port.as_str(), "-l"];
+    let (first, data_port) = crate::support::ftclient_active(dir.path(), &args, [127, 0, 0, 1].into());
+    assert_eq!(first.ok().out(), Tree::root_listing());
+    for _ in 0..2 {
+        let data_port = data_port.to_string();
         let run = crate::support::ftclient(dir.path(), &["localhost", &port, "-l", &data_port]).ok();
         assert_eq!(run.out(), Tree::root_listing());
     }
@@ -63,7 +66,9 @@ fn files_beyond_4_gib_list_and_resume_past_4_gib() {
     let part = std::fs::File::create(dir.path().join(".huge.bin.ftpart")).unwrap();
     part.set_len(SIZE - 10_000).unwrap();
     drop(part);
-    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "huge.bin", "--resume"]).ok();
+    // --no-verify: hashing 5 GiB in a debug build would dominate the test; HASH is checked in
+    // `downloads_are_verified_with_the_servers_hash`.
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "huge.bin", "--resume", "--no-verify"]).ok();
     let local = dir.path().join("huge.bin");
     assert_eq!(std::fs::metadata(&local).unwrap().len(), SIZE);
     let mut end = vec![0u8; tail.len()];
@@ -100,4 +105,18 @@ fn a_full_disk_fails_cleanly() {
     assert_ne!(run.code(), 99, "cannot mount a tmpfs in a user namespace: {}", run.stderr);
     let run = run.fails_with("No space left on device");
     assert_eq!(run.out(), ".big.bin.ftpart\n", "what the failed download left: {}", run.stderr);
+}
+
+#[test]
+fn downloads_are_verified_with_the_servers_hash() {
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let port = server.local_addr().port().to_string();
+    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-v"]).ok();
+    assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), tree.read("big.bin"));
+    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", "-", "-v"]).ok();
+    assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
+    assert_eq!(run.stdout, tree.read("big.bin"));
 }

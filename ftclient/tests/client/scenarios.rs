@@ -1,7 +1,8 @@
 //! The checks every real server must pass, in passive and active mode: listings, downloads
 //! with byte-identical results, remote paths, stdout output and the duplicate-name rule.
 
-use crate::support::{dir_names, free_port, ftclient, Tree, BIG};
+use crate::support::{dir_names, ftclient, ftclient_active, Tree, BIG};
+use std::path::Path;
 
 /// How to reach a server under test.
 pub struct Endpoint<'a> {
@@ -14,11 +15,16 @@ pub struct Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
-    fn args<'a>(&'a self, port: &'a str, rest: &[&'a str], data_port: Option<&'a str>) -> Vec<&'a str> {
-        let mut args = vec![self.host, port];
+    /// Runs ftclient in `dir` with the host, the port, `rest`, and in active mode a data port.
+    fn run(&self, dir: &Path, rest: &[&str], active: bool) -> crate::support::Run {
+        let port = self.port.to_string();
+        let mut args = vec![self.host, &port];
         args.extend_from_slice(rest);
-        args.extend(data_port);
-        args
+        if active {
+            ftclient_active(dir, &args, self.host.parse().unwrap()).0
+        } else {
+            ftclient(dir, &args)
+        }
     }
 }
 
@@ -26,12 +32,7 @@ impl Endpoint<'_> {
 pub fn all(ep: &Endpoint<'_>) {
     for active in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let run = |rest: &[&str]| {
-            let port = ep.port.to_string();
-            let data_port = active.then(|| free_port().to_string());
-            let args = ep.args(&port, rest, data_port.as_deref());
-            ftclient(dir.path(), &args)
-        };
+        let run = |rest: &[&str]| ep.run(dir.path(), rest, active);
         let mode = if active { "active" } else { "passive" };
 
         let listing = run(&["-l"]).ok();
@@ -77,16 +78,12 @@ pub fn all(ep: &Endpoint<'_>) {
         let resume_dir = tempfile::tempdir().unwrap();
         let big = ep.tree.read("big.bin");
         std::fs::write(resume_dir.path().join(".big.bin.ftpart"), &big[..BIG / 3]).unwrap();
-        let port = ep.port.to_string();
-        let data_port = active.then(|| free_port().to_string());
-        let resumed =
-            ftclient(resume_dir.path(), &ep.args(&port, &["-g", "big.bin", "--resume"], data_port.as_deref())).ok();
+        let resumed = ep.run(resume_dir.path(), &["-g", "big.bin", "--resume"], active).ok();
         assert_eq!(std::fs::read(resume_dir.path().join("big.bin")).unwrap(), big, "{mode} resume");
         assert_eq!(dir_names(resume_dir.path()), vec!["big.bin"], "{mode}: {}", resumed.stderr);
         // A partial file longer than the remote one cannot be resumed.
         std::fs::write(resume_dir.path().join(".empty.ftpart"), b"junk").unwrap();
-        ftclient(resume_dir.path(), &ep.args(&port, &["-g", "empty", "--resume"], data_port.as_deref()))
-            .fails_with("delete it or run without --resume");
+        ep.run(resume_dir.path(), &["-g", "empty", "--resume"], active).fails_with("delete it or run without --resume");
         assert!(!resume_dir.path().join("empty").exists());
 
         // A missing file: exit 1, the server's reply in the message, nothing created.

@@ -3,7 +3,7 @@
 //! appear under the final name unless the whole file arrived and was confirmed.
 
 use crate::fake::{Conn, Fake, Script};
-use crate::support::{bytes, dir_names, free_port, ftclient, wait_output, ChildGuard, LIMIT};
+use crate::support::{bytes, dir_names, ftclient, ftclient_active, wait_output, ChildGuard, LIMIT};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -22,6 +22,14 @@ fn run(dir: &Path, fake: &Fake, extra: &[&str]) -> crate::support::Run {
     let mut args = vec!["127.0.0.1", port.as_str()];
     args.extend_from_slice(extra);
     ftclient(dir, &args)
+}
+
+/// Like [`run`], in active mode with a fresh data port.
+fn run_active(dir: &Path, fake: &Fake, extra: &[&str]) -> crate::support::Run {
+    let port = fake.port.to_string();
+    let mut args = vec!["127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    ftclient_active(dir, &args, std::net::Ipv4Addr::LOCALHOST.into()).0
 }
 
 /// A RETR handler that sends `content()[rest..cut]`, then ends as `end` says.
@@ -191,8 +199,7 @@ fn a_stranger_on_the_active_data_port_is_never_read() {
             conn.reply(226, "done");
         }),
     );
-    let data_port = free_port().to_string();
-    let got = run(dir.path(), &fake, &["-g", "f", &data_port]).ok();
+    let got = run_active(dir.path(), &fake, &["-g", "f"]).ok();
     assert!(got.stderr.contains("refused a data connection from 127.0.0.2"), "{}", got.stderr);
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), content());
 }
@@ -216,18 +223,16 @@ fn servers_without_epsv_and_eprt_and_with_a_lying_227_work() {
             conn.reply(226, "done");
         })
     };
-    for data_port in [None, Some(free_port().to_string())] {
+    for active in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let fake = Fake::start(script(), 2, ok_retr());
-        let mut args = vec!["-g", "f"];
-        args.extend(data_port.as_deref());
-        run(dir.path(), &fake, &args).ok();
+        let run =
+            |args: &[&str]| if active { run_active(dir.path(), &fake, args) } else { run(dir.path(), &fake, args) };
+        run(&["-g", "f"]).ok();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), content());
-        let mut args = vec!["-l"];
-        args.extend(data_port.as_deref());
-        assert_eq!(run(dir.path(), &fake, &args).ok().out(), "d/\nf\n");
+        assert_eq!(run(&["-l"]).ok().out(), "d/\nf\n");
         let commands = fake.commands();
-        let expected = if data_port.is_some() { "PORT 127,0,0,1," } else { "PASV" };
+        let expected = if active { "PORT 127,0,0,1," } else { "PASV" };
         assert!(commands.iter().any(|c| c.starts_with(expected)), "{commands:?}");
     }
 }
@@ -236,8 +241,7 @@ fn servers_without_epsv_and_eprt_and_with_a_lying_227_work() {
 fn an_active_server_that_never_connects_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::start(sized(), 1, Box::new(|conn: &mut Conn, _| conn.reply(150, "going nowhere")));
-    let data_port = free_port().to_string();
-    run(dir.path(), &fake, &["-g", "f", &data_port, "--timeout", "1"]).fails_with("did not connect to data port");
+    run_active(dir.path(), &fake, &["-g", "f", "--timeout", "1"]).fails_with("did not connect to data port");
     assert!(dir_names(dir.path()).is_empty());
 }
 
@@ -252,8 +256,7 @@ fn an_active_server_that_reports_425_fails_at_once() {
             conn.reply(425, "Can't open data connection.");
         }),
     );
-    let data_port = free_port().to_string();
-    run(dir.path(), &fake, &["-g", "f", &data_port]).fails_with("425 Can't open data connection.");
+    run_active(dir.path(), &fake, &["-g", "f"]).fails_with("425 Can't open data connection.");
 }
 
 fn sha256_hex(data: &[u8]) -> String {

@@ -2,7 +2,7 @@
 //! external servers with `Drop` guards, and build file trees with awkward names.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -116,10 +116,35 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A port that was free a moment ago (for active-mode data ports, which the client must bind
-/// itself). The kernel hands out ephemeral ports in sequence, so reuse within a test is unlikely.
+/// A port that was free on `ip` a moment ago (for active-mode data ports, which the client
+/// must bind itself).
+pub fn free_port_on(ip: IpAddr) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_port_on(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Runs ftclient in active mode: `args` plus a data port that was free on `ip` a moment ago.
+/// Another test may take that port in between (a race of the test, not of the client): then
+/// the run is repeated with another port. Returns the run and the data port it used.
+pub fn ftclient_active(dir: &Path, args: &[&str], ip: IpAddr) -> (Run, u16) {
+    let mut attempt = 0;
+    loop {
+        let port = free_port_on(ip);
+        let port_text = port.to_string();
+        let mut all = args.to_vec();
+        all.push(&port_text);
+        let run = ftclient(dir, &all);
+        attempt += 1;
+        let lost_race =
+            run.code() == 1 && run.stderr.contains("cannot listen on data port") && run.stderr.contains("in use");
+        if !lost_race || attempt == 5 {
+            return (run, port);
+        }
+    }
 }
 
 /// Starts a program that prints its listening port on the first line of stdout, and returns

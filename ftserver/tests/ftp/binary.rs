@@ -157,3 +157,41 @@ fn exit_codes_and_error_lines() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Usage: ftserver [OPTIONS] <PORT>") && help.contains("--pasv-ports"), "{help}");
 }
+
+/// The peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Hundreds of simultaneous sessions up to --max-clients, 421 beyond, every session still
+/// answered, and memory stays small (one thread with a small buffer per session).
+#[test]
+fn hundreds_of_concurrent_sessions() {
+    const CLIENTS: usize = 300;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("f"), b"x").unwrap();
+    let limit = CLIENTS.to_string();
+    let server = start(root.path(), &["--max-clients", &limit, "--max-per-ip", &limit]);
+    let pid = server.child.0.id();
+    let mut sessions: Vec<Raw> = (0..CLIENTS)
+        .map(|_| {
+            let mut raw = Raw::connect(server.addr);
+            raw.login();
+            raw
+        })
+        .collect();
+    let mut refused = std::net::TcpStream::connect(server.addr).unwrap();
+    refused.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut text = String::new();
+    refused.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("421 "), "{text:?}");
+    for raw in &mut sessions {
+        raw.expect("NOOP", 200);
+    }
+    assert_eq!(sessions[CLIENTS / 2].passive_transfer("NLST"), b"f\r\n");
+    let peak = peak_rss_kb(pid);
+    eprintln!("peak RSS with {CLIENTS} sessions: {peak} kB");
+    assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+}

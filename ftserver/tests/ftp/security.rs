@@ -252,3 +252,67 @@ fn a_file_shrinking_during_a_download_is_not_reported_complete() {
     let reply = raw.reply();
     assert_eq!(reply.code, 451, "{reply:?}");
 }
+
+/// Random and malformed command streams from several clients at once never take the server
+/// down, and a well-behaved client is served correctly all the while.
+#[test]
+fn hostile_streams_do_not_disturb_a_good_client() {
+    // A short data timeout: hostile RETR/LIST after EPSV wait for a connection that never comes.
+    let server = TestServer::start_with("127.0.0.1", |c| c.data_timeout = Duration::from_secs(1));
+    let addr = server.addr();
+    let hostile: Vec<_> = (0..4u32)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                let mut x = 0x2545_f491u32 ^ seed.wrapping_mul(0x9e37_79b9);
+                let mut next = move || {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x
+                };
+                let verbs: [&[u8]; 12] = [
+                    b"RETR ",
+                    b"PORT ",
+                    b"EPRT ",
+                    b"CWD ",
+                    b"LIST ",
+                    b"REST ",
+                    b"TYPE ",
+                    b"OPTS ",
+                    b"MLST ",
+                    b"USER ",
+                    b"PASS ",
+                    b"\xff\xf4\xff\xf2ABOR",
+                ];
+                for _ in 0..20 {
+                    let mut stream = TcpStream::connect(addr).unwrap();
+                    // Drain replies so the server never blocks writing to us.
+                    let mut reader = stream.try_clone().unwrap();
+                    let drain = std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+                    // Half the streams log in first, so commands past the login check run too.
+                    let mut junk = if next() % 2 == 0 { b"USER x\r\nPASS y\r\nEPSV\r\n".to_vec() } else { Vec::new() };
+                    for _ in 0..50 {
+                        junk.extend_from_slice(verbs[next() as usize % verbs.len()]);
+                        let len = next() as usize % if next() % 50 == 0 { 10_000 } else { 40 };
+                        junk.extend((0..len).map(|_| next() as u8));
+                        junk.extend_from_slice(if next() % 2 == 0 { b"\r\n" } else { b"\n" });
+                    }
+                    let _ = stream.write_all(&junk);
+                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                    let _ = drain.join();
+                }
+            })
+        })
+        .collect();
+    let expected = crate::support::fixtures()[2].1.clone();
+    let mut good = server.login();
+    good.expect("TYPE I", 200);
+    for _ in 0..20 {
+        assert_eq!(good.passive_transfer("RETR awkward.bin"), expected);
+    }
+    for h in hostile {
+        h.join().unwrap();
+    }
+    assert_eq!(good.passive_transfer("RETR awkward.bin"), expected);
+    server.login().expect("NOOP", 200);
+}

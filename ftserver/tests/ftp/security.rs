@@ -128,7 +128,7 @@ fn hostile_lines_get_errors_and_the_server_stays_up() {
 
 #[test]
 fn idle_clients_are_disconnected() {
-    let server = TestServer::start_with("127.0.0.1", |c| c.idle_timeout = Duration::from_millis(300));
+    let server = TestServer::start_with("127.0.0.1", |c| c.idle_timeout = Duration::from_secs(1));
     let mut raw = server.login();
     // Say nothing: the next thing heard is the 421, then EOF.
     let reply = raw.reply();

@@ -699,12 +699,14 @@ impl<'a> Session<'a> {
             Err(e) => return self.fs_error(arg, &e),
         };
         let shared = self.shared;
-        let Some(_slot) = shared.hash_jobs.try_acquire() else {
+        let Some(slot) = shared.hash_jobs.try_acquire() else {
             return self.reply(450, "Too many files are being hashed; try again later.");
         };
         let started = Instant::now();
         let control = self.ctrl.get_ref();
         let result = hash::digest(&mut file, algorithm, || !self.stopping() && !client_spoke(control));
+        // Free the slot before replying, so a client that hears the reply can start another job.
+        drop(slot);
         let verb = if legacy { format!("X{}", algorithm.name().replace('-', "")) } else { "HASH".to_owned() };
         match result {
             Ok((digest, len)) => {

@@ -4,7 +4,7 @@
 
 use crate::cli::Checksum;
 use crate::localfile::Target;
-use crate::session::{ServerError, Session};
+use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
 use crate::verify;
 use anyhow::{anyhow, bail, Context, Result};
@@ -46,6 +46,9 @@ pub struct GetOptions {
     pub checksum: Option<Checksum>,
     /// No progress bar and no summary line.
     pub quiet: bool,
+    /// How to log in again, for a second connection that asks for the server's hash while the
+    /// download runs (`None`: ask afterwards on the main connection).
+    pub login: Option<Login>,
 }
 
 /// Downloads `opts.remote`.
@@ -76,13 +79,14 @@ fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u6
     let part = target.part_path();
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     let started = Instant::now();
+    let early = verify::start_early(session, opts, size);
     let total = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
         offset
     } else {
         receive_into_part(session, mode, opts, size, offset, &part)?
     };
-    verify::check(session, opts, &part).with_context(|| {
+    verify::check(session, opts, &part, early).with_context(|| {
         format!(
             "download of {} failed verification ({} is kept for inspection)",
             sanitize(&opts.remote),
@@ -213,6 +217,7 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
     let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
     let expected = size.or_else(|| parse_transfer_size(&reply.text()));
     let started = Instant::now();
+    let early = verify::start_early(session, opts, expected);
     let bar = progress(expected, 0, opts.quiet);
     let mut count = 0;
     let mut stdout = verify::HashingWriter::new(std::io::stdout().lock(), verify::needs_digest(session, opts));
@@ -233,7 +238,7 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
         )
     })?;
     if let Some(digest) = stdout.digest() {
-        verify::check_digest(session, opts, &digest, count).with_context(|| {
+        verify::check_digest(session, opts, &digest, count, early).with_context(|| {
             format!("download of {} to stdout failed verification (the output is corrupt)", sanitize(&opts.remote))
         })?;
     }

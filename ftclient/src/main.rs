@@ -17,7 +17,7 @@ use clap::{CommandFactory, Parser};
 use cli::Cli;
 use get::{GetOptions, Output};
 use list::ListOptions;
-use session::Session;
+use session::Login;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,8 +60,14 @@ fn init_logger(cli: &Cli) {
 fn run(cli: &Cli) -> Result<()> {
     interrupt::install()?;
     let mode = cli.data_port.map_or(Mode::Passive, Mode::Active);
-    let mut session = Session::connect(&cli.host, cli.port, Duration::from_secs(cli.timeout))?;
-    session.login(&cli.user, &cli.password)?;
+    let login = Login {
+        host: cli.host.clone(),
+        port: cli.port,
+        user: cli.user.clone(),
+        password: cli.password.clone(),
+        timeout: Duration::from_secs(cli.timeout),
+    };
+    let mut session = login.connect()?;
     session.feat()?;
     if let Some(remote) = &cli.get {
         let output = match cli.output_target() {
@@ -77,6 +83,7 @@ fn run(cli: &Cli) -> Result<()> {
             verify: !cli.no_verify,
             checksum: cli.checksum.clone(),
             quiet: cli.quiet,
+            login: Some(login),
         };
         get::run(&mut session, mode, &opts)?;
     } else {

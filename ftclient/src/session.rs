@@ -64,6 +64,30 @@ impl Features {
     }
 }
 
+/// Everything needed to open (another) logged-in control connection.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// Host name or address.
+    pub host: String,
+    /// Control port.
+    pub port: u16,
+    /// Login name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Connect/reply timeout.
+    pub timeout: Duration,
+}
+
+impl Login {
+    /// Connects, reads the greeting and logs in.
+    pub fn connect(&self) -> Result<Session> {
+        let mut session = Session::connect(&self.host, self.port, self.timeout)?;
+        session.login(&self.user, &self.password)?;
+        Ok(session)
+    }
+}
+
 /// One logged-in control connection.
 #[derive(Debug)]
 pub struct Session {

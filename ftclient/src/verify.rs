@@ -1,15 +1,18 @@
 //! Checking a finished download before it gets its final name: against `--checksum`, and
 //! against the server's own SHA-256 when FEAT advertises HASH (draft-bryan-ftpext-hash) or the
-//! legacy XSHA256.
+//! legacy XSHA256. For big files the server is asked on a second control connection while the
+//! download runs, so its hashing overlaps the transfer.
 
 use crate::cli::{decode_hex, Algo};
 use crate::get::GetOptions;
-use crate::session::{ServerError, Session};
+use crate::interrupt;
+use crate::session::{ServerError, Session, TICK};
 use anyhow::{bail, Context, Result};
 use common::Command;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// The HASH algorithm name the client can check.
@@ -38,9 +41,72 @@ enum Method {
     Xsha256,
 }
 
+/// Files at least this big get their server digest early, on a second control connection
+/// while the download runs; smaller ones are not worth the extra login.
+pub const EARLY_HASH_MIN: u64 = 16 << 20;
+
+/// The server's digest being computed on a second control connection during the download.
+#[derive(Debug)]
+pub struct EarlyDigest(mpsc::Receiver<Result<Vec<u8>>>);
+
+/// Starts asking for the server's SHA-256 of a `len`-byte file on a second connection, so the
+/// server hashes while it sends and the check costs almost no time after the transfer.
+/// `None` when there is nothing to ask, the file is small or the size is unknown.
+pub fn start_early(session: &Session, opts: &GetOptions, len: Option<u64>) -> Option<EarlyDigest> {
+    let method = server_method(session, opts)?;
+    let len = len.filter(|&len| len >= EARLY_HASH_MIN)?;
+    let login = opts.login.clone()?;
+    let remote = opts.remote.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = (|| {
+            let mut second = login.connect()?;
+            second.feat()?;
+            let wait = second.timeout() + Duration::from_secs(len / SLOWEST_HASH_RATE);
+            let digest = ask_sha256(&mut second, method, &remote, wait)?;
+            second.quit();
+            Ok(digest)
+        })();
+        let _ = tx.send(result);
+    });
+    Some(EarlyDigest(rx))
+}
+
+impl EarlyDigest {
+    /// Waits for the digest, noticing Ctrl-C. The second connection has its own timeouts.
+    fn wait(self) -> Result<Vec<u8>> {
+        loop {
+            interrupt::check()?;
+            match self.0.recv_timeout(TICK) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("the hashing connection ended without an answer"),
+            }
+        }
+    }
+}
+
+/// The server's digest: from the early request when there is one and it worked, else asked on
+/// the main connection now.
+fn server_digest(
+    session: &mut Session,
+    opts: &GetOptions,
+    method: Method,
+    early: Option<EarlyDigest>,
+    len: u64,
+) -> Option<Vec<u8>> {
+    if let Some(early) = early {
+        match early.wait() {
+            Ok(digest) => return Some(digest),
+            Err(e) => log::info!("asking again on the main connection: the early hash request failed: {e:#}"),
+        }
+    }
+    server_sha256(session, method, &opts.remote, len)
+}
+
 /// Verifies the file at `path` (the finished temporary file) as `opts` asks. The local digest
-/// is computed on another thread while the server computes its own.
-pub fn check(session: &mut Session, opts: &GetOptions, path: &Path) -> Result<()> {
+/// is computed on another thread while the server's arrives.
+pub fn check(session: &mut Session, opts: &GetOptions, path: &Path, early: Option<EarlyDigest>) -> Result<()> {
     let method = server_method(session, opts);
     if method.is_none() && opts.checksum.is_none() {
         return Ok(());
@@ -48,7 +114,7 @@ pub fn check(session: &mut Session, opts: &GetOptions, path: &Path) -> Result<()
     let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     let (local, server) = std::thread::scope(|scope| {
         let local = scope.spawn(|| sha256_file(path));
-        let server = method.and_then(|m| server_sha256(session, m, &opts.remote, len));
+        let server = method.and_then(|m| server_digest(session, opts, m, early, len));
         (local.join(), server)
     });
     let local = match local {
@@ -97,8 +163,14 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Verifies a download whose SHA-256 was computed on the way (output to stdout).
-pub fn check_digest(session: &mut Session, opts: &GetOptions, local: &[u8], len: u64) -> Result<()> {
-    let server = server_method(session, opts).and_then(|m| server_sha256(session, m, &opts.remote, len));
+pub fn check_digest(
+    session: &mut Session,
+    opts: &GetOptions,
+    local: &[u8],
+    len: u64,
+    early: Option<EarlyDigest>,
+) -> Result<()> {
+    let server = server_method(session, opts).and_then(|m| server_digest(session, opts, m, early, len));
     compare_all(opts, local, server)
 }
 

@@ -119,4 +119,11 @@ fn downloads_are_verified_with_the_servers_hash() {
     let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", "-", "-v"]).ok();
     assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
     assert_eq!(run.stdout, tree.read("big.bin"));
+
+    // From 16 MiB on, a second connection asks for the hash while the download runs.
+    std::fs::write(tree.root.path().join("large.bin"), crate::support::bytes(17 << 20, 3)).unwrap();
+    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "large.bin", "-v"]).ok();
+    assert_eq!(run.stderr.matches(": connected to ").count(), 2, "{}", run.stderr);
+    assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
+    assert_eq!(std::fs::read(dir.path().join("large.bin")).unwrap(), tree.read("large.bin"));
 }

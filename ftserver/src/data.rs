@@ -120,21 +120,53 @@ pub fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 /// writer, as strace shows, so there is nothing to gain from it here.)
 const SEND_BUFFER: usize = 256 * 1024;
 
+/// Bytes sent between two looks at the control connection for an ABOR.
+const CHECK_EVERY: u64 = 4 << 20;
+
 /// Sends at most `limit` bytes of a file from its current position. TYPE I sends bytes exactly;
 /// TYPE A converts line endings to CRLF on the way (RFC 959 3.1.1.1). Memory use is one buffer,
 /// whatever the file size.
 ///
-/// Returns the file bytes sent, which is less than `limit` if the file shrank meanwhile; the
-/// limit keeps a growing file from sending more than the `150` reply announced.
-pub fn send_file(file: &mut File, limit: u64, out: &mut TcpStream, ascii: bool) -> io::Result<u64> {
+/// Returns the file bytes sent (for the log, even on failure) and how sending ended. Fewer than
+/// `limit` bytes with `Ok` means the file shrank meanwhile; the limit keeps a growing file from
+/// sending more than the `150` reply announced.
+///
+/// `keep_going` is asked every few MiB; when it says no, sending stops with a
+/// `ConnectionAborted` error (the client asked for ABOR).
+pub fn send_file(
+    file: &mut File,
+    limit: u64,
+    out: &mut TcpStream,
+    ascii: bool,
+    keep_going: impl FnMut() -> bool,
+) -> (u64, io::Result<()>) {
+    let mut sent = 0u64;
+    let result = send_counted(file, limit, out, ascii, keep_going, &mut sent);
+    (sent, result)
+}
+
+fn send_counted(
+    file: &mut File,
+    limit: u64,
+    out: &mut TcpStream,
+    ascii: bool,
+    mut keep_going: impl FnMut() -> bool,
+    sent: &mut u64,
+) -> io::Result<()> {
     let mut file = Read::take(file, limit);
     let mut buf = vec![0u8; SEND_BUFFER];
     let mut converted = Vec::new();
     let mut conv = ToNetwork::new();
-    let mut sent = 0u64;
+    let mut next_check = CHECK_EVERY;
     loop {
+        if *sent >= next_check {
+            next_check += CHECK_EVERY;
+            if !keep_going() {
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "transfer aborted by the client"));
+            }
+        }
         let n = match file.read(&mut buf) {
-            Ok(0) => return Ok(sent),
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -146,7 +178,7 @@ pub fn send_file(file: &mut File, limit: u64, out: &mut TcpStream, ascii: bool) 
         } else {
             out.write_all(&buf[..n])?;
         }
-        sent += n as u64;
+        *sent += n as u64;
     }
 }
 

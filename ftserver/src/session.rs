@@ -44,6 +44,8 @@ pub(crate) struct Session<'a> {
     facts: Facts,
     /// The algorithm for `HASH`, chosen with `OPTS HASH`.
     hash_algorithm: Algorithm,
+    /// The last transfer was stopped by an ABOR, which is still to be answered with 226.
+    aborted: bool,
     transfers: u64,
     bytes: u64,
 }
@@ -125,8 +127,11 @@ impl<'a> Session<'a> {
         };
         // Each reply goes out in one write; without TCP_NODELAY a 226 right after a 150 would
         // wait for the client's delayed ACK of the 150 (Nagle's algorithm), 40 ms per transfer.
-        let timeouts = stream
-            .set_nodelay(true)
+        // Clients send ABOR as urgent data (Python's ftplib sends the whole line with MSG_OOB);
+        // with OOBINLINE the urgent byte stays in the stream instead of vanishing from the line.
+        let timeouts = socket2::SockRef::from(&stream)
+            .set_out_of_band_inline(true)
+            .and_then(|()| stream.set_nodelay(true))
             .and_then(|()| stream.set_read_timeout(Some(shared.config.idle_timeout)))
             .and_then(|()| stream.set_write_timeout(Some(shared.config.idle_timeout)));
         if let Err(e) = timeouts {
@@ -147,6 +152,7 @@ impl<'a> Session<'a> {
             epsv_all: false,
             facts: Facts::default(),
             hash_algorithm: Algorithm::Sha256,
+            aborted: false,
             transfers: 0,
             bytes: 0,
         };
@@ -286,11 +292,15 @@ impl<'a> Session<'a> {
                 self.reply(350, format!("Restarting at {offset}."))?;
             }
             Command::Abor => {
-                // Transfers run to completion (or failure) before the next command is read, so
-                // there is never one in progress here; drop any prepared data connection.
+                // A download watches for ABOR and stops (answering 426); this is the second
+                // reply RFC 959 asks for. Otherwise drop any prepared data connection.
                 self.data = None;
                 self.rest = 0;
-                self.reply(225, "No transfer to abort.")?;
+                if std::mem::take(&mut self.aborted) {
+                    self.reply(226, "ABOR successful.")?;
+                } else {
+                    self.reply(225, "No transfer to abort.")?;
+                }
             }
             Command::Stat(None) => self.stat()?,
             Command::Stat(Some(arg)) => self.stat_path(&arg)?,
@@ -555,14 +565,20 @@ impl<'a> Session<'a> {
         self.reply(150, format!("Opening {mode} mode data connection for {name} ({} bytes).", size - offset))?;
         let started = Instant::now();
         let announced = size - offset;
-        let sent = data::send_file(&mut file, announced, &mut stream, self.ascii);
+        let control = self.ctrl.get_ref();
+        let mut abor = false;
+        let (n, sent) = data::send_file(&mut file, announced, &mut stream, self.ascii, || {
+            abor = abor_pending(control);
+            !abor && !self.shared.stop.load(Ordering::SeqCst)
+        });
+        self.aborted = abor;
         data::finish(stream);
         match sent {
-            Ok(n) if n == announced => {
+            Ok(()) if n == announced => {
                 self.log_transfer("RETR", &vp, n, started, "ok");
                 self.reply(226, "Transfer complete.")
             }
-            Ok(n) => {
+            Ok(()) => {
                 // The file shrank while it was being sent: the client must not take the short
                 // copy for the whole file.
                 self.log_transfer(
@@ -575,7 +591,7 @@ impl<'a> Session<'a> {
                 self.reply(451, format!("File changed during the transfer: sent {n} of {announced} bytes."))
             }
             Err(e) => {
-                self.log_transfer("RETR", &vp, 0, started, &format!("failed: {e}"));
+                self.log_transfer("RETR", &vp, n, started, &format!("failed: {e}"));
                 if data::is_peer_error(&e) {
                     self.reply(426, "Connection closed; transfer aborted.")
                 } else {
@@ -776,6 +792,26 @@ fn client_spoke(control: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     let spoke = !matches!(control.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
     control.set_nonblocking(false).is_err() || spoke
+}
+
+/// Is an ABOR waiting on the control connection? Looks without consuming (a non-blocking peek),
+/// so the command is read and answered normally afterwards. Other commands do not stop a
+/// transfer (RFC 959 allows e.g. STAT meanwhile); they wait their turn.
+fn abor_pending(control: &TcpStream) -> bool {
+    if control.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let peeked = control.peek(&mut buf);
+    let _ = control.set_nonblocking(false);
+    let Ok(n) = peeked else { return false };
+    let pending = &buf[..n];
+    match common::line::find_line(pending, buf.len()) {
+        common::line::Line::Complete { line, .. } => common::command::parse(line) == Ok(Command::Abor),
+        // A read stops at the urgent-data mark, so the peek may end inside the ABOR line: a
+        // Telnet IAC (the IP that precedes ABOR) or the start of "ABOR" is enough to know.
+        _ => pending.first() == Some(&0xff) || pending.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ABOR")),
+    }
 }
 
 /// Drops `ls`-style options (`-la`, `-a -l`) that clients put before a LIST/NLST path; we

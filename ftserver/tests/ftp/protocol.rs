@@ -328,3 +328,71 @@ fn files_beyond_4_gib() {
     raw.expect_reply(226);
     assert_eq!(got, b"\0\0\0\0\0\0tail");
 }
+
+/// Sends ABOR the way clients do: Telnet IP and the Data Mark (the mark as TCP urgent data,
+/// RFC 959 section 4.1.3, like curl and lftp), or the whole line as urgent data (Python's
+/// ftplib).
+fn send_abor(raw: &mut crate::support::Raw, whole_line_urgent: bool) {
+    use std::io::Write;
+    let mut stream = raw.ctrl.get_ref();
+    let sock = socket2::SockRef::from(stream);
+    if whole_line_urgent {
+        sock.send_out_of_band(b"ABOR\r\n").unwrap();
+    } else {
+        stream.write_all(b"\xff\xf4\xff").unwrap();
+        sock.send_out_of_band(b"\xf2").unwrap();
+        stream.write_all(b"ABOR\r\n").unwrap();
+    }
+}
+
+/// ABOR during a download stops it: 426 for the transfer, then 226 for the ABOR (RFC 959).
+#[test]
+fn abor_stops_a_download() {
+    for whole_line_urgent in [false, true] {
+        let server = TestServer::start();
+        std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(1 << 30).unwrap();
+        let mut raw = server.login();
+        raw.expect("TYPE I", 200);
+        let mut data = raw.epsv_connect();
+        raw.expect("RETR big.bin", 150);
+        let mut first = [0u8; 4096];
+        data.read_exact(&mut first).unwrap();
+        send_abor(&mut raw, whole_line_urgent);
+        // Keep reading, as a client does until the server closes the data connection.
+        let mut rest = Vec::new();
+        data.read_to_end(&mut rest).unwrap();
+        assert!(rest.len() < (1 << 30) - 4096, "the whole file was sent");
+        raw.expect_reply(426);
+        raw.expect_reply(226);
+        raw.expect("NOOP", 200);
+        // Without a transfer, ABOR is answered 225, however it is sent.
+        send_abor(&mut raw, whole_line_urgent);
+        raw.expect_reply(225);
+    }
+}
+
+/// Python's ftplib: abort() sends ABOR as urgent data and must get its reply.
+#[test]
+fn ftplib_abort() {
+    let server = TestServer::start();
+    std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(1 << 30).unwrap();
+    let script = r#"
+import ftplib, sys
+ftp = ftplib.FTP()
+ftp.connect("127.0.0.1", int(sys.argv[1]), timeout=20)
+ftp.login()
+print(ftp.abort())
+ftp.voidcmd("TYPE I")
+conn = ftp.transfercmd("RETR big.bin")
+conn.recv(4096)
+conn.close()
+print(ftp.abort())
+print(ftp.getresp())
+print(ftp.voidcmd("NOOP"))
+ftp.quit()
+"#;
+    let out =
+        crate::support::run_ok(std::process::Command::new("python3").args(["-c", script, &server.port().to_string()]));
+    let codes: Vec<&str> = out.lines().map(|l| &l[..3]).collect();
+    assert_eq!(codes, ["225", "426", "225", "200"], "{out}");
+}

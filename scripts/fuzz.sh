@@ -55,6 +55,8 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "== installing cargo-fuzz"
     cargo install cargo-fuzz --locked || { echo "fuzz.sh: cannot install cargo-fuzz" >&2 && exit 2; }
+    # cargo installs into $CARGO_INSTALL_ROOT or $CARGO_HOME, which need not be on PATH.
+    export PATH="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin:$PATH"
 fi
 
 all_targets=$(cargo fuzz list)

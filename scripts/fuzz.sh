@@ -71,19 +71,16 @@ for t in "${targets[@]}"; do
     }
 done
 
+work=$root/fuzz/work
+mkdir -p "$work/logs"
 echo "== building the fuzz targets (sanitizer: $sanitizer, target dir: $CARGO_TARGET_DIR)"
-cargo fuzz build --sanitizer "$sanitizer" >/dev/null 2>"$root/fuzz/build.log" || {
-    cat "$root/fuzz/build.log" >&2
-    rm -f "$root/fuzz/build.log"
+cargo fuzz build --sanitizer "$sanitizer" >"$work/logs/build.log" 2>&1 || {
+    cat "$work/logs/build.log" >&2
     echo "fuzz.sh: the fuzz targets do not build" >&2
     exit 2
 }
-rm -f "$root/fuzz/build.log"
-
 host=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir=$CARGO_TARGET_DIR/$host/release
-work=$root/fuzz/work
-mkdir -p "$work/logs"
 extra=()
 if [ "${FT_FUZZ_KEEP_GOING:-}" = 1 ]; then
     extra=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)

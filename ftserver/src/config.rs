@@ -18,6 +18,11 @@ pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default for `--max-hash-jobs`: files being hashed (HASH, XSHA256...) at once.
 pub const DEFAULT_MAX_HASH_JOBS: usize = 4;
 
+/// The default for [`Config::upload_settle`]: five times the largest gap measured between a
+/// killed client's two connections closing (one Linux clock tick, 4 ms at HZ=250; 10 ms at
+/// HZ=100 would still be covered).
+pub const DEFAULT_UPLOAD_SETTLE: Duration = Duration::from_millis(20);
+
 /// Everything a running server needs to know. Build it with [`Config::new`] and adjust the
 /// public fields.
 #[derive(Debug, Clone)]
@@ -39,6 +44,20 @@ pub struct Config {
     pub pasv_address: Option<Ipv4Addr>,
     /// The most files hashed at once for HASH and its legacy forms; more get `450`.
     pub max_hash_jobs: usize,
+    /// Accept uploads (STOR, APPE, STOU, REST+STOR) and MKD. Without it every command that
+    /// would change the tree is refused with `550` and nothing touches the disk.
+    pub writable: bool,
+    /// With [`Config::writable`]: also let uploads replace existing files, and allow DELE, RMD
+    /// and RNFR/RNTO. Without it existing data is never replaced or deleted.
+    pub overwrite: bool,
+    /// The largest file an upload may produce, in bytes; beyond it the upload ends with `552`
+    /// and its partial file is removed. `None`: no limit but the disk.
+    pub max_upload_size: Option<u64>,
+    /// After an upload's data connection ends cleanly, how long to watch the control
+    /// connection before the upload counts as complete: a killed client's control connection
+    /// closes a few milliseconds after its data connection, and its upload must not be taken
+    /// for a whole file. Every upload takes this much longer.
+    pub upload_settle: Duration,
 }
 
 impl Config {
@@ -55,6 +74,10 @@ impl Config {
             pasv_ports: None,
             pasv_address: None,
             max_hash_jobs: DEFAULT_MAX_HASH_JOBS,
+            writable: false,
+            overwrite: false,
+            max_upload_size: None,
+            upload_settle: DEFAULT_UPLOAD_SETTLE,
         })
     }
 }

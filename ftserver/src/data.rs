@@ -1,7 +1,7 @@
 //! Data connections: passive listeners (accepting only the control peer), active connections,
 //! and streaming bytes to the client. Nothing here parses or answers commands.
 
-use common::ascii::ToNetwork;
+use common::ascii::{FromNetwork, ToNetwork};
 use common::hostport::canonical_ip;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::hash_map::RandomState;
@@ -180,6 +180,92 @@ fn send_counted(
         }
         *sent += n as u64;
     }
+}
+
+/// Why receiving an upload stopped before the client's end-of-file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The data connection failed: reset, or silent for longer than the data timeout.
+    #[error("data connection failed: {0}")]
+    Peer(io::Error),
+    /// Writing the file failed (e.g. the disk is full).
+    #[error("cannot write the file: {0}")]
+    Disk(io::Error),
+    /// The file grew beyond the upload size limit.
+    #[error("larger than the upload size limit")]
+    TooLarge,
+    /// The client sent ABOR, or the server is stopping.
+    #[error("aborted")]
+    Aborted,
+}
+
+/// Receives an upload: reads the data connection to its end and writes what arrives to `file`
+/// at its current position. TYPE A converts CRLF to LF (RFC 959 3.1.1.1). `room` is how many
+/// more bytes the file may take (`--max-upload-size`); `keep_going` is asked every few MiB, as
+/// for downloads.
+///
+/// Returns the bytes received from the network (for the log, even on failure) and how receiving
+/// ended: `Ok` only on a clean end-of-file from the client.
+pub fn receive_file(
+    input: &mut TcpStream,
+    file: &mut File,
+    ascii: bool,
+    room: Option<u64>,
+    keep_going: impl FnMut() -> bool,
+) -> (u64, Result<(), ReceiveError>) {
+    let mut received = 0u64;
+    let result = receive_counted(input, file, ascii, room, keep_going, &mut received);
+    (received, result)
+}
+
+fn receive_counted(
+    input: &mut TcpStream,
+    file: &mut File,
+    ascii: bool,
+    room: Option<u64>,
+    mut keep_going: impl FnMut() -> bool,
+    received: &mut u64,
+) -> Result<(), ReceiveError> {
+    let mut buf = vec![0u8; SEND_BUFFER];
+    let mut converted = Vec::new();
+    let mut conv = FromNetwork::new();
+    let mut written = 0u64;
+    let mut next_check = CHECK_EVERY;
+    let mut write = |bytes: &[u8], written: &mut u64| {
+        *written += bytes.len() as u64;
+        if room.is_some_and(|room| *written > room) {
+            return Err(ReceiveError::TooLarge);
+        }
+        file.write_all(bytes).map_err(ReceiveError::Disk)
+    };
+    loop {
+        if *received >= next_check {
+            next_check += CHECK_EVERY;
+            if !keep_going() {
+                return Err(ReceiveError::Aborted);
+            }
+        }
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReceiveError::Peer(e)),
+        };
+        *received += n as u64;
+        if ascii {
+            converted.clear();
+            conv.convert(&buf[..n], &mut converted);
+            write(&converted, &mut written)?;
+        } else {
+            write(&buf[..n], &mut written)?;
+        }
+    }
+    if ascii {
+        converted.clear();
+        conv.finish(&mut converted);
+        write(&converted, &mut written)?;
+    }
+    Ok(())
 }
 
 /// Sends an in-memory body (a listing). Returns the bytes written.

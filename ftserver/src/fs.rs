@@ -28,6 +28,9 @@ pub enum FsError {
     /// A regular file was needed.
     #[error("not a regular file")]
     NotAFile,
+    /// The root itself cannot be created, replaced, renamed or removed.
+    #[error("not allowed on the root directory")]
+    IsRoot,
     /// Some other I/O failure.
     #[error("{0}")]
     Io(io::Error),
@@ -40,12 +43,34 @@ impl FsError {
         550
     }
 
-    fn from_io(e: io::Error) -> FsError {
+    pub(crate) fn from_io(e: io::Error) -> FsError {
         match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FsError::NotFound,
             io::ErrorKind::PermissionDenied => FsError::PermissionDenied,
             _ => FsError::Io(e),
         }
+    }
+}
+
+/// An entry to create, replace or remove: a real directory inside the root and a plain name
+/// in it (see [`Root::target`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The canonical directory, inside the root.
+    pub dir: PathBuf,
+    /// One path component: no `/`, never `.` or `..`, never a partial-upload name.
+    pub name: String,
+}
+
+impl Target {
+    /// The real path of the entry (not resolved: a symlink stays a symlink).
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+
+    /// Is something (a file, a directory, a symlink, even a broken one) there already?
+    pub fn exists(&self) -> bool {
+        fs::symlink_metadata(self.path()).is_ok()
     }
 }
 
@@ -70,6 +95,10 @@ impl Root {
     /// Turns a virtual path into the canonical real path, refusing what does not exist and what
     /// resolves outside the root.
     pub fn resolve(&self, vpath: &VirtualPath) -> Result<PathBuf, FsError> {
+        // Partial uploads are invisible: no command reads, lists or names them directly.
+        if vpath.components().any(crate::upload::is_partial_name) {
+            return Err(FsError::NotFound);
+        }
         let mut joined = self.base.clone();
         // VirtualPath guarantees its components are plain names (no `/`, `.`, `..`, or empty).
         joined.extend(vpath.components());
@@ -84,6 +113,22 @@ impl Root {
         } else {
             Err(FsError::OutsideRoot)
         }
+    }
+
+    /// The place a write command acts on: the parent directory of `vpath`, resolved and
+    /// confined like any path (so a symlinked directory that points outside is refused), and
+    /// the last component kept as a plain name that is never followed. A symlink by that name
+    /// is an existing entry to be refused, replaced or removed, never written through.
+    pub fn target(&self, vpath: &VirtualPath) -> Result<Target, FsError> {
+        let name = vpath.file_name().ok_or(FsError::IsRoot)?;
+        if crate::upload::is_partial_name(name) {
+            return Err(FsError::NotFound);
+        }
+        let dir = self.resolve(&vpath.parent())?;
+        if !fs::metadata(&dir).map_err(FsError::from_io)?.is_dir() {
+            return Err(FsError::NotFound);
+        }
+        Ok(Target { dir, name: name.to_owned() })
     }
 
     /// Metadata of whatever `vpath` names (symlinks inside the root followed).
@@ -121,7 +166,7 @@ impl Root {
         for entry in fs::read_dir(&dir).map_err(FsError::from_io)? {
             let entry = entry.map_err(FsError::from_io)?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            if name.contains(['\r', '\n']) {
+            if name.contains(['\r', '\n']) || crate::upload::is_partial_name(&name) {
                 continue;
             }
             let meta = match entry.file_type() {

@@ -1,5 +1,5 @@
 //! The ftserver library: FTP sessions over blocking `std::net` sockets, one thread per
-//! connection, serving a directory tree read-only unless told otherwise.
+//! connection, serving a directory tree read-only unless told otherwise (`Config::writable`).
 //!
 //! Run a server in-process (tests bind port 0):
 //!
@@ -20,6 +20,7 @@ pub mod listing;
 pub mod server;
 mod session;
 pub mod tftp;
+pub mod upload;
 
 pub use config::Config;
 pub use server::{Server, ServerHandle};

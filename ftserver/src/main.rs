@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// A standard FTP server, safe by default: anonymous, read-only, confined to its root.
 ///
-/// Any USER/PASS logs in. Paths never leave --root (symlinks pointing outside are refused),
+/// Any USER/PASS logs in. Uploads need --writable; replacing or deleting needs --overwrite too. Paths never leave --root (symlinks pointing outside are refused),
 /// data connections only go to or come from the client's own address, and every connection is
 /// limited in number and time.
 ///
@@ -23,6 +23,8 @@ use std::time::Duration;
 ///   ftserver --root /srv/pub 2121
 ///
 ///   ftserver --root . --bind :: --pasv-ports 40000-40100 0
+///
+///   ftserver --root /srv/incoming --writable 2121
 ///
 ///   RUST_LOG=debug ftserver --root /tmp 2121
 #[derive(Debug, Parser)]
@@ -71,6 +73,20 @@ struct Args {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_hash_jobs: usize,
 
+    /// Accept uploads (STOR, APPE, STOU, resuming with REST+STOR) and MKD. An upload is written
+    /// to a hidden partial file `.NAME.ftpart` and becomes NAME only when it arrived completely;
+    /// it never replaces an existing file (553) unless --overwrite is given too.
+    #[arg(long)]
+    writable: bool,
+
+    /// With --writable: also let uploads replace files, and allow DELE, RMD and RNFR/RNTO.
+    #[arg(long, requires = "writable")]
+    overwrite: bool,
+
+    /// With --writable: the largest file an upload may produce, in bytes (beyond it: 552).
+    #[arg(long, value_name = "BYTES", requires = "writable")]
+    max_upload_size: Option<u64>,
+
     /// Log more: -v adds each command, -vv everything. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -115,6 +131,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.pasv_ports = args.pasv_ports;
     config.pasv_address = args.pasv_address;
     config.max_hash_jobs = args.max_hash_jobs;
+    config.writable = args.writable;
+    config.overwrite = args.overwrite;
+    config.max_upload_size = args.max_upload_size;
 
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = TcpListener::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {}", lower(&e)))?;

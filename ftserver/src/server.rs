@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::fs::Root;
 use crate::hash::JobSlots;
 use crate::session::Session;
+use crate::upload::Busy;
 use common::hostport::canonical_ip;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     pub(crate) root: Root,
     /// Limits concurrent HASH jobs across all sessions.
     pub(crate) hash_jobs: JobSlots,
+    /// The uploads running now: one per name at a time.
+    pub(crate) uploads: Busy,
     /// Set once by [`ServerHandle::shutdown`].
     pub(crate) stop: AtomicBool,
     next_id: AtomicU64,
@@ -83,6 +86,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             hash_jobs: JobSlots::new(config.max_hash_jobs),
+            uploads: Busy::default(),
             config,
             root,
             stop: AtomicBool::new(false),

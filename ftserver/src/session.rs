@@ -18,6 +18,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+mod write;
+
 /// What to do after a command.
 enum Flow {
     Continue,
@@ -46,6 +48,8 @@ pub(crate) struct Session<'a> {
     hash_algorithm: Algorithm,
     /// The last transfer was stopped by an ABOR, which is still to be answered with 226.
     aborted: bool,
+    /// The path named by the RNFR just before, for RNTO.
+    rename_from: Option<VirtualPath>,
     transfers: u64,
     bytes: u64,
 }
@@ -88,8 +92,6 @@ fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
-
-const READ_ONLY: &str = "Permission denied: this server is read-only.";
 
 const HELP_LINES: [&str; 4] = [
     " ABOR ACCT ALLO APPE AUTH CDUP CWD  DELE EPRT EPSV FEAT HASH HELP LIST MDTM",
@@ -153,6 +155,7 @@ impl<'a> Session<'a> {
             facts: Facts::default(),
             hash_algorithm: Algorithm::Sha256,
             aborted: false,
+            rename_from: None,
             transfers: 0,
             bytes: 0,
         };
@@ -223,6 +226,8 @@ impl<'a> Session<'a> {
             self.reply(530, "Please login with USER and PASS.")?;
             return Ok(Flow::Continue);
         }
+        // RNTO must come right after RNFR (RFC 959 4.1.3); any other command forgets it.
+        let rename_from = self.rename_from.take();
         match cmd {
             Command::User(name) => {
                 self.user = Some(sanitize(&name));
@@ -233,7 +238,7 @@ impl<'a> Session<'a> {
                 if self.logged_in {
                     self.reply(230, "Already logged in.")?;
                 } else if let Some(user) = &self.user {
-                    info!("{}: logged in as {user} (anonymous, read-only access)", self.peer);
+                    info!("{}: logged in as {user} (anonymous, {})", self.peer, self.access());
                     self.logged_in = true;
                     self.reply(230, "Login successful.")?;
                 } else {
@@ -307,19 +312,15 @@ impl<'a> Session<'a> {
             Command::Auth(_) | Command::Pbsz(_) | Command::Prot(_) => {
                 self.reply(502, "TLS is not supported by this server.")?
             }
-            Command::Stor(_)
-            | Command::Appe(_)
-            | Command::Stou(_)
-            | Command::Mkd(_)
-            | Command::Rmd(_)
-            | Command::Dele(_)
-            | Command::Rnfr(_)
-            | Command::Rnto(_)
-            | Command::Site(_) => {
-                self.data = None;
-                self.rest = 0;
-                self.reply(550, READ_ONLY)?;
-            }
+            Command::Stor(arg) => self.store(write::StoreKind::Stor, Some(&arg))?,
+            Command::Appe(arg) => self.store(write::StoreKind::Appe, Some(&arg))?,
+            Command::Stou(arg) => self.store(write::StoreKind::Stou, arg.as_deref())?,
+            Command::Mkd(arg) => self.mkd(&arg)?,
+            Command::Rmd(arg) => self.rmd(&arg)?,
+            Command::Dele(arg) => self.dele(&arg)?,
+            Command::Rnfr(arg) => self.rnfr(&arg)?,
+            Command::Rnto(arg) => self.rnto(rename_from, &arg)?,
+            Command::Site(_) => self.reply(502, "SITE commands are not supported.")?,
             Command::Allo(_) => self.reply(202, "ALLO not needed.")?,
             Command::Rein => {
                 self.user = None;
@@ -331,6 +332,7 @@ impl<'a> Session<'a> {
                 self.epsv_all = false;
                 self.facts = Facts::default();
                 self.hash_algorithm = Algorithm::Sha256;
+                self.rename_from = None;
                 self.reply(220, "Service ready for new user.")?;
             }
             Command::Hash(arg) => self.hash(&arg, self.hash_algorithm, false)?,
@@ -686,6 +688,11 @@ impl<'a> Session<'a> {
         match self.shared.root.metadata(&vp) {
             Ok(meta) if meta.is_file() => self.reply(213, meta.len().to_string()),
             Ok(_) => self.fs_error(arg, &FsError::NotAFile),
+            Err(FsError::NotFound) if self.shared.config.writable => match self.partial_size(&vp) {
+                // An interrupted upload: its size is where a resuming client continues.
+                Some(size) => self.reply(213, size.to_string()),
+                None => self.fs_error(arg, &FsError::NotFound),
+            },
             Err(e) => self.fs_error(arg, &e),
         }
     }
@@ -756,7 +763,7 @@ impl<'a> Session<'a> {
             format!(" Session timeout in seconds is {}", self.shared.config.idle_timeout.as_secs()),
             " Control connection is plain text".to_owned(),
             " Data connections will be plain text".to_owned(),
-            " Read-only access".to_owned(),
+            format!(" Access: {}", self.access()),
             format!(" Hash jobs running: {} of {}", self.shared.hash_jobs.running(), self.shared.hash_jobs.max()),
             "End of status".to_owned(),
         ];

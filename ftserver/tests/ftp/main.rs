@@ -9,3 +9,4 @@ mod lftp;
 mod protocol;
 mod security;
 mod support;
+mod upload;

@@ -222,7 +222,7 @@ fn write_commands_are_refused_as_read_only() {
         let reply = raw.expect(cmd, 550);
         assert!(reply.text().contains("read-only"), "{cmd}: {reply:?}");
     }
-    raw.expect("SITE CHMOD 777 hello.txt", 550);
+    raw.expect("SITE CHMOD 777 hello.txt", 502);
     assert!(server.root.path().join("hello.txt").exists());
     assert!(!server.root.path().join("x").exists());
 }

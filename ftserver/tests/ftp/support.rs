@@ -84,6 +84,23 @@ impl TestServer {
         TestServer { handle: Some(handle), root, outside }
     }
 
+    /// A server that accepts uploads (`--writable`), optionally replacing files too.
+    pub fn writable(overwrite: bool) -> TestServer {
+        Self::start_with("127.0.0.1", |c| {
+            c.writable = true;
+            c.overwrite = overwrite;
+        })
+    }
+
+    /// Waits (bounded) until no session is open: the server has finished with every client.
+    pub fn wait_idle(&self) {
+        let deadline = std::time::Instant::now() + TOOL_TIMEOUT;
+        while self.handle.as_ref().unwrap().active_sessions() > 0 {
+            assert!(std::time::Instant::now() < deadline, "sessions still open after {TOOL_TIMEOUT:?}");
+            std::thread::yield_now();
+        }
+    }
+
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.handle.as_ref().unwrap().local_addr()
@@ -181,6 +198,15 @@ impl Raw {
         let reply = self.expect("EPSV", 229);
         let port = parse_229(&reply.text()).unwrap();
         TcpStream::connect((self.server_ip(), port)).unwrap()
+    }
+
+    /// Runs an upload command over a passive connection: 150, the bytes, then the final reply.
+    pub fn passive_upload(&mut self, line: &str, bytes: &[u8]) -> Reply {
+        let mut data = self.epsv_connect();
+        self.expect(line, 150);
+        data.write_all(bytes).unwrap();
+        drop(data);
+        self.reply()
     }
 
     /// Runs a transfer command over a passive connection: 150, the bytes, 226.
@@ -289,6 +315,27 @@ pub fn url_path(path: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
+    out
+}
+
+/// Every file and directory under `dir`, relative, sorted, hidden names included; directories
+/// end in `/`.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let rel = entry.path().strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &entry.path(), out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
     out
 }
 

@@ -1,0 +1,334 @@
+//! Uploads and tree changes (`--writable`, `--overwrite`): the policy for existing data, partial
+//! files that never appear under the final name and can be resumed, confinement of writes, and
+//! real clients (curl, ftplib, lftp) uploading.
+
+use crate::support::{awkward_bytes, run_ok, run_tool, tree, url_path, ChildGuard, TestServer, TOOL_TIMEOUT};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Assertions on a reply, chained after `Raw::expect` and friends.
+trait Check {
+    fn assert_code(&self, code: u16);
+    fn assert_text(&self, text: &str);
+}
+
+impl Check for common::Reply {
+    fn assert_code(&self, code: u16) {
+        assert_eq!(self.code, code, "{self:?}");
+    }
+
+    fn assert_text(&self, text: &str) {
+        assert_eq!(self.text(), text, "{self:?}");
+    }
+}
+
+fn curl() -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--max-time", "30", "--disable"]);
+    cmd
+}
+
+fn url(server: &TestServer, path: &str) -> String {
+    format!("ftp://{}/{}", server.addr(), url_path(path))
+}
+
+fn read(server: &TestServer, path: &str) -> Vec<u8> {
+    std::fs::read(server.root.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn partial(server: &TestServer, dir: &str, name: &str) -> std::path::PathBuf {
+    server.root.path().join(dir).join(format!(".{name}.ftpart"))
+}
+
+#[test]
+fn stores_binary_and_ascii_uploads() {
+    let server = TestServer::writable(false);
+    let mut raw = server.login();
+    let bytes = awkward_bytes(300_000);
+    raw.expect("TYPE I", 200);
+    raw.passive_upload("STOR new.bin", &bytes).assert_code(226);
+    assert!(read(&server, "new.bin") == bytes);
+    raw.passive_upload("STOR sub/ünï cødé.bin", &bytes[..4097]).assert_code(226);
+    assert!(read(&server, "sub/ünï cødé.bin") == bytes[..4097]);
+    raw.passive_upload("STOR empty-upload", b"").assert_code(226);
+    assert_eq!(read(&server, "empty-upload"), b"");
+    // TYPE A: CRLF becomes LF, a lone CR stays (RFC 959 3.1.1.1).
+    raw.expect("TYPE A", 200);
+    raw.passive_upload("STOR text.txt", b"one\r\ntwo\r\n\r\nthree\rfour\r").assert_code(226);
+    assert_eq!(read(&server, "text.txt"), b"one\ntwo\n\nthree\rfour\r");
+    // No partial file stays behind.
+    assert!(!tree(server.root.path()).iter().any(|n| n.contains(".ftpart")), "{:?}", tree(server.root.path()));
+}
+
+#[test]
+fn never_replaces_or_deletes_without_overwrite() {
+    let server = TestServer::writable(false);
+    let before = tree(server.root.path());
+    let mut raw = server.login();
+    for cmd in ["STOR hello.txt", "APPE hello.txt", "STOU", "STOR sub"] {
+        let reply = raw.cmd(cmd);
+        if cmd == "STOU" {
+            // STOU never collides; it is the one command here that may go ahead.
+            assert_eq!(reply.code, 425, "{reply:?}");
+            continue;
+        }
+        assert_eq!(reply.code, 553, "{cmd}: {reply:?}");
+    }
+    let reply = raw.cmd("STOR hello.txt");
+    assert!(reply.text().contains("exists"), "{reply:?}");
+    raw.expect("REST 5", 350);
+    raw.expect("STOR hello.txt", 553);
+    for cmd in ["DELE hello.txt", "RMD sub", "RNFR hello.txt", "RNTO x"] {
+        let reply = raw.expect(cmd, 550);
+        assert!(reply.text().contains("never deletes"), "{cmd}: {reply:?}");
+    }
+    assert_eq!(tree(server.root.path()), before);
+    assert_eq!(read(&server, "hello.txt"), b"hello, world\n");
+    // MKD only adds.
+    raw.expect("MKD new dir", 257).assert_text("\"/new dir\" created.");
+    raw.expect("MKD new dir", 550);
+    raw.expect("CWD new dir", 250);
+    raw.expect("XMKD inner", 257).assert_text("\"/new dir/inner\" created.");
+    raw.expect("MKD /", 550);
+    assert!(server.root.path().join("new dir/inner").is_dir());
+}
+
+#[test]
+fn overwrite_allows_replacing_deleting_and_renaming() {
+    let server = TestServer::writable(true);
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    raw.passive_upload("STOR hello.txt", b"replaced").assert_code(226);
+    assert_eq!(read(&server, "hello.txt"), b"replaced");
+    raw.passive_upload("APPE hello.txt", b"+more").assert_code(226);
+    assert_eq!(read(&server, "hello.txt"), b"replaced+more");
+    raw.expect("RNFR hello.txt", 350);
+    raw.expect("RNTO sub/renamed.txt", 250);
+    assert_eq!(read(&server, "sub/renamed.txt"), b"replaced+more");
+    assert!(!server.root.path().join("hello.txt").exists());
+    // RNTO onto an existing name replaces it.
+    raw.expect("RNFR lines.txt", 350);
+    raw.expect("RNTO sub/renamed.txt", 250);
+    assert_eq!(read(&server, "sub/renamed.txt"), b"one\ntwo\n\nthree\r\nfour");
+    // RNTO must follow RNFR at once.
+    raw.expect("RNTO x", 503);
+    raw.expect("RNFR empty", 350);
+    raw.expect("NOOP", 200);
+    raw.expect("RNTO x", 503);
+    raw.expect("RNFR missing", 550);
+    raw.expect("RNFR /", 550);
+    raw.expect("DELE sub/renamed.txt", 250);
+    raw.expect("DELE sub/renamed.txt", 550);
+    raw.expect("DELE sub", 550);
+    raw.expect("MKD d", 257);
+    raw.expect("RMD sub", 550).assert_text("sub: directory not empty.");
+    raw.expect("RMD d", 250);
+    raw.expect("RMD /", 550);
+    assert!(!server.root.path().join("d").exists());
+    assert!(server.root.path().join("sub/nested.txt").exists());
+}
+
+#[test]
+fn read_only_server_writes_nothing() {
+    let server = TestServer::start();
+    let before = tree(server.root.path());
+    let mut raw = server.login();
+    let _data = raw.epsv_connect();
+    raw.expect("STOR x", 550);
+    raw.expect("REST 10", 350);
+    raw.expect("APPE hello.txt", 550);
+    raw.expect("STOU", 550);
+    assert_eq!(tree(server.root.path()), before);
+}
+
+#[test]
+fn an_interrupted_upload_stays_hidden_and_resumes_with_rest_stor() {
+    let server = TestServer::writable(false);
+    let bytes = awkward_bytes(1 << 20);
+    let half = bytes.len() / 2;
+    {
+        // A client that vanishes mid-upload: both connections close with a clean FIN, exactly
+        // like a killed process's.
+        let mut raw = server.login();
+        raw.expect("TYPE I", 200);
+        let mut data = raw.epsv_connect();
+        raw.expect("STOR sub/big.bin", 150);
+        data.write_all(&bytes[..half]).unwrap();
+        drop(raw);
+        drop(data);
+    }
+    server.wait_idle();
+    assert!(!server.root.path().join("sub/big.bin").exists());
+    assert_eq!(std::fs::metadata(partial(&server, "sub", "big.bin")).unwrap().len(), half as u64);
+
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    // Hidden from listings and from direct use; SIZE reports it so clients can resume.
+    let names = raw.passive_transfer("NLST sub");
+    assert!(!String::from_utf8_lossy(&names).contains("ftpart"), "{names:?}");
+    raw.expect("RETR sub/.big.bin.ftpart", 550);
+    raw.expect("STOR sub/.big.bin.ftpart", 550);
+    raw.expect("SIZE sub/big.bin", 213).assert_text(&half.to_string());
+    raw.expect(&format!("REST {}", half + 1), 350);
+    raw.expect("STOR sub/big.bin", 554);
+    raw.expect(&format!("REST {half}"), 350);
+    raw.passive_upload("STOR sub/big.bin", &bytes[half..]).assert_code(226);
+    assert!(read(&server, "sub/big.bin") == bytes);
+    assert!(!partial(&server, "sub", "big.bin").exists());
+}
+
+#[test]
+fn abor_keeps_the_partial_upload_and_appe_completes_it() {
+    let server = TestServer::writable(false);
+    let bytes = awkward_bytes(200_000);
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    let mut data = raw.epsv_connect();
+    raw.expect("STOR f.bin", 150);
+    data.write_all(&bytes[..1000]).unwrap();
+    raw.send(b"ABOR");
+    drop(data);
+    raw.expect_reply(426);
+    raw.expect_reply(226);
+    assert!(!server.root.path().join("f.bin").exists());
+    raw.expect("SIZE f.bin", 213).assert_text("1000");
+    raw.passive_upload("APPE f.bin", &bytes[1000..]).assert_code(226);
+    assert!(read(&server, "f.bin") == bytes);
+}
+
+#[test]
+fn a_second_upload_of_the_same_name_waits_its_turn() {
+    let server = TestServer::writable(false);
+    let mut first = server.login();
+    let mut data = first.epsv_connect();
+    first.expect("STOR same", 150);
+    data.write_all(b"first").unwrap();
+    let mut second = server.login();
+    second.expect("STOR same", 450);
+    drop(data);
+    first.expect_reply(226);
+    assert_eq!(read(&server, "same"), b"first");
+    second.expect("STOR same", 553);
+}
+
+#[test]
+fn stou_stores_under_a_new_name() {
+    let server = TestServer::writable(false);
+    let mut raw = server.login();
+    let mut upload = |line: &str, body: &[u8]| {
+        let mut data = raw.epsv_connect();
+        let opening = raw.expect(line, 150);
+        data.write_all(body).unwrap();
+        drop(data);
+        let done = raw.expect_reply(226);
+        (opening.text(), done.text())
+    };
+    // RFC 1123 4.1.2.9: "150 FILE: <name>".
+    assert_eq!(upload("STOU", b"1"), ("FILE: upload".into(), "Transfer complete, stored as upload.".into()));
+    assert_eq!(upload("STOU", b"2").0, "FILE: upload.1");
+    assert_eq!(upload("STOU hello.txt", b"3").0, "FILE: hello.txt.1");
+    assert_eq!(read(&server, "upload.1"), b"2");
+    assert_eq!(read(&server, "hello.txt"), b"hello, world\n");
+    assert_eq!(read(&server, "hello.txt.1"), b"3");
+}
+
+#[test]
+fn writes_never_leave_the_root() {
+    let server = TestServer::writable(true);
+    let outside_before = tree(server.outside.path());
+    let mut raw = server.login();
+    let _data = raw.epsv_connect();
+    // `escape` is a symlink to a directory outside the root.
+    for cmd in
+        ["STOR escape/x", "APPE escape/secret", "STOU escape/x", "MKD escape/d", "DELE escape/secret", "RMD escape"]
+    {
+        let reply = raw.cmd(cmd);
+        assert!(reply.code == 550, "{cmd}: {reply:?}");
+    }
+    raw.expect("RNFR hello.txt", 350);
+    raw.expect("RNTO escape/hello.txt", 550);
+    raw.expect("RNFR escape/secret", 550);
+    // A symlink by the target name is replaced or removed itself, never written through.
+    raw.passive_upload("STOR sub/secret-link", b"mine").assert_code(226);
+    assert!(!std::fs::symlink_metadata(server.root.path().join("sub/secret-link")).unwrap().is_symlink());
+    raw.expect("RNFR escape", 350);
+    raw.expect("RNTO moved-link", 250);
+    raw.expect("DELE moved-link", 250);
+    assert_eq!(tree(server.outside.path()), outside_before);
+    assert_eq!(std::fs::read(server.outside.path().join("secret")).unwrap(), b"top secret\n");
+}
+
+#[test]
+fn the_upload_size_limit_removes_what_exceeds_it() {
+    let server = TestServer::start_with("127.0.0.1", |c| {
+        c.writable = true;
+        c.max_upload_size = Some(1000);
+    });
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    raw.passive_upload("STOR big", &[7; 1001]).assert_code(552);
+    assert!(!server.root.path().join("big").exists());
+    assert!(!partial(&server, "", "big").exists());
+    raw.passive_upload("STOR fits", &[7; 1000]).assert_code(226);
+}
+
+#[test]
+fn curl_uploads_creates_directories_and_refuses_to_replace() {
+    let server = TestServer::writable(false);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f.bin");
+    let bytes = awkward_bytes(300_000);
+    std::fs::write(&file, &bytes).unwrap();
+    run_ok(curl().arg("-T").arg(&file).arg(url(&server, "up.bin")));
+    assert!(read(&server, "up.bin") == bytes);
+    run_ok(curl().args(["--ftp-create-dirs", "-T"]).arg(&file).arg(url(&server, "a/b c/ü.bin")));
+    assert!(read(&server, "a/b c/ü.bin") == bytes);
+    run_ok(curl().args(["-P", "127.0.0.1", "-T"]).arg(&file).arg(url(&server, "active.bin")));
+    assert!(read(&server, "active.bin") == bytes);
+    // Again onto the same name: refused (curl exit 25, "upload failed"), the file untouched.
+    std::fs::write(&file, b"other").unwrap();
+    let out = run_tool(curl().arg("-T").arg(&file).arg(url(&server, "up.bin")), TOOL_TIMEOUT);
+    assert_eq!(out.status.code(), Some(25), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(read(&server, "up.bin") == bytes);
+}
+
+/// Waits (bounded) until `path` exists and holds at least `len` bytes.
+fn wait_for_size(path: &Path, len: u64) {
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    while std::fs::metadata(path).map_or(true, |m| m.len() < len) {
+        assert!(Instant::now() < deadline, "{} never reached {len} bytes", path.display());
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn curl_killed_mid_upload_leaves_nothing_and_resumes() {
+    let server = TestServer::writable(false);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.bin");
+    let bytes = awkward_bytes(4 << 20);
+    std::fs::write(&file, &bytes).unwrap();
+    let mut child = ChildGuard(
+        curl()
+            .args(["--limit-rate", "512K", "-T"])
+            .arg(&file)
+            .arg(url(&server, "big.bin"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_size(&partial(&server, "", "big.bin"), 256 << 10);
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    server.wait_idle();
+    assert!(!server.root.path().join("big.bin").exists());
+    let kept = std::fs::metadata(partial(&server, "", "big.bin")).unwrap().len();
+    assert!(kept > 0 && kept < bytes.len() as u64, "{kept}");
+    // curl resumes with SIZE + APPE.
+    run_ok(curl().args(["-C", "-", "-T"]).arg(&file).arg(url(&server, "big.bin")));
+    assert!(read(&server, "big.bin") == bytes);
+    assert!(!partial(&server, "", "big.bin").exists());
+}

@@ -332,3 +332,140 @@ fn curl_killed_mid_upload_leaves_nothing_and_resumes() {
     assert!(read(&server, "big.bin") == bytes);
     assert!(!partial(&server, "", "big.bin").exists());
 }
+
+/// Uploads with ftplib: `storbinary` (optionally dying after `die_after` blocks, the way a killed
+/// process would, or resuming at `rest`) and `storlines`.
+const FTPLIB_STORE: &str = r#"
+import ftplib, os, sys
+port, local, remote, mode, arg = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+ftp = ftplib.FTP()
+ftp.connect("127.0.0.1", port, timeout=20)
+ftp.login()
+blocks = 0
+def counted(block):
+    global blocks
+    blocks += 1
+    if mode == "die" and blocks == arg:
+        os._exit(3)
+with open(local, "rb") as f:
+    if mode == "lines":
+        print(ftp.storlines("STOR " + remote, f))
+    elif mode == "resume":
+        rest = ftp.size(remote)
+        f.seek(rest)
+        print(rest, ftp.storbinary("STOR " + remote, f, 8192, None, rest))
+    else:
+        print(ftp.storbinary("STOR " + remote, f, 8192, counted))
+ftp.quit()
+"#;
+
+fn ftplib_store(server: &TestServer, local: &Path, remote: &str, mode: &str, arg: usize) -> std::process::Output {
+    run_tool(
+        Command::new("python3").args(["-c", FTPLIB_STORE, &server.port().to_string()]).arg(local).args([
+            remote,
+            mode,
+            &arg.to_string(),
+        ]),
+        TOOL_TIMEOUT,
+    )
+}
+
+#[test]
+fn ftplib_stores_binary_and_lines_and_resumes_after_dying() {
+    let server = TestServer::writable(false);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f.bin");
+    let bytes = awkward_bytes(1 << 20);
+    std::fs::write(&file, &bytes).unwrap();
+    let out = ftplib_store(&server, &file, "whole.bin", "binary", 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "226 Transfer complete.", "{out:?}");
+    assert!(read(&server, "whole.bin") == bytes);
+
+    // storlines sends CRLF lines in TYPE A; the file is stored with LF.
+    let text = local.path().join("t.txt");
+    std::fs::write(&text, "one\ntwo\n\nthree\n").unwrap();
+    assert!(ftplib_store(&server, &text, "t.txt", "lines", 0).status.success());
+    assert_eq!(read(&server, "t.txt"), b"one\ntwo\n\nthree\n");
+
+    // The process dies after 10 blocks: nothing under the name, the partial file resumable.
+    let out = ftplib_store(&server, &file, "died.bin", "die", 10);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    server.wait_idle();
+    assert!(!server.root.path().join("died.bin").exists());
+    let kept = std::fs::metadata(partial(&server, "", "died.bin")).unwrap().len();
+    assert!(kept >= 9 * 8192 && kept <= 10 * 8192, "{kept}");
+    let out = ftplib_store(&server, &file, "died.bin", "resume", 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{kept} 226 Transfer complete."), "{out:?}");
+    assert!(read(&server, "died.bin") == bytes);
+}
+
+fn lftp(server: &TestServer, home: &Path, script: &str) -> std::process::Output {
+    let commands = format!(
+        "set net:max-retries 1; set net:timeout 10; set cmd:fail-exit yes; \
+         open -u anonymous,guest ftp://127.0.0.1:{}; {script}",
+        server.port()
+    );
+    run_tool(Command::new("lftp").env("HOME", home).current_dir(home).arg("-c").arg(commands), TOOL_TIMEOUT)
+}
+
+/// A local tree: nested directories, awkward names, an empty directory, many small files and a
+/// few larger ones.
+fn local_tree(dir: &Path) {
+    for i in 0..100 {
+        let sub = dir.join(format!("many/{}", i % 7));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("small {i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("ünï cødé/deeper/deepest")).unwrap();
+    std::fs::create_dir_all(dir.join("empty dir")).unwrap();
+    std::fs::write(dir.join("ünï cødé/deeper/deepest/🚀.bin"), awkward_bytes(3 << 20)).unwrap();
+    std::fs::write(dir.join("large.bin"), awkward_bytes(5 << 20)).unwrap();
+    std::fs::write(dir.join("empty file"), b"").unwrap();
+}
+
+fn assert_same_tree(a: &Path, b: &Path) {
+    assert_eq!(tree(a), tree(b));
+    for name in tree(a).iter().filter(|n| !n.ends_with('/')) {
+        assert!(std::fs::read(a.join(name)).unwrap() == std::fs::read(b.join(name)).unwrap(), "{name} differs");
+    }
+}
+
+#[test]
+fn lftp_mirror_reverse_uploads_a_tree_and_resumes_with_put_c() {
+    let server = TestServer::writable(false);
+    let home = tempfile::tempdir().unwrap();
+    let local = home.path().join("local");
+    local_tree(&local);
+    let out = lftp(&server, home.path(), "mirror -R local /remote");
+    assert!(out.status.success(), "{out:?}");
+    assert_same_tree(&local, &server.root.path().join("remote"));
+
+    // A changed file cannot replace the uploaded one without --overwrite.
+    std::fs::write(local.join("large.bin"), b"changed").unwrap();
+    let out = lftp(&server, home.path(), "mirror -R local /remote");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("553"), "{out:?}");
+    assert!(read(&server, "remote/large.bin") == awkward_bytes(5 << 20));
+
+    // `put -c` continues an interrupted upload with SIZE, REST and STOR.
+    let bytes = awkward_bytes(5 << 20);
+    std::fs::write(local.join("large.bin"), &bytes).unwrap();
+    std::fs::write(partial(&server, "", "again.bin"), &bytes[..1 << 20]).unwrap();
+    let out = lftp(&server, home.path(), "put -c local/large.bin -o again.bin");
+    assert!(out.status.success(), "{out:?}");
+    assert!(read(&server, "again.bin") == bytes);
+}
+
+#[test]
+fn lftp_mirror_reverse_replaces_with_overwrite() {
+    let server = TestServer::writable(true);
+    let home = tempfile::tempdir().unwrap();
+    let local = home.path().join("local");
+    local_tree(&local);
+    assert!(lftp(&server, home.path(), "mirror -R local /remote").status.success());
+    std::fs::write(local.join("large.bin"), b"changed").unwrap();
+    std::fs::remove_file(local.join("empty file")).unwrap();
+    let out = lftp(&server, home.path(), "mirror -R --delete local /remote");
+    assert!(out.status.success(), "{out:?}");
+    assert_same_tree(&local, &server.root.path().join("remote"));
+}

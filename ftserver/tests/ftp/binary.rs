@@ -17,18 +17,15 @@ struct Running {
 }
 
 fn start(root: &std::path::Path, extra: &[&str]) -> Running {
-    let mut child = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_ftserver"))
-            .args(["-q", "--bind", "127.0.0.1", "--root"])
-            .arg(root)
-            .args(extra)
-            .arg("0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftserver"));
+    cmd.args(["-q", "--bind", "127.0.0.1", "--root"]).arg(root).args(extra).arg("0");
+    start_command(cmd, root)
+}
+
+/// Starts `cmd`, which runs ftserver serving `root`, and reads its ready line.
+fn start_command(mut cmd: Command, root: &std::path::Path) -> Running {
+    let mut child =
+        ChildGuard(cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let (line_tx, line_rx) = mpsc::channel();
     let (closed_tx, stdout_closed) = mpsc::channel();
@@ -156,6 +153,41 @@ fn exit_codes_and_error_lines() {
     let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).arg("--help"), TOOL_TIMEOUT);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Usage: ftserver [OPTIONS] <PORT>") && help.contains("--pasv-ports"), "{help}");
+}
+
+/// A full disk: a 1 MiB tmpfs as the root, in a private mount namespace (`unshare -rm`). An
+/// upload that does not fit gets `452` and its partial file is removed (the space is free again
+/// for the next upload); nothing else is touched.
+#[test]
+fn disk_full_removes_the_partial_upload() {
+    let root = tempfile::tempdir().unwrap();
+    let script = r#"mount -t tmpfs -o size=1m tmpfs "$1" || exit 99
+echo kept > "$1/kept.txt"
+exec "$2" -q --bind 127.0.0.1 --root "$1" --writable 0"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c", script, "sh"]).arg(root.path()).arg(env!("CARGO_BIN_EXE_ftserver"));
+    let server = start_command(cmd, root.path());
+    let mut raw = Raw::connect(server.addr);
+    raw.login();
+    raw.expect("TYPE I", 200);
+    let too_big = vec![1u8; 2 << 20];
+    let mut data = raw.epsv_connect();
+    raw.expect("STOR big.bin", 150);
+    // The server stops reading when the disk fills up; our write may then fail.
+    let _ = std::io::Write::write_all(&mut data, &too_big);
+    drop(data);
+    let reply = raw.expect_reply(452);
+    assert!(reply.text().contains("Insufficient storage space"), "{reply:?}");
+    raw.expect("SIZE big.bin", 550);
+    assert_eq!(raw.passive_transfer("NLST"), b"kept.txt\r\n");
+    // The space is free again: 900 KiB fit.
+    let mut data = raw.epsv_connect();
+    raw.expect("STOR fits.bin", 150);
+    std::io::Write::write_all(&mut data, &too_big[..900 << 10]).unwrap();
+    drop(data);
+    raw.expect_reply(226);
+    raw.expect("SIZE fits.bin", 213);
+    assert_eq!(raw.passive_transfer("RETR kept.txt"), b"kept\n");
 }
 
 /// The peak resident memory of a process, from /proc (kB).

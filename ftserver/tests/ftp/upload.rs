@@ -393,7 +393,7 @@ fn ftplib_stores_binary_and_lines_and_resumes_after_dying() {
     server.wait_idle();
     assert!(!server.root.path().join("died.bin").exists());
     let kept = std::fs::metadata(partial(&server, "", "died.bin")).unwrap().len();
-    assert!(kept >= 9 * 8192 && kept <= 10 * 8192, "{kept}");
+    assert!((9 * 8192..=10 * 8192).contains(&kept), "{kept}");
     let out = ftplib_store(&server, &file, "died.bin", "resume", 0);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{kept} 226 Transfer complete."), "{out:?}");
     assert!(read(&server, "died.bin") == bytes);

@@ -33,9 +33,38 @@ pub fn modified(meta: &Metadata) -> Option<i64> {
     meta.modified().ok().map(unix_seconds)
 }
 
-/// Describes one file or directory. The `perm` fact is read-only: `r` for files, `el` for
-/// directories (RFC 3659 section 7.5.5).
-pub fn entry(name: String, meta: &Metadata) -> Entry {
+/// What clients may do, for the MLSx `perm` fact (RFC 3659 section 7.5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    /// Uploads and MKD (`--writable`).
+    pub writable: bool,
+    /// Replacing, appending to, deleting and renaming (`--overwrite`).
+    pub overwrite: bool,
+}
+
+impl Access {
+    /// The `perm` fact of a file: `r`, plus `adfw` when files may be changed.
+    fn file_perm(self) -> &'static str {
+        if self.writable && self.overwrite {
+            "adfrw"
+        } else {
+            "r"
+        }
+    }
+
+    /// The `perm` fact of a directory: `el`, plus `cm` (create files and directories) when
+    /// writable and `dfp` (delete, rename, purge) with overwrite.
+    fn dir_perm(self) -> &'static str {
+        match (self.writable, self.overwrite) {
+            (false, _) => "el",
+            (true, false) => "celm",
+            (true, true) => "cdeflmp",
+        }
+    }
+}
+
+/// Describes one file or directory; `perm` says what `access` allows on it.
+pub fn entry(name: String, meta: &Metadata, access: Access) -> Entry {
     let kind = if meta.is_dir() {
         EntryKind::Dir
     } else if meta.is_file() {
@@ -51,8 +80,8 @@ pub fn entry(name: String, meta: &Metadata) -> Entry {
     #[cfg(not(unix))]
     let mode = None;
     let perm = match kind {
-        EntryKind::Dir => Some("el".to_owned()),
-        EntryKind::File => Some("r".to_owned()),
+        EntryKind::Dir => Some(access.dir_perm().to_owned()),
+        EntryKind::File => Some(access.file_perm().to_owned()),
         _ => None,
     };
     Entry { name, kind, size: meta.len(), modified: modified(meta), mode, perm }
@@ -87,9 +116,16 @@ mod tests {
         std::fs::write(dir.path().join("a b"), b"12345").unwrap();
         std::fs::create_dir(dir.path().join("d")).unwrap();
         let entries = vec![
-            entry("a b".into(), &std::fs::metadata(dir.path().join("a b")).unwrap()),
-            entry("d".into(), &std::fs::metadata(dir.path().join("d")).unwrap()),
+            entry("a b".into(), &std::fs::metadata(dir.path().join("a b")).unwrap(), Access::default()),
+            entry("d".into(), &std::fs::metadata(dir.path().join("d")).unwrap(), Access::default()),
         ];
+        let writable = Access { writable: true, overwrite: false };
+        let meta = std::fs::metadata(dir.path().join("d")).unwrap();
+        assert_eq!(entry("d".into(), &meta, writable).perm.as_deref(), Some("celm"));
+        let meta = std::fs::metadata(dir.path().join("a b")).unwrap();
+        assert_eq!(entry("a b".into(), &meta, writable).perm.as_deref(), Some("r"));
+        let all = Access { writable: true, overwrite: true };
+        assert_eq!(entry("a b".into(), &meta, all).perm.as_deref(), Some("adfrw"));
         let t = now();
         assert_eq!(body(ListKind::Nlst, &entries, Facts::default(), t), b"a b\r\nd\r\n");
         let mlsd = String::from_utf8(body(ListKind::Mlsd, &entries, Facts::default(), t)).unwrap();

@@ -608,11 +608,15 @@ impl<'a> Session<'a> {
         let root = &self.shared.root;
         let meta = root.metadata(vp)?;
         if meta.is_dir() {
-            Ok(root.read_dir(vp)?.into_iter().map(|(name, meta)| listing::entry(name, &meta)).collect())
+            Ok(root
+                .read_dir(vp)?
+                .into_iter()
+                .map(|(name, meta)| listing::entry(name, &meta, self.listing_access()))
+                .collect())
         } else if kind == ListKind::Mlsd {
             Err(FsError::NotADirectory)
         } else {
-            Ok(vec![listing::entry(vp.file_name().unwrap_or("/").to_owned(), &meta)])
+            Ok(vec![listing::entry(vp.file_name().unwrap_or("/").to_owned(), &meta, self.listing_access())])
         }
     }
 
@@ -671,7 +675,7 @@ impl<'a> Session<'a> {
         };
         match self.shared.root.metadata(&vp) {
             Ok(meta) => {
-                let entry = listing::entry(vp.to_string(), &meta);
+                let entry = listing::entry(vp.to_string(), &meta, self.listing_access());
                 let lines =
                     vec![format!("Listing {vp}"), format!(" {}", format_mlsx(&entry, self.facts)), "End".into()];
                 self.reply_multi(250, lines)

@@ -90,6 +90,11 @@ impl Session<'_> {
         }
     }
 
+    /// What the MLSx `perm` fact announces.
+    pub(super) fn listing_access(&self) -> crate::listing::Access {
+        crate::listing::Access { writable: self.shared.config.writable, overwrite: self.shared.config.overwrite }
+    }
+
     /// The size of an interrupted upload named `vp`, if there is one.
     pub(super) fn partial_size(&self, vp: &VirtualPath) -> Option<u64> {
         self.shared.root.target(vp).ok().and_then(|t| upload::partial_size(&t))

@@ -4,7 +4,9 @@ use clap::{ArgGroup, Parser};
 use std::path::PathBuf;
 
 const USAGE: &str = "ftclient [OPTIONS] <HOST> <PORT> -l [DATA_PORT]
-       ftclient [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> [DATA_PORT]";
+       ftclient [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> [DATA_PORT]
+       ftclient [OPTIONS] <HOST> <PORT> -p <LOCAL_FILE> [DATA_PORT]
+       ftclient [OPTIONS] <HOST> <PORT> -r -g <REMOTE_DIR> | -r -p <LOCAL_DIR> [DATA_PORT]";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -15,10 +17,23 @@ Examples:
   ftclient 127.0.0.1 2121 -g big.iso 5001        the same in active mode, data port 5001
   ftclient 127.0.0.1 2121 -g a.txt -o - | less   write the file to stdout
   ftclient 127.0.0.1 2121 -g big.iso --resume    continue an interrupted download
+  ftclient 127.0.0.1 2121 -p report.pdf          upload report.pdf into the login directory
+  ftclient 127.0.0.1 2121 -p a.txt --to in/b.txt upload a.txt as in/b.txt
+  ftclient 127.0.0.1 2121 -p big.iso --resume    continue an interrupted upload
+  ftclient 127.0.0.1 2121 -r -g photos           copy the remote tree photos/ to ./photos
+  ftclient 127.0.0.1 2121 -r -p site --parallel 8  upload the tree ./site as site/, 8 at once
 
 Downloads are written to a hidden temporary file .NAME.ftpart next to the target and renamed
 into place only when the size matches and the server confirmed the transfer. An existing file
 is never replaced: the copy is saved as NAME.1, NAME.2, ... unless --overwrite is given.
+
+Uploads never replace a remote file either: the client checks with MLST or SIZE first and
+refuses unless --overwrite is given (and the server must allow it too). Both directions are
+checked with the server's HASH (SHA-256) when it offers one.
+
+With -r, every file of the tree follows the same rules; --parallel N transfers N files at once
+over N control connections (in active mode on data ports DATA_PORT ... DATA_PORT+N-1).
+Symbolic links that point outside a local tree are skipped.
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 
@@ -30,7 +45,7 @@ Exit status: 0 success, 1 failure, 2 usage error.";
 /// server's address.
 #[derive(Debug, Parser)]
 #[command(name = "ftclient", version, after_help = EXAMPLES, override_usage = USAGE)]
-#[command(group(ArgGroup::new("action").required(true).args(["list", "get"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["list", "get", "put"])))]
 pub struct Cli {
     /// Server host name, IPv4 address or IPv6 address (e.g. ftp.example.org, 127.0.0.1, ::1).
     pub host: String,
@@ -53,32 +68,53 @@ pub struct Cli {
     #[arg(short = 'g', long = "get", value_name = "REMOTE_FILE", value_parser = parse_line_arg)]
     pub get: Option<String>,
 
+    /// Upload LOCAL_FILE (with -r: the directory LOCAL_DIR and everything in it).
+    #[arg(short = 'p', long = "put", value_name = "LOCAL_FILE")]
+    pub put: Option<PathBuf>,
+
+    /// With -g or -p: transfer a whole directory tree (MLSD when the server has it, else LIST).
+    #[arg(short = 'r', long = "recursive", conflicts_with = "list")]
+    pub recursive: bool,
+
+    /// With -r: how many files to transfer at once, each over its own control connection.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+
     /// With -l: also show type, size and modification time (UTC).
-    #[arg(long, conflicts_with = "get")]
+    #[arg(long, conflicts_with_all = ["get", "put"])]
     pub long: bool,
 
-    /// With -l: the remote directory to list instead of the login directory.
+    /// With -l: the remote directory to list; with -p: the remote directory to upload into
+    /// (instead of the login directory).
     #[arg(long, value_name = "DIR", conflicts_with = "get", value_parser = parse_line_arg)]
     pub dir: Option<String>,
 
-    /// With -g: save to PATH instead of ./BASENAME; '-' writes to stdout.
-    #[arg(short = 'o', long = "output", value_name = "PATH", conflicts_with = "list")]
+    /// With -p: the remote name (default: the local base name, in --dir if given).
+    #[arg(long, value_name = "REMOTE", conflicts_with_all = ["get", "list"], value_parser = parse_line_arg)]
+    pub to: Option<String>,
+
+    /// With -g: save to PATH instead of ./BASENAME; '-' writes to stdout. With -r -g: the
+    /// local directory that receives the tree.
+    #[arg(short = 'o', long = "output", value_name = "PATH", conflicts_with_all = ["list", "put"])]
     pub output: Option<PathBuf>,
 
     /// With -g: replace an existing local file instead of saving as NAME.1, NAME.2, ...
+    /// With -p: replace an existing remote file (the server must allow it too).
     #[arg(long, conflicts_with = "list")]
     pub overwrite: bool,
 
     /// With -g: continue an interrupted download from its .NAME.ftpart file (uses REST).
+    /// With -p: continue an interrupted upload after the remote file's size (REST + STOR, or
+    /// APPE).
     #[arg(long, conflicts_with = "list")]
     pub resume: bool,
 
-    /// With -g: do not check the file against the server's HASH after the download.
+    /// With -g or -p: do not check the file against the server's HASH after the transfer.
     #[arg(long, conflicts_with = "list")]
     pub no_verify: bool,
 
     /// With -g: check the downloaded file against a known digest, e.g. sha256:9f86d0...
-    #[arg(long, value_name = "ALGO:HEX", conflicts_with = "list", value_parser = parse_checksum)]
+    #[arg(long, value_name = "ALGO:HEX", conflicts_with_all = ["list", "put"], value_parser = parse_checksum)]
     pub checksum: Option<Checksum>,
 
     /// Login name.
@@ -196,6 +232,11 @@ mod tests {
         assert_eq!((cli.get.as_deref(), cli.data_port), (Some("docs/a.txt"), Some(5001)));
         let cli = parse(&["h", "21", "-g", "a", "-o", "-"]).unwrap();
         assert_eq!(cli.output_target(), Some(None));
+        let cli = parse(&["h", "21", "-p", "a b.txt", "--to", "x/y", "5002"]).unwrap();
+        assert_eq!((cli.put, cli.to.as_deref(), cli.data_port), (Some("a b.txt".into()), Some("x/y"), Some(5002)));
+        let cli = parse(&["h", "21", "-r", "-g", "tree", "--parallel", "8"]).unwrap();
+        assert!(cli.recursive && cli.parallel == 8);
+        assert_eq!(parse(&["h", "21", "-p", "a"]).unwrap().parallel, 4);
     }
 
     #[test]
@@ -218,6 +259,12 @@ mod tests {
             (&["h", "21", "-g", ""], ValueValidation),
             (&["h", "21", "-l", "--dir", "a\nb"], ValueValidation),
             (&["h", "21", "-l", "--user", "a\nb"], ValueValidation),
+            (&["h", "21", "-g", "a", "-p", "b"], ArgumentConflict),
+            (&["h", "21", "-p", "a", "-o", "b"], ArgumentConflict),
+            (&["h", "21", "-g", "a", "--to", "b"], ArgumentConflict),
+            (&["h", "21", "-l", "-r"], ArgumentConflict),
+            (&["h", "21", "-p", "a", "--parallel", "0"], ValueValidation),
+            (&["h", "21", "-p", "a", "--to", "a\rb"], ValueValidation),
         ] {
             assert_eq!(parse(args).err(), Some(kind), "{args:?}");
         }

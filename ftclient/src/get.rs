@@ -4,6 +4,7 @@
 
 use crate::cli::Checksum;
 use crate::localfile::Target;
+use crate::progress::{summary, Progress};
 use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
 use crate::verify;
@@ -12,9 +13,8 @@ use common::command::TransferType;
 use common::reply::parse_transfer_size;
 use common::text::sanitize;
 use common::Command;
-use indicatif::{BinaryBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ pub enum Output {
     Path(PathBuf),
     /// Standard output.
     Stdout,
+    /// Exactly this target (tree transfers, where the local name comes from the listing).
+    Target(Target),
 }
 
 /// What `-g` should do.
@@ -44,15 +46,44 @@ pub struct GetOptions {
     pub verify: bool,
     /// A digest the file must have.
     pub checksum: Option<Checksum>,
-    /// No progress bar and no summary line.
-    pub quiet: bool,
+    /// Where the progress bar goes.
+    pub progress: Progress,
     /// How to log in again, for a second connection that asks for the server's hash while the
     /// download runs (`None`: ask afterwards on the main connection).
     pub login: Option<Login>,
 }
 
+/// What a finished download did.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// Bytes moved in this run.
+    pub moved: u64,
+    /// The file's size (including resumed bytes).
+    pub total: u64,
+    /// How long the transfer took.
+    pub elapsed: Duration,
+    /// Where the file was saved (`None`: stdout).
+    pub saved: Option<PathBuf>,
+    /// The name asked for, when it existed and the file went to NAME.1, NAME.2, ... instead.
+    pub instead_of: Option<PathBuf>,
+}
+
+impl Done {
+    /// The line printed after a single download: `saved a.txt: 1.00 KiB (...) in ...`.
+    pub fn describe(&self, remote: &str) -> String {
+        let numbers = summary(self.moved, self.total, self.elapsed);
+        match (&self.saved, &self.instead_of) {
+            (None, _) => format!("wrote {} to stdout: {numbers}", sanitize(remote)),
+            (Some(saved), None) => format!("saved {}: {numbers}", saved.display()),
+            (Some(saved), Some(wanted)) => {
+                format!("saved {} ({} already exists): {numbers}", saved.display(), wanted.display())
+            }
+        }
+    }
+}
+
 /// Downloads `opts.remote`.
-pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<()> {
+pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done> {
     // SIZE is only meaningful in binary mode (RFC 3659 section 4), so TYPE I comes first.
     session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
     let size = remote_size(session, &opts.remote)?;
@@ -60,6 +91,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<()> {
         Output::Stdout => to_stdout(session, mode, opts, size),
         Output::BaseName => to_file(session, mode, opts, size, &Target::new(None, &opts.remote)?),
         Output::Path(path) => to_file(session, mode, opts, size, &Target::new(Some(path), &opts.remote)?),
+        Output::Target(target) => to_file(session, mode, opts, size, target),
     }
 }
 
@@ -75,7 +107,7 @@ fn remote_size(session: &mut Session, remote: &str) -> Result<Option<u64>> {
 }
 
 /// Downloads into `target` through its temporary file.
-fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>, target: &Target) -> Result<()> {
+fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>, target: &Target) -> Result<Done> {
     let part = target.part_path();
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     let started = Instant::now();
@@ -96,15 +128,8 @@ fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u6
     let saved = target
         .commit(&part, opts.overwrite)
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
-    if !opts.quiet {
-        let renamed = if saved == target.path() {
-            String::new()
-        } else {
-            format!(" ({} already exists)", target.path().display())
-        };
-        eprintln!("saved {}{renamed}: {}", saved.display(), summary(total - offset, total, started.elapsed()));
-    }
-    Ok(())
+    let instead_of = (saved != target.path()).then(|| target.path());
+    Ok(Done { moved: total - offset, total, elapsed: started.elapsed(), saved: Some(saved), instead_of })
 }
 
 /// With `--resume`: how many bytes the temporary file already holds.
@@ -149,19 +174,17 @@ fn receive_into_part(
     // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
     let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
     let mut file = open_part(part, offset)?;
-    let bar = progress(expected, offset, opts.quiet);
+    let mut bar = opts.progress.file(expected, offset, &sanitize(&opts.remote));
     let mut count = offset;
     let outcome = (|| {
-        transfer::receive(session, &mut stream, &mut file, &mut count, expected.unwrap_or(u64::MAX), |n| {
-            bar.set_position(n)
-        })?;
+        transfer::receive(session, &mut stream, &mut file, &mut count, expected.unwrap_or(u64::MAX), |n| bar.set(n))?;
         drop(stream);
         transfer::finish(session)?;
         check_count(count, expected)?;
         // The data must be on disk before the name says the file is complete.
         file.sync_all().with_context(|| format!("cannot write {}", part.display()))
     })();
-    bar.finish_and_clear();
+    bar.finish();
     match outcome {
         Ok(()) => Ok(count),
         Err(e) if count == 0 => {
@@ -211,26 +234,24 @@ fn check_count(count: u64, expected: Option<u64>) -> Result<()> {
 }
 
 /// Streams the file to stdout: no temporary file, so a failure can only be reported.
-fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>) -> Result<()> {
+fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>) -> Result<Done> {
     let pending = transfer::prepare(session, mode)?;
     let what = format!("cannot get {}", sanitize(&opts.remote));
     let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
     let expected = size.or_else(|| parse_transfer_size(&reply.text()));
     let started = Instant::now();
     let early = verify::start_early(session, opts, expected);
-    let bar = progress(expected, 0, opts.quiet);
+    let mut bar = opts.progress.file(expected, 0, &sanitize(&opts.remote));
     let mut count = 0;
     let mut stdout = verify::HashingWriter::new(std::io::stdout().lock(), verify::needs_digest(session, opts));
     let outcome = (|| {
-        transfer::receive(session, &mut stream, &mut stdout, &mut count, expected.unwrap_or(u64::MAX), |n| {
-            bar.set_position(n)
-        })?;
+        transfer::receive(session, &mut stream, &mut stdout, &mut count, expected.unwrap_or(u64::MAX), |n| bar.set(n))?;
         stdout.flush().context("cannot write to stdout")?;
         drop(stream);
         transfer::finish(session)?;
         check_count(count, expected)
     })();
-    bar.finish_and_clear();
+    bar.finish();
     outcome.with_context(|| {
         format!(
             "download of {} to stdout stopped after {count} bytes (the output is incomplete)",
@@ -242,38 +263,5 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
             format!("download of {} to stdout failed verification (the output is corrupt)", sanitize(&opts.remote))
         })?;
     }
-    if !opts.quiet {
-        eprintln!("wrote {} to stdout: {}", sanitize(&opts.remote), summary(count, count, started.elapsed()));
-    }
-    Ok(())
-}
-
-/// A progress bar on stderr with bytes, rate and ETA, only when stderr is a terminal.
-fn progress(len: Option<u64>, position: u64, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let (bar, template) = match len {
-        Some(len) => (
-            ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()),
-            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
-        ),
-        None => (
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-            "{spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
-        ),
-    };
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
-    bar.set_position(position);
-    // The rate and ETA should count this run's bytes, not the resumed ones.
-    bar.reset_eta();
-    bar
-}
-
-/// `1.00 MiB (1048576 bytes) in 2s, 512.00 KiB/s`: what was moved in this run.
-fn summary(moved: u64, total: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64().max(1e-6);
-    let rate = (moved as f64 / secs) as u64;
-    let resumed = if moved == total { String::new() } else { format!(", {} of them now", BinaryBytes(moved)) };
-    format!("{} ({total} bytes{resumed}) in {secs:.2} s, {}/s", BinaryBytes(total), BinaryBytes(rate))
+    Ok(Done { moved: count, total: count, elapsed: started.elapsed(), saved: None, instead_of: None })
 }

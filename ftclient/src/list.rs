@@ -41,7 +41,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &ListOptions, out: &mut dyn 
 
 /// Fetches and parses the listing: MLSD when the server has it (exact, machine-readable facts),
 /// otherwise LIST parsed as `ls -l` or DOS lines. The pseudo-entries `.`/`..` are left out.
-fn fetch(session: &mut Session, mode: Mode) -> Result<Vec<Entry>> {
+pub fn fetch(session: &mut Session, mode: Mode) -> Result<Vec<Entry>> {
     if session.features.mlst {
         let pending = transfer::prepare(session, mode)?;
         let reply = session.command(&Command::Mlsd(None))?;

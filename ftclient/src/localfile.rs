@@ -51,6 +51,11 @@ impl Target {
         }
     }
 
+    /// The file `name` in `dir`, exactly (tree transfers, where the name comes from a listing).
+    pub fn in_dir(dir: &Path, name: &str) -> Target {
+        Target { dir: dir.to_owned(), name: OsString::from(name) }
+    }
+
     /// The name asked for.
     pub fn path(&self) -> PathBuf {
         self.dir.join(&self.name)

@@ -1,4 +1,4 @@
-//! ftclient: list and get files from an FTP server in active or passive mode.
+//! ftclient: list, get and put files and directory trees over FTP in active or passive mode.
 //!
 //! `main` parses the command line, sets up logging and Ctrl-C, calls [`run`], and maps the
 //! outcome to the exit status: 0 success, 1 failure, 2 usage (clap exits with 2 itself).
@@ -8,8 +8,12 @@ mod get;
 mod interrupt;
 mod list;
 mod localfile;
+mod pool;
+mod progress;
+mod put;
 mod session;
 mod transfer;
+mod tree;
 mod verify;
 
 use anyhow::Result;
@@ -17,11 +21,15 @@ use clap::{CommandFactory, Parser};
 use cli::Cli;
 use get::{GetOptions, Output};
 use list::ListOptions;
+use progress::Progress;
+use put::PutOptions;
 use session::Login;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use transfer::Mode;
+use tree::TreeOptions;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +37,9 @@ fn main() -> ExitCode {
         Cli::command()
             .error(clap::error::ErrorKind::ArgumentConflict, "--resume cannot be used with -o - (stdout)")
             .exit();
+    }
+    if cli.recursive && cli.output_target() == Some(None) {
+        Cli::command().error(clap::error::ErrorKind::ArgumentConflict, "-r cannot be used with -o - (stdout)").exit();
     }
     init_logger(&cli);
     match run(&cli) {
@@ -69,7 +80,51 @@ fn run(cli: &Cli) -> Result<()> {
     };
     let mut session = login.connect()?;
     session.feat()?;
-    if let Some(remote) = &cli.get {
+    if cli.recursive {
+        let mut parallel = usize::from(cli.parallel);
+        if let Mode::Active(port) = mode {
+            // Connection i listens on DATA_PORT + i.
+            parallel = parallel.min(usize::from(u16::MAX - port) + 1);
+        }
+        let opts = TreeOptions {
+            overwrite: cli.overwrite,
+            resume: cli.resume,
+            verify: !cli.no_verify,
+            quiet: cli.quiet,
+            parallel,
+        };
+        if let Some(remote) = &cli.get {
+            let local = match &cli.output {
+                Some(path) => path.clone(),
+                None => PathBuf::from(localfile::remote_base_name(remote.trim_end_matches('/')).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "cannot derive a local directory name from {}; name one with -o DIR",
+                        common::text::sanitize(remote)
+                    )
+                })?),
+            };
+            return tree::get(session, &login, mode, remote, &local, &opts);
+        }
+        if let Some(local) = &cli.put {
+            let named = local.canonicalize().unwrap_or_else(|_| local.clone());
+            let remote = put::remote_name(&named, cli.to.as_deref(), cli.dir.as_deref())?;
+            return tree::put(session, &login, mode, local, &remote, &opts);
+        }
+    }
+    if let Some(local) = &cli.put {
+        let opts = PutOptions {
+            remote: put::remote_name(local, cli.to.as_deref(), cli.dir.as_deref())?,
+            local: local.clone(),
+            overwrite: cli.overwrite,
+            resume: cli.resume,
+            verify: !cli.no_verify,
+            progress: Progress::single(cli.quiet),
+        };
+        let sent = put::run(&mut session, mode, &opts)?;
+        if !cli.quiet {
+            eprintln!("{}", sent.describe(&opts));
+        }
+    } else if let Some(remote) = &cli.get {
         let output = match cli.output_target() {
             None => Output::BaseName,
             Some(None) => Output::Stdout,
@@ -82,10 +137,13 @@ fn run(cli: &Cli) -> Result<()> {
             resume: cli.resume,
             verify: !cli.no_verify,
             checksum: cli.checksum.clone(),
-            quiet: cli.quiet,
+            progress: Progress::single(cli.quiet),
             login: Some(login),
         };
-        get::run(&mut session, mode, &opts)?;
+        let done = get::run(&mut session, mode, &opts)?;
+        if !cli.quiet {
+            eprintln!("{}", done.describe(remote));
+        }
     } else {
         let opts = ListOptions { long: cli.long, dir: cli.dir.clone() };
         list::run(&mut session, mode, &opts, &mut std::io::stdout().lock())?;

@@ -1,5 +1,5 @@
 //! Data connections: passive (EPSV, then PASV) and active (EPRT, then PORT), the accept that
-//! admits only the server, and the loop that moves bytes from the data socket into a sink. It
+//! admits only the server, and the loops that move bytes between the data socket and a file. It
 //! parses no replies beyond the ones that set up the connection.
 
 use crate::interrupt;
@@ -118,6 +118,7 @@ pub fn established(session: &mut Session, pending: Pending, reply: Reply, what: 
         Pending::Listening(listener) => accept(session, &listener)?,
     };
     stream.set_read_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
+    stream.set_write_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
     Ok(stream)
 }
 
@@ -190,6 +191,49 @@ pub fn receive(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e).context("the data connection failed"),
+        }
+    }
+}
+
+/// Copies `source` into the data connection until its end. `count` is advanced as the server
+/// takes bytes, so after an error it says how far the upload got; `on_data` sees the running
+/// total (progress bars).
+pub fn send(
+    session: &Session,
+    stream: &mut TcpStream,
+    source: &mut dyn Read,
+    count: &mut u64,
+    mut on_data: impl FnMut(u64),
+) -> Result<()> {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        interrupt::check()?;
+        let n = match source.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("cannot read the local file"),
+        };
+        let mut sent = 0;
+        let mut deadline = Instant::now() + session.timeout();
+        while sent < n {
+            interrupt::check()?;
+            match stream.write(&buf[sent..n]) {
+                Ok(0) => bail!("the data connection closed"),
+                Ok(k) => {
+                    sent += k;
+                    *count += k as u64;
+                    on_data(*count);
+                    deadline = Instant::now() + session.timeout();
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    if Instant::now() >= deadline {
+                        bail!("the server took no data within {} s", session.timeout().as_secs());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("the data connection failed"),
+            }
         }
     }
 }

@@ -18,9 +18,9 @@ use std::time::Duration;
 /// The HASH algorithm name the client can check.
 const SHA256: &str = "SHA-256";
 
-/// How the server can tell us a file's SHA-256, if at all.
-fn server_method(session: &Session, opts: &GetOptions) -> Option<Method> {
-    if !opts.verify {
+/// How the server can tell us a file's SHA-256, if at all (`None` also when not `verify`ing).
+fn server_method(session: &Session, verify: bool) -> Option<Method> {
+    if !verify {
         return None;
     }
     if session.features.hash.iter().any(|a| a == SHA256) {
@@ -53,7 +53,7 @@ pub struct EarlyDigest(mpsc::Receiver<Result<Vec<u8>>>);
 /// server hashes while it sends and the check costs almost no time after the transfer.
 /// `None` when there is nothing to ask, the file is small or the size is unknown.
 pub fn start_early(session: &Session, opts: &GetOptions, len: Option<u64>) -> Option<EarlyDigest> {
-    let method = server_method(session, opts)?;
+    let method = server_method(session, opts.verify)?;
     let len = len.filter(|&len| len >= EARLY_HASH_MIN)?;
     let login = opts.login.clone()?;
     let remote = opts.remote.clone();
@@ -107,7 +107,7 @@ fn server_digest(
 /// Verifies the file at `path` (the finished temporary file) as `opts` asks. The local digest
 /// is computed on another thread while the server's arrives.
 pub fn check(session: &mut Session, opts: &GetOptions, path: &Path, early: Option<EarlyDigest>) -> Result<()> {
-    let method = server_method(session, opts);
+    let method = server_method(session, opts.verify);
     if method.is_none() && opts.checksum.is_none() {
         return Ok(());
     }
@@ -126,7 +126,7 @@ pub fn check(session: &mut Session, opts: &GetOptions, path: &Path, early: Optio
 
 /// Will [`check`] or [`check_digest`] need the local SHA-256?
 pub fn needs_digest(session: &Session, opts: &GetOptions) -> bool {
-    opts.checksum.is_some() || server_method(session, opts).is_some()
+    opts.checksum.is_some() || server_method(session, opts.verify).is_some()
 }
 
 /// A writer that computes the SHA-256 of what passes through it, when enabled.
@@ -170,8 +170,71 @@ pub fn check_digest(
     len: u64,
     early: Option<EarlyDigest>,
 ) -> Result<()> {
-    let server = server_method(session, opts).and_then(|m| server_digest(session, opts, m, early, len));
+    let server = server_method(session, opts.verify).and_then(|m| server_digest(session, opts, m, early, len));
     compare_all(opts, local, server)
+}
+
+/// Can the server tell the SHA-256 of a file (and should it be asked)?
+pub fn server_can_hash(session: &Session, verify: bool) -> bool {
+    server_method(session, verify).is_some()
+}
+
+/// Checks an uploaded `len`-byte file `remote` against the SHA-256 of the local bytes. A
+/// server that cannot hash only costs the check (with a warning), as for downloads.
+pub fn check_upload(session: &mut Session, remote: &str, local: &[u8], len: u64) -> Result<()> {
+    let Some(method) = server_method(session, true) else { return Ok(()) };
+    if let Some(server) = server_sha256(session, method, remote, len) {
+        compare("the server's SHA-256", &server, local)?;
+        log::info!("SHA-256 of the upload matches the server's: {}", hex(local));
+    }
+    Ok(())
+}
+
+/// A reader that computes the SHA-256 of what passes through it, when enabled.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Option<Sha256>,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`, continuing `hasher` (e.g. with the bytes before a resumed upload's
+    /// offset already in it); `None` hashes nothing.
+    pub fn new(inner: R, hasher: Option<Sha256>) -> Self {
+        HashingReader { inner, hasher }
+    }
+
+    /// The digest of everything read so far (`None` when not enabled).
+    pub fn digest(&self) -> Option<Vec<u8>> {
+        self.hasher.as_ref().map(|h| h.clone().finalize().to_vec())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// The SHA-256 state after the first `len` bytes of `file` (read from its current position).
+pub fn sha256_prefix(file: &mut impl Read, len: u64, name: &Path) -> Result<Sha256> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want]).with_context(|| format!("cannot read {}", name.display()))?;
+        if n == 0 {
+            bail!("{} is shorter than {len} bytes", name.display());
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(hasher)
 }
 
 fn compare_all(opts: &GetOptions, local: &[u8], server: Option<Vec<u8>>) -> Result<()> {
@@ -252,15 +315,8 @@ fn parse_hash_reply(text: &str) -> Option<(&str, Vec<u8>)> {
 /// The SHA-256 of a local file, read in large chunks.
 pub fn sha256_file(path: &Path) -> Result<Vec<u8>> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            return Ok(hasher.finalize().to_vec());
-        }
-        hasher.update(&buf[..n]);
-    }
+    let len = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+    Ok(sha256_prefix(&mut file, len, path)?.finalize().to_vec())
 }
 
 /// Lower-case hex.

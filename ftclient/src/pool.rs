@@ -1,0 +1,166 @@
+//! `--parallel N`: N worker threads, each with its own control connection, take file transfers
+//! from one shared queue. A worker whose connection breaks logs in again; the run goes on with
+//! the others when one cannot. Each transfer follows the single-file rules (`get`, `put`).
+
+use crate::get::{self, GetOptions};
+use crate::interrupt;
+use crate::progress::Progress;
+use crate::put::{self, PutOptions};
+use crate::session::{Login, Session};
+use crate::transfer::Mode;
+use anyhow::Result;
+use common::Command;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One file to transfer.
+#[derive(Debug)]
+pub struct Job {
+    /// The file's path inside the tree, for messages.
+    pub label: String,
+    /// The transfer.
+    pub kind: JobKind,
+}
+
+/// Which way a job goes.
+#[derive(Debug)]
+pub enum JobKind {
+    /// A download.
+    Get(Box<GetOptions>),
+    /// An upload.
+    Put(Box<PutOptions>),
+}
+
+/// What a batch of transfers did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Files transferred (or already complete).
+    pub files: usize,
+    /// Bytes moved in this run.
+    pub moved: u64,
+    /// Bytes of the transferred files in total (including resumed bytes).
+    pub total: u64,
+    /// Files saved as NAME.1, NAME.2, ... because the name existed.
+    pub renamed: usize,
+    /// The files that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+struct Shared<'a> {
+    queue: Mutex<VecDeque<Job>>,
+    report: Mutex<Report>,
+    login: &'a Login,
+    progress: &'a Progress,
+    files: usize,
+}
+
+/// Runs `jobs` on up to `parallel` connections: `first` (already logged in) and `parallel - 1`
+/// more. In active mode connection i listens on data port `port + i`.
+pub fn run(first: Session, login: &Login, mode: Mode, parallel: usize, jobs: Vec<Job>, progress: &Progress) -> Report {
+    let started = Instant::now();
+    let files = jobs.len();
+    let workers = parallel.clamp(1, files.max(1));
+    let shared = Shared { queue: Mutex::new(jobs.into()), report: Mutex::default(), login, progress, files };
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        let mut first = Some(first);
+        for index in 0..workers {
+            let session = first.take();
+            let mode = match mode {
+                Mode::Active(port) => Mode::Active(port + index as u16),
+                Mode::Passive => Mode::Passive,
+            };
+            scope.spawn(move || worker(index, session, mode, shared));
+        }
+    });
+    let mut report = shared.report.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Whatever is left was never tried: every connection failed, or Ctrl-C.
+    let reason = match interrupt::check() {
+        Err(e) => e.to_string(),
+        Ok(()) => "not transferred: no connection to the server was left".to_owned(),
+    };
+    for job in shared.queue.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        report.failed.push((job.label, reason.clone()));
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// Logs in, asks FEAT.
+fn connect(login: &Login) -> Result<Session> {
+    let mut session = login.connect()?;
+    session.feat()?;
+    Ok(session)
+}
+
+fn worker(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>) {
+    let mut session = match session.map_or_else(|| connect(shared.login), Ok) {
+        Ok(session) => session,
+        Err(e) => {
+            log::warn!("connection {} of the transfer could not log in: {e:#}", index + 1);
+            return;
+        }
+    };
+    loop {
+        if interrupt::check().is_err() {
+            break;
+        }
+        let Some(job) = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
+        let outcome = transfer_one(&mut session, mode, &job);
+        let failed = outcome.is_err();
+        {
+            let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
+            match outcome {
+                Ok((moved, total, renamed)) => {
+                    report.files += 1;
+                    report.moved += moved;
+                    report.total += total;
+                    report.renamed += usize::from(renamed);
+                }
+                Err(e) => {
+                    log::info!("{} failed: {e:#}", job.label);
+                    report.failed.push((job.label, format!("{e:#}")));
+                }
+            }
+            shared.progress.file_done(report.files + report.failed.len(), shared.files);
+        }
+        if failed && !alive(&mut session) {
+            match connect(shared.login) {
+                Ok(fresh) => session = fresh,
+                Err(e) => {
+                    log::warn!("connection {} of the transfer is lost and cannot log in again: {e:#}", index + 1);
+                    return;
+                }
+            }
+        }
+    }
+    session.quit();
+}
+
+/// Runs one job: (bytes moved, file size, saved under a numbered name).
+fn transfer_one(session: &mut Session, mode: Mode, job: &Job) -> Result<(u64, u64, bool)> {
+    match &job.kind {
+        JobKind::Get(opts) => get::run(session, mode, opts).map(|d| (d.moved, d.total, d.instead_of.is_some())),
+        JobKind::Put(opts) => put::run(session, mode, opts).map(|s| (s.moved, s.total, false)),
+    }
+}
+
+/// Does the control connection still work after a failure? A transfer that failed on our side
+/// may leave its final reply (226, 426, 451) unread: NOOP's 200 is awaited past a few of those
+/// so the next command pairs with its own reply.
+fn alive(session: &mut Session) -> bool {
+    if session.send(&Command::Noop).is_err() {
+        return false;
+    }
+    for _ in 0..4 {
+        match session.read_reply() {
+            Ok(reply) if reply.code == 200 => return true,
+            Ok(reply) => log::debug!("discarded a late reply {}", reply.code),
+            Err(_) => return false,
+        }
+    }
+    false
+}

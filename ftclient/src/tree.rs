@@ -1,0 +1,379 @@
+//! `-r`: whole directory trees. Downloads walk the remote tree (MLSD when FEAT lists MLST, else
+//! LIST) and recreate it locally; uploads walk the local tree and recreate it with MKD. Names
+//! that cannot be a single path component are refused, symbolic links that point outside a
+//! local tree (or at directories) are skipped, and the files go through `pool`.
+
+use crate::get::{GetOptions, Output};
+use crate::list;
+use crate::localfile::Target;
+use crate::pool::{self, Job, JobKind, Report};
+use crate::progress::{summary, Progress};
+use crate::put::{self, remote_join, PutOptions, Remote};
+use crate::session::{Login, ServerError, Session};
+use crate::transfer::Mode;
+use anyhow::{anyhow, bail, Context, Result};
+use common::command::TransferType;
+use common::listing::EntryKind;
+use common::path::unquote_257;
+use common::text::sanitize;
+use common::Command;
+use std::path::{Path, PathBuf};
+
+/// Directories deeper than this are not entered (a server with a symlink loop could otherwise
+/// lead the walk on forever).
+const MAX_DEPTH: usize = 64;
+
+/// At most this many entries are taken from a remote tree.
+const MAX_ENTRIES: usize = 1_000_000;
+
+/// What `-r` should do, besides the direction.
+#[derive(Debug, Clone)]
+pub struct TreeOptions {
+    /// Replace existing files (local for -g, remote for -p).
+    pub overwrite: bool,
+    /// Continue interrupted transfers.
+    pub resume: bool,
+    /// Check every file with the server's HASH when it has one.
+    pub verify: bool,
+    /// No progress and no summary.
+    pub quiet: bool,
+    /// Transfers at once.
+    pub parallel: usize,
+}
+
+/// A file of a tree: its path inside the tree (`/`-separated) and its size when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TreeFile {
+    rel: String,
+    size: Option<u64>,
+    local: Option<PathBuf>,
+}
+
+/// A walked tree: directories (parents first), files, and what was left out.
+#[derive(Debug, Default)]
+struct Walk {
+    dirs: Vec<String>,
+    files: Vec<TreeFile>,
+    /// Left out by design (symbolic links, special files), with the reason.
+    skipped: Vec<(String, String)>,
+    /// Left out because they cannot be transferred (bad names), with the reason: failures.
+    refused: Vec<(String, String)>,
+}
+
+/// Can `name` be one path component on both sides? Not empty, not `.`/`..`, no `/`, no NUL,
+/// and no CR/LF (FTP commands could not carry it).
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        Err("not a usable file name")
+    } else if name.contains(['/', '\0']) {
+        Err("the name contains '/' or NUL")
+    } else if name.contains(['\r', '\n']) {
+        Err("the name contains CR or LF, which FTP cannot carry")
+    } else {
+        Ok(())
+    }
+}
+
+/// `-r -g REMOTE_DIR`: copies the remote tree into `local_root`.
+pub fn get(
+    mut session: Session,
+    login: &Login,
+    mode: Mode,
+    remote_root: &str,
+    local_root: &Path,
+    opts: &TreeOptions,
+) -> Result<()> {
+    session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
+    let walk = walk_remote(&mut session, mode, remote_root)?;
+    std::fs::create_dir_all(local_root).with_context(|| format!("cannot create {}", local_root.display()))?;
+    for dir in &walk.dirs {
+        make_local_dir(&local_path(local_root, dir))?;
+    }
+    transfer_all(session, login, mode, walk, opts, "downloaded", |file, progress| {
+        let (dir, name) = file.rel.rsplit_once('/').unwrap_or(("", &file.rel));
+        JobKind::Get(Box::new(GetOptions {
+            remote: remote_join(remote_root, &file.rel),
+            output: Output::Target(Target::in_dir(&local_path(local_root, dir), name)),
+            overwrite: opts.overwrite,
+            resume: opts.resume,
+            verify: opts.verify,
+            checksum: None,
+            progress: progress.clone(),
+            login: Some(login.clone()),
+        }))
+    })
+}
+
+/// `-r -p LOCAL_DIR`: copies the local tree to `remote_root`, creating directories with MKD.
+pub fn put(
+    mut session: Session,
+    login: &Login,
+    mode: Mode,
+    local_root: &Path,
+    remote_root: &str,
+    opts: &TreeOptions,
+) -> Result<()> {
+    let walk = walk_local(local_root)?;
+    let home = pwd(&mut session)?;
+    make_remote_dir(&mut session, remote_root, &home)?;
+    for dir in &walk.dirs {
+        make_remote_dir(&mut session, &remote_join(remote_root, dir), &home)?;
+    }
+    transfer_all(session, login, mode, walk, opts, "uploaded", |file, progress| {
+        JobKind::Put(Box::new(PutOptions {
+            local: file.local.clone().unwrap_or_else(|| local_path(local_root, &file.rel)),
+            remote: remote_join(remote_root, &file.rel),
+            overwrite: opts.overwrite,
+            resume: opts.resume,
+            verify: opts.verify,
+            progress: progress.clone(),
+        }))
+    })
+}
+
+/// Transfers every file of `walk` through the pool, with one progress display, then reports.
+fn transfer_all(
+    session: Session,
+    login: &Login,
+    mode: Mode,
+    walk: Walk,
+    opts: &TreeOptions,
+    verb: &str,
+    job: impl Fn(&TreeFile, &Progress) -> JobKind,
+) -> Result<()> {
+    let total: u64 = walk.files.iter().filter_map(|f| f.size).sum();
+    let progress = Progress::group(total, walk.files.len(), opts.quiet);
+    let jobs = walk.files.iter().map(|file| Job { label: file.rel.clone(), kind: job(file, &progress) }).collect();
+    let report = pool::run(session, login, mode, opts.parallel, jobs, &progress);
+    progress.finish();
+    conclude(verb, report, walk, opts)
+}
+
+/// Prints the summary and the failures; fails when any file failed.
+fn conclude(verb: &str, mut report: Report, walk: Walk, opts: &TreeOptions) -> Result<()> {
+    report.failed.extend(walk.refused);
+    let tried = report.files + report.failed.len();
+    if !opts.quiet {
+        let secs = report.elapsed.as_secs_f64().max(1e-6);
+        let mut line = format!(
+            "{verb} {} of {tried} files, {}; {:.0} files/s",
+            report.files,
+            summary(report.moved, report.total, report.elapsed),
+            report.files as f64 / secs
+        );
+        if report.renamed > 0 {
+            line.push_str(&format!("; {} saved as NAME.1, NAME.2, ... because the name existed", report.renamed));
+        }
+        if !walk.skipped.is_empty() {
+            line.push_str(&format!("; {} skipped", walk.skipped.len()));
+        }
+        eprintln!("{line}");
+        for (name, why) in &walk.skipped {
+            eprintln!("  skipped {}: {why}", sanitize(name));
+        }
+    }
+    if report.failed.is_empty() {
+        return Ok(());
+    }
+    report.failed.sort();
+    for (name, why) in &report.failed {
+        eprintln!("  failed {}: {why}", sanitize(name));
+    }
+    bail!("{} of {tried} files failed (listed above)", report.failed.len())
+}
+
+/// The local path of `rel` (a `/`-separated path inside the tree) under `root`.
+fn local_path(root: &Path, rel: &str) -> PathBuf {
+    rel.split('/').filter(|c| !c.is_empty()).fold(root.to_owned(), |path, c| path.join(c))
+}
+
+/// Creates a local directory of the tree; one that exists is fine unless it is not a real
+/// directory (a symbolic link could lead the files out of the tree).
+fn make_local_dir(path: &Path) -> Result<()> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+            if meta.is_dir() {
+                Ok(())
+            } else {
+                bail!("cannot create the directory {}: something else has that name", path.display())
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create the directory {}", path.display())),
+    }
+}
+
+/// The login directory (PWD, RFC 959 `257 "path"`).
+fn pwd(session: &mut Session) -> Result<String> {
+    let reply = session.expect_success(&Command::Pwd, || "cannot read the remote working directory (PWD)".into())?;
+    unquote_257(&reply.text()).ok_or_else(|| anyhow!(ServerError(reply)).context("unexpected reply to PWD"))
+}
+
+/// Changes to `path` relative to the login directory `home`.
+fn cwd_from_home(session: &mut Session, home: &str, path: &str) -> Result<common::Reply> {
+    session.expect_success(&Command::Cwd(home.to_owned()), || "cannot return to the login directory".into())?;
+    session.command(&Command::Cwd(path.to_owned()))
+}
+
+/// Creates a remote directory with MKD; one that already exists is fine.
+fn make_remote_dir(session: &mut Session, path: &str, home: &str) -> Result<()> {
+    let reply = session.command(&Command::Mkd(path.to_owned()))?;
+    if reply.is_success() {
+        return Ok(());
+    }
+    let exists = if session.features.mlst {
+        put::probe(session, path)? == Remote::Dir
+    } else {
+        let is_dir = cwd_from_home(session, home, path)?.is_success();
+        session.expect_success(&Command::Cwd(home.to_owned()), || "cannot return to the login directory".into())?;
+        is_dir
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(ServerError(reply)).context(format!("cannot create the remote directory {}", sanitize(path)))
+    }
+}
+
+/// Lists the remote tree under `root` breadth first (parents before children).
+fn walk_remote(session: &mut Session, mode: Mode, root: &str) -> Result<Walk> {
+    let home = pwd(session)?;
+    let mut walk = Walk::default();
+    let mut pending = vec![(String::new(), 0)];
+    while let Some((rel, depth)) = pending.pop() {
+        let path = remote_join(root, &rel);
+        let reply = cwd_from_home(session, &home, if path.is_empty() { "." } else { &path })?;
+        if !reply.is_success() {
+            let err = anyhow!(ServerError(reply));
+            if rel.is_empty() {
+                return Err(err.context(format!("cannot enter the remote directory {}", sanitize(root))));
+            }
+            walk.refused.push((rel, format!("{:#}", err.context("cannot enter the directory"))));
+            continue;
+        }
+        let entries = list::fetch(session, mode)
+            .with_context(|| format!("cannot list the remote directory {}", sanitize(&path)))?;
+        for entry in entries {
+            let child = remote_join(&rel, &entry.name);
+            if let Err(why) = check_name(&entry.name) {
+                walk.refused.push((child, why.to_owned()));
+                continue;
+            }
+            if walk.files.len() + walk.dirs.len() >= MAX_ENTRIES {
+                bail!("the remote tree has more than {MAX_ENTRIES} entries");
+            }
+            match entry.kind {
+                EntryKind::File => walk.files.push(TreeFile { rel: child, size: Some(entry.size), local: None }),
+                EntryKind::Dir if depth + 1 < MAX_DEPTH => {
+                    walk.dirs.push(child.clone());
+                    pending.push((child, depth + 1));
+                }
+                EntryKind::Dir => walk.skipped.push((child, format!("deeper than {MAX_DEPTH} levels"))),
+                EntryKind::Symlink => walk.skipped.push((child, "a symbolic link".into())),
+                EntryKind::Other | EntryKind::CurrentDir | EntryKind::ParentDir => {
+                    walk.skipped.push((child, "not a regular file".into()))
+                }
+            }
+        }
+    }
+    session.expect_success(&Command::Cwd(home), || "cannot return to the login directory".into())?;
+    // Parents first: a directory's path is longer than its parent's.
+    walk.dirs.sort_by_key(|d| d.matches('/').count());
+    Ok(walk)
+}
+
+/// Walks the local tree under `root`. A symbolic link to a file inside the tree is uploaded as
+/// that file; links that point outside, to directories, or nowhere are skipped.
+fn walk_local(root: &Path) -> Result<Walk> {
+    let canonical_root = root.canonicalize().with_context(|| format!("cannot read {}", root.display()))?;
+    if !canonical_root.is_dir() {
+        bail!("{} is not a directory", root.display());
+    }
+    let mut walk = Walk::default();
+    let mut pending = vec![(String::new(), canonical_root.clone())];
+    while let Some((rel, dir)) = pending.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read the directory {}", dir.display()))?
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot read the directory {}", dir.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                let shown = format!("{}/{}", rel, entry.file_name().to_string_lossy());
+                walk.refused.push((shown, "the name is not UTF-8, which FTP paths need here".into()));
+                continue;
+            };
+            let child = remote_join(&rel, &name);
+            if let Err(why) = check_name(&name) {
+                walk.refused.push((child, why.to_owned()));
+                continue;
+            }
+            let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
+            if kind.is_dir() {
+                walk.dirs.push(child.clone());
+                pending.push((child, path));
+            } else if kind.is_file() {
+                let size = entry.metadata().ok().map(|m| m.len());
+                walk.files.push(TreeFile { rel: child, size, local: Some(path) });
+            } else if kind.is_symlink() {
+                match path.canonicalize() {
+                    Ok(target) if !target.starts_with(&canonical_root) => {
+                        walk.skipped.push((child, "a symbolic link that points outside the tree".into()))
+                    }
+                    Ok(target) if target.is_file() => {
+                        let size = std::fs::metadata(&target).ok().map(|m| m.len());
+                        walk.files.push(TreeFile { rel: child, size, local: Some(target) });
+                    }
+                    Ok(_) => walk.skipped.push((child, "a symbolic link to a directory".into())),
+                    Err(_) => walk.skipped.push((child, "a symbolic link that points nowhere".into())),
+                }
+            } else {
+                walk.skipped.push((child, "not a regular file".into()));
+            }
+        }
+    }
+    walk.dirs.sort_by_key(|d| d.matches('/').count());
+    Ok(walk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_names() {
+        for (name, ok) in
+            [("a b", true), ("ünï 🚀", true), ("", false), (".", false), ("..", false), ("a/b", false), ("a\nb", false)]
+        {
+            assert_eq!(check_name(name).is_ok(), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn walks_a_local_tree_and_skips_links_out_of_it() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"no").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir(root.join("empty")).unwrap();
+        std::fs::write(root.join("a/b/f.txt"), b"12345").unwrap();
+        std::fs::write(root.join("top"), b"").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.join("leak")).unwrap();
+        std::os::unix::fs::symlink(root.join("top"), root.join("a/inside")).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone"), root.join("dangling")).unwrap();
+        let walk = walk_local(root).unwrap();
+        assert_eq!(walk.dirs, vec!["a", "empty", "a/b"]);
+        let mut files: Vec<_> = walk.files.iter().map(|f| (f.rel.as_str(), f.size)).collect();
+        files.sort();
+        assert_eq!(files, vec![("a/b/f.txt", Some(5)), ("a/inside", Some(0)), ("top", Some(0))]);
+        let mut skipped: Vec<_> = walk.skipped.iter().map(|(n, _)| n.as_str()).collect();
+        skipped.sort();
+        assert_eq!(skipped, vec!["dangling", "dirlink", "leak"]);
+        assert!(walk.refused.is_empty());
+        assert_eq!(local_path(Path::new("/x"), "a/b/c"), PathBuf::from("/x/a/b/c"));
+    }
+}

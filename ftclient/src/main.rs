@@ -112,6 +112,9 @@ fn run(cli: &Cli) -> Result<()> {
         }
     }
     if let Some(local) = &cli.put {
+        if local.is_dir() {
+            anyhow::bail!("{} is a directory; use -r to upload a directory tree", local.display());
+        }
         let opts = PutOptions {
             remote: put::remote_name(local, cli.to.as_deref(), cli.dir.as_deref())?,
             local: local.clone(),

@@ -121,7 +121,8 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
     let len = meta.len();
     session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
     let remote = sanitize(&opts.remote);
-    let offset = match probe(session, &opts.remote)? {
+    let found = probe(session, &opts.remote)?;
+    let offset = match found {
         Remote::Dir => bail!("the remote path {remote} is a directory; choose a file name with --to"),
         Remote::File(size) if opts.resume => match size {
             Some(size) if size > len => bail!(
@@ -148,7 +149,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
     let hasher = if hashing { Some(verify::sha256_prefix(&mut file, offset, &opts.local)?) } else { None };
     file.seek(SeekFrom::Start(offset)).with_context(|| format!("cannot read {}", opts.local.display()))?;
     let mut source = HashingReader::new(file, hasher);
-    let sent = if offset == len {
+    let sent = if opts.resume && matches!(found, Remote::File(_)) && offset == len {
         log::info!("the server already holds all {len} bytes of {remote}");
         0
     } else {
@@ -215,10 +216,10 @@ fn store(
 /// After the 226: the remote size must be the local one (when the server tells it), and the
 /// server's SHA-256 the local one (when it can hash).
 fn check(session: &mut Session, opts: &PutOptions, len: u64, digest: Option<Vec<u8>>) -> Result<()> {
-    if let Remote::File(Some(size)) = probe(session, &opts.remote)? {
-        if size != len {
-            bail!("the server holds {size} bytes, the local file {len}");
-        }
+    match probe(session, &opts.remote)? {
+        Remote::File(Some(size)) if size != len => bail!("the server holds {size} bytes, the local file {len}"),
+        Remote::Missing => bail!("the server does not show the file after the upload"),
+        _ => {}
     }
     match digest {
         Some(digest) => verify::check_upload(session, &opts.remote, &digest, len),

@@ -7,5 +7,6 @@ mod pyftpd;
 mod scenarios;
 mod scripted;
 mod support;
+mod trees;
 mod usage;
 mod vsftpd;

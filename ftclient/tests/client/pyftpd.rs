@@ -2,19 +2,20 @@
 
 use crate::scenarios::{self, Endpoint};
 use crate::support::{dir_names, spawn_with_port, wait_output, ChildGuard, Tree, BIG, LIMIT};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Binds port 0 and prints the port, which `python3 -m pyftpdlib` does not do reliably.
 const LAUNCHER: &str = r#"
-import sys
+import os, sys
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 import logging
 logging.basicConfig(level=logging.WARNING)
 authorizer = DummyAuthorizer()
-authorizer.add_anonymous(sys.argv[1])
+authorizer.add_anonymous(sys.argv[1], perm=os.environ.get("FT_ANON_PERM", "elr"))
 authorizer.add_user("alice", "secret", sys.argv[1], perm="elr")
 handler = FTPHandler
 handler.authorizer = authorizer
@@ -34,12 +35,22 @@ pub fn start(tree: &Tree, host: &str) -> (ChildGuard, u16) {
 
 /// A running pyftpdlib serving `tree`, sending at most `limit` bytes per second per download.
 fn start_throttled(tree: &Tree, host: &str, limit: Option<u64>) -> (ChildGuard, u16) {
+    launch(tree.root.path(), host, limit, "elr")
+}
+
+/// A running pyftpdlib whose anonymous user may upload, create directories, append, rename
+/// and delete in `root` (`python3 -m pyftpdlib -w`).
+pub fn start_writable(root: &Path) -> (ChildGuard, u16) {
+    launch(root, "127.0.0.1", None, "elradfmwMT")
+}
+
+fn launch(root: &Path, host: &str, limit: Option<u64>, perm: &str) -> (ChildGuard, u16) {
     // Python has read the script once it prints the port, so the directory can go then.
     let scratch = tempfile::tempdir().unwrap();
     let script = scratch.path().join("launcher.py");
     std::fs::write(&script, LAUNCHER).unwrap();
     let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(tree.root.path()).arg(host);
+    cmd.arg(&script).arg(root).arg(host).env("FT_ANON_PERM", perm);
     cmd.args(limit.map(|l| l.to_string()));
     spawn_with_port(cmd)
 }

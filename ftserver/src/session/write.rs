@@ -54,10 +54,12 @@ enum ControlState {
 /// Looks at the control connection for up to `settle` (a peek: nothing is consumed), then
 /// restores its `idle` read timeout.
 ///
-/// Why wait at all: when a client process is killed, the kernel closes its sockets, but not
-/// always together. On Linux the control connection's FIN was measured arriving up to 4 ms (one
-/// clock tick) after the data connection's; a live client, in contrast, sends nothing until it
-/// has our reply. So a live client costs `settle` per upload, a killed one is recognised.
+/// Why wait at all: when a client process is killed, the kernel closes its sockets one after
+/// the other (the data connection, opened last, first), and the dying process can be preempted
+/// in between: the control connection's FIN was measured arriving up to 4 ms (one scheduler
+/// tick) after the data connection's on a loaded 2-CPU machine. A live client, in contrast,
+/// sends nothing until it has our reply. So a live client costs `settle` per upload, and a
+/// killed one is recognised unless its machine stalls it for longer than `settle`.
 fn control_state(control: &TcpStream, settle: Duration, idle: Duration) -> ControlState {
     let mut byte = [0u8; 1];
     let peeked = if settle.is_zero() {

@@ -294,6 +294,18 @@ fn curl_uploads_creates_directories_and_refuses_to_replace() {
     assert!(read(&server, "up.bin") == bytes);
 }
 
+/// A writable server for tests that kill a client mid-upload. The kernel closes a killed
+/// client's two connections one after the other, and on a loaded machine the dying process can
+/// be preempted in between for a scheduler tick or more; the default 20 ms
+/// `upload_settle` covers an idle machine, a test server waits longer so that a busy test
+/// machine cannot make it flaky.
+fn for_killed_clients() -> TestServer {
+    TestServer::start_with("127.0.0.1", |c| {
+        c.writable = true;
+        c.upload_settle = std::time::Duration::from_millis(500);
+    })
+}
+
 /// Waits (bounded) until `path` exists and holds at least `len` bytes.
 fn wait_for_size(path: &Path, len: u64) {
     let deadline = Instant::now() + TOOL_TIMEOUT;
@@ -305,7 +317,7 @@ fn wait_for_size(path: &Path, len: u64) {
 
 #[test]
 fn curl_killed_mid_upload_leaves_nothing_and_resumes() {
-    let server = TestServer::writable(false);
+    let server = for_killed_clients();
     let local = tempfile::tempdir().unwrap();
     let file = local.path().join("big.bin");
     let bytes = awkward_bytes(4 << 20);
@@ -372,7 +384,7 @@ fn ftplib_store(server: &TestServer, local: &Path, remote: &str, mode: &str, arg
 
 #[test]
 fn ftplib_stores_binary_and_lines_and_resumes_after_dying() {
-    let server = TestServer::writable(false);
+    let server = for_killed_clients();
     let local = tempfile::tempdir().unwrap();
     let file = local.path().join("f.bin");
     let bytes = awkward_bytes(1 << 20);

@@ -121,7 +121,15 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
     let len = meta.len();
     session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
     let remote = sanitize(&opts.remote);
-    let found = probe(session, &opts.remote)?;
+    let mut found = probe(session, &opts.remote)?;
+    if opts.resume && found == Remote::Missing && session.features.mlst {
+        // Servers that keep an interrupted upload hidden (ftserver's .NAME.ftpart) report its
+        // size to SIZE though MLST does not show it: that is where to resume.
+        let reply = session.command(&Command::Size(opts.remote.clone()))?;
+        if reply.code == 213 {
+            found = Remote::File(reply.text().trim().parse().ok());
+        }
+    }
     let offset = match found {
         Remote::Dir => bail!("the remote path {remote} is a directory; choose a file name with --to"),
         Remote::File(size) if opts.resume => match size {

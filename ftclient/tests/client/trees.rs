@@ -243,3 +243,69 @@ fn tree_downloads_from_ftserver_in_both_modes_with_parallel_connections() {
     assert!(again.stderr.contains("2 saved as NAME.1"), "{}", again.stderr);
     assert_eq!(std::fs::read(dir.path().join("a/top.txt.1")).unwrap(), b"top\n");
 }
+
+/// ftserver in-process on 127.0.0.1 serving `root`, with uploads and, if asked, replacing.
+fn writable_ftserver(root: &Path, overwrite: bool) -> ftserver::ServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = ftserver::Config::new(root).unwrap();
+    config.writable = true;
+    config.overwrite = overwrite;
+    ftserver::Server::spawn(listener, config).unwrap()
+}
+
+#[test]
+fn trees_round_trip_through_ftserver_in_both_modes_with_parallel_connections() {
+    for active in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let server = writable_ftserver(root.path(), false);
+        round_trip(server.local_addr().port(), root.path(), 1000, active, "4");
+    }
+}
+
+#[test]
+fn uploads_to_ftserver_are_verified_refused_when_the_name_exists_and_resumed() {
+    let root = tempfile::tempdir().unwrap();
+    let server = writable_ftserver(root.path(), false);
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes(3 << 20, 5);
+    std::fs::write(dir.path().join("big.bin"), &data).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["127.0.0.1", port.as_str()];
+        all.extend_from_slice(args);
+        ftclient(dir.path(), &all)
+    };
+    let up = run(&["-p", "big.bin", "-v"]).ok();
+    assert!(up.stderr.contains("SHA-256 of the upload matches the server's"), "{}", up.stderr);
+    assert_eq!(std::fs::read(root.path().join("big.bin")).unwrap(), data);
+
+    // The client refuses before the server would; with --overwrite the server refuses too,
+    // as it was started without --overwrite: a one-line error with its reply.
+    run(&["-p", "big.bin"]).fails_with("the remote file big.bin already exists");
+    run(&["-p", "big.bin", "--overwrite"]).fails_with("the server refused the upload of big.bin: 55");
+    assert_eq!(std::fs::read(root.path().join("big.bin")).unwrap(), data);
+
+    // ftserver keeps an interrupted upload hidden as .NAME.ftpart and reports its size to SIZE:
+    // --resume continues from there.
+    std::fs::write(root.path().join(".again.bin.ftpart"), &data[..1_234_567]).unwrap();
+    std::fs::write(dir.path().join("again.bin"), &data).unwrap();
+    let resumed = run(&["-p", "again.bin", "--resume", "-v"]).ok();
+    assert!(resumed.stderr.contains("of them now"), "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("SHA-256 of the upload matches the server's"), "{}", resumed.stderr);
+    assert_eq!(std::fs::read(root.path().join("again.bin")).unwrap(), data);
+    assert!(!root.path().join(".again.bin.ftpart").exists());
+}
+
+#[test]
+fn ftserver_with_overwrite_lets_uploads_replace_files() {
+    let root = tempfile::tempdir().unwrap();
+    let server = writable_ftserver(root.path(), true);
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("f.txt"), b"old").unwrap();
+    std::fs::write(dir.path().join("f.txt"), b"new content").unwrap();
+    ftclient(dir.path(), &["127.0.0.1", &port, "-p", "f.txt"]).fails_with("already exists");
+    assert_eq!(std::fs::read(root.path().join("f.txt")).unwrap(), b"old");
+    ftclient(dir.path(), &["127.0.0.1", &port, "-p", "f.txt", "--overwrite"]).ok();
+    assert_eq!(std::fs::read(root.path().join("f.txt")).unwrap(), b"new content");
+}

@@ -304,11 +304,14 @@ pub struct Limits {
     pub max_blksize: u16,
     /// The largest window granted (requests above are clamped to it).
     pub max_windowsize: u16,
+    /// The most bytes one window may hold (`windowsize * blksize`); the window is shrunk to fit,
+    /// which bounds the memory a sender keeps for retransmission.
+    pub max_window_bytes: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_blksize: MAX_BLKSIZE, max_windowsize: u16::MAX }
+        Limits { max_blksize: MAX_BLKSIZE, max_windowsize: u16::MAX, max_window_bytes: u32::MAX }
     }
 }
 
@@ -381,6 +384,13 @@ pub fn negotiate(request: &Request, limits: Limits, file_size: Option<u64>) -> N
         };
         seen[slot] = true;
         n.oack.push((name, granted.to_string()));
+    }
+    let cap = (limits.max_window_bytes / u32::from(n.blksize)).clamp(1, u32::from(u16::MAX)) as u16;
+    if n.windowsize > cap {
+        n.windowsize = cap;
+        if let Some(entry) = n.oack.iter_mut().find(|(name, _)| name == "windowsize") {
+            entry.1 = cap.to_string();
+        }
     }
     n
 }
@@ -574,7 +584,7 @@ mod tests {
 
     fn nego(direction: Direction, options: &[(&str, &str)], size: Option<u64>) -> Negotiated {
         let request = Request { direction, filename: "f".into(), mode: "octet".into(), options: opts(options) };
-        negotiate(&request, Limits { max_blksize: MAX_BLKSIZE, max_windowsize: 64 }, size)
+        negotiate(&request, Limits { max_blksize: MAX_BLKSIZE, max_windowsize: 64, max_window_bytes: 1 << 20 }, size)
     }
 
     #[test]
@@ -593,6 +603,9 @@ mod tests {
         // RFC 7440: 0 is ignored, a value above the server's limit is clamped.
         assert_eq!(nego(r, &[("windowsize", "0")], None).oack, vec![]);
         assert_eq!(nego(r, &[("windowsize", "65535")], None).windowsize, 64);
+        // The window is shrunk to the byte budget (1 MiB here), whatever the option order.
+        let n = nego(r, &[("windowsize", "64"), ("blksize", "65464")], None);
+        assert_eq!((n.windowsize, n.oack), (16, opts(&[("windowsize", "16"), ("blksize", "65464")])));
         // RFC 2349: timeout outside 1..=255 is ignored, not clamped.
         assert_eq!(nego(r, &[("timeout", "0"), ("timeout", "256")], None).oack, vec![]);
         // Unknown options, unparsable values, duplicates after the first are ignored.

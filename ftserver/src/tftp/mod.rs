@@ -1,1 +1,241 @@
 //! TFTP (RFC 1350 and its option extensions) over UDP, serving the same root as FTP.
+//!
+//! One listener thread reads requests from the well-known socket; every accepted request gets
+//! its own thread and its own ephemeral UDP socket (a new transfer ID) bound to the listener's
+//! IP address, up to [`TftpConfig::max_transfers`] at once (beyond that the client gets error 0
+//! "server busy"). A request identical to the one that started a running transfer, from the same
+//! address and port, is a retransmission and is dropped, so it never starts a second transfer (a
+//! different request from that port is a new transfer: some boot ROMs reuse their port).
+//!
+//! Paths go through `crate::fs::Root` like FTP's (confined to the root, symlinks resolved), and
+//! uploads through `crate::upload` (only with [`TftpConfig::writable`]): the bytes go to the
+//! hidden partial file `.NAME.ftpart` in the target's directory, which is moved into place only
+//! when the short final block has arrived: with [`TftpConfig::overwrite`] by `rename` (an atomic
+//! replace), without it by `link`, which fails atomically when the name exists (error 6, "file
+//! already exists"), so a file that appeared during the upload is never clobbered.
+//!
+//! An interrupted upload (the client's ERROR, retries exhausted, server shutdown, disk full, a
+//! malformed block) is **deleted**: TFTP has no way to resume, so unlike an FTP partial file it
+//! would only take space, and nothing ever appears under the requested name.
+//!
+//! Packet formats and option negotiation are in `common::tftp`; the transfer state machines are
+//! in `transfer`.
+
+mod transfer;
+
+use common::tftp::{self, ErrorCode, Packet, ParseError};
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the TFTP server serves and how.
+#[derive(Debug, Clone)]
+pub struct TftpConfig {
+    /// The directory served (the same root as FTP).
+    pub root: PathBuf,
+    /// Accept write requests (uploads).
+    pub writable: bool,
+    /// Let an upload replace an existing file (otherwise error 6).
+    pub overwrite: bool,
+    /// Retransmission timeout when the client does not negotiate one (`--tftp-timeout`).
+    pub timeout: Duration,
+    /// Retransmissions of one packet before the transfer is given up (`--tftp-retries`).
+    pub retries: u32,
+    /// Transfers running at once; requests beyond it get error 0 "server busy".
+    pub max_transfers: usize,
+    /// The largest `blksize` granted (at most 65464).
+    pub max_blksize: u16,
+    /// The most bytes one window may hold; bounds the memory a read keeps for retransmission.
+    pub max_window_bytes: u32,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        TftpConfig {
+            root: PathBuf::from("."),
+            writable: false,
+            overwrite: false,
+            timeout: Duration::from_secs(1),
+            retries: 5,
+            max_transfers: 64,
+            max_blksize: tftp::MAX_BLKSIZE,
+            max_window_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A running TFTP server. [`TftpHandle::shutdown`] or dropping it stops the listener and tells
+/// running transfers to end (an interrupted upload is deleted).
+#[derive(Debug)]
+pub struct TftpHandle {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl TftpHandle {
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the listener and waits for it; running transfers end at their next wake-up.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(listener) = self.listener.take() {
+            // Wake the listener from its blocking receive; the read timeout is the fallback.
+            if let Ok(waker) = UdpSocket::bind(SocketAddr::new(wake_ip(self.local_addr), 0)) {
+                let _ = waker.send_to(&[], SocketAddr::new(wake_ip(self.local_addr), self.local_addr.port()));
+            }
+            let _ = listener.join();
+        }
+    }
+}
+
+impl Drop for TftpHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// A listener bound to the unspecified address is woken through loopback.
+fn wake_ip(addr: SocketAddr) -> std::net::IpAddr {
+    match addr.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    }
+}
+
+/// How long the listener blocks before it looks at the stop flag again (a fallback: shutdown
+/// also wakes it with an empty datagram).
+const LISTENER_POLL: Duration = Duration::from_millis(500);
+
+/// Serves TFTP on `socket` (already bound, e.g. to `0.0.0.0:69`) in a background thread.
+pub fn spawn(socket: UdpSocket, config: TftpConfig) -> io::Result<TftpHandle> {
+    let local_addr = socket.local_addr()?;
+    let root = crate::fs::Root::new(&config.root)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot serve {}: {e}", config.root.display())))?;
+    socket.set_read_timeout(Some(LISTENER_POLL))?;
+    // Requests are small, but a burst of them (PXE boot of a rack) should not be dropped.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        config,
+        root,
+        uploads: Default::default(),
+        stop: stop.clone(),
+        active: Mutex::new(HashMap::new()),
+        ids: AtomicU64::new(0),
+    });
+    let listener = std::thread::Builder::new().name("tftp-listener".into()).spawn(move || listen(socket, shared))?;
+    Ok(TftpHandle { local_addr, stop, listener: Some(listener) })
+}
+
+/// What the listener and every transfer share.
+struct Shared {
+    config: TftpConfig,
+    root: crate::fs::Root,
+    /// Partial files being written, so two uploads never write the same one.
+    uploads: crate::upload::Busy,
+    stop: Arc<AtomicBool>,
+    /// Running transfers by client address: their id and the request datagram that started
+    /// them (the same datagram again from the same address is a duplicate).
+    active: Mutex<HashMap<SocketAddr, (u64, Vec<u8>)>>,
+    /// The source of transfer ids.
+    ids: AtomicU64,
+}
+
+fn listen(socket: UdpSocket, shared: Arc<Shared>) {
+    let local_ip = socket.local_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let mut buf = vec![0u8; tftp::MAX_PACKET + 1];
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                log::warn!("tftp: receive on {local_ip}: {e}");
+                continue;
+            }
+        };
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match Packet::parse(&buf[..len]) {
+            Ok(Packet::Request(request)) => start(&socket, local_ip, &shared, peer, request, &buf[..len]),
+            // Never answer an error (two confused peers would bounce errors forever).
+            Ok(Packet::Error { .. }) => {}
+            Ok(_) => refuse(&socket, peer, ErrorCode::IllegalOperation, "expected a read or write request"),
+            // The empty datagram is the shutdown wake-up (or noise): not worth an answer.
+            Err(ParseError::Truncated(0)) => {}
+            Err(e) => refuse(&socket, peer, ErrorCode::IllegalOperation, &e.to_string()),
+        }
+    }
+}
+
+fn refuse(socket: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) {
+    log::debug!("tftp: {peer}: refused: {message}");
+    let _ = socket.send_to(&tftp::error_bytes(code, message), peer);
+}
+
+/// Starts a transfer thread for `request`, unless it duplicates a running one or the server is
+/// at its limit.
+fn start(
+    socket: &UdpSocket,
+    local_ip: std::net::IpAddr,
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    request: tftp::Request,
+    datagram: &[u8],
+) {
+    let id = shared.ids.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.get(&peer).is_some_and(|(_, first)| first == datagram) {
+            log::debug!("tftp: {peer}: duplicate request ignored");
+            return;
+        }
+        if active.len() >= shared.config.max_transfers {
+            drop(active);
+            log::info!("tftp: {peer}: refused, {} transfers running", shared.config.max_transfers);
+            refuse(socket, peer, ErrorCode::NotDefined, "server busy, try again later");
+            return;
+        }
+        active.insert(peer, (id, datagram.to_vec()));
+    }
+    let guard = ActiveGuard { shared: shared.clone(), peer, id };
+    let spawned = std::thread::Builder::new().name(format!("tftp-{peer}")).spawn(move || {
+        transfer::run(guard, local_ip, peer, request);
+    });
+    if let Err(e) = spawned {
+        // The closure (and its guard) was dropped, so the peer is no longer marked active.
+        log::warn!("tftp: {peer}: cannot start a transfer thread: {e}");
+        refuse(socket, peer, ErrorCode::NotDefined, "server busy, try again later");
+    }
+}
+
+/// Removes the peer from the active set when its transfer ends, however it ends.
+struct ActiveGuard {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    id: u64,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        // A newer transfer from the same port may have replaced this one's entry.
+        if active.get(&self.peer).is_some_and(|(id, _)| *id == self.id) {
+            active.remove(&self.peer);
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! One TFTP transfer on its own socket (a new transfer ID): option negotiation, then the windowed
+//! sender of a read request or the receiver of a write request.
+//!
+//! Retransmission is driven by the timer only, never by a duplicate ACK (RFC 1350's Sorcerer's
+//! Apprentice rule). The sender keeps the current window of DATA packets, header included, in one
+//! buffer allocated at the start, so retransmitting never re-reads the file and sending never
+//! allocates. Block numbers are tracked as `u64` and put on the wire modulo 65536, so any file
+//! size crosses the rollover.
+
+use super::{ActiveGuard, Shared, TftpConfig};
+use crate::fs::FsError;
+use crate::upload::{is_disk_full, Start, Upload, UploadError};
+use common::path::VirtualPath;
+use common::text::sanitize;
+use common::tftp::{
+    self, ErrorCode, Limits, Mode, Negotiated, NetasciiDecoder, NetasciiEncoder, Packet, Request, DATA_HEADER,
+};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How a transfer ended early.
+enum Failure {
+    /// We refuse or abort: the peer is told with an ERROR packet.
+    Refuse(ErrorCode, String),
+    /// The peer sent an ERROR packet.
+    Peer(u16, String),
+    /// No answer after the configured number of retransmissions.
+    TimedOut(u32),
+    /// The server is shutting down.
+    Stopped,
+    /// The transfer socket failed.
+    Socket(io::Error),
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Failure {
+    Failure::Refuse(code, message.into())
+}
+
+fn fs_failure(e: FsError) -> Failure {
+    let code = match e {
+        FsError::NotFound | FsError::NotAFile | FsError::NotADirectory => ErrorCode::FileNotFound,
+        FsError::PermissionDenied | FsError::OutsideRoot | FsError::IsRoot => ErrorCode::AccessViolation,
+        FsError::Io(e) => return io_failure(e),
+    };
+    refuse(code, e.to_string())
+}
+
+/// The TFTP error for an upload that cannot start or be moved into place.
+fn upload_failure(e: UploadError) -> Failure {
+    let code = match e {
+        UploadError::Exists => ErrorCode::FileExists,
+        UploadError::NotAFile | UploadError::NameTooLong => ErrorCode::AccessViolation,
+        UploadError::Fs(e) => return fs_failure(e),
+        UploadError::Io(e) => return io_failure(e),
+        UploadError::Busy
+        | UploadError::NothingToResume
+        | UploadError::BeyondPartial { .. }
+        | UploadError::NoUniqueName => ErrorCode::NotDefined,
+    };
+    refuse(code, e.to_string())
+}
+
+fn io_failure(e: io::Error) -> Failure {
+    if is_disk_full(&e) {
+        return refuse(ErrorCode::DiskFull, "disk full or quota exceeded");
+    }
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => refuse(ErrorCode::AccessViolation, "permission denied"),
+        io::ErrorKind::NotFound => refuse(ErrorCode::FileNotFound, "no such file or directory"),
+        io::ErrorKind::AlreadyExists => refuse(ErrorCode::FileExists, "file already exists"),
+        _ => refuse(ErrorCode::NotDefined, e.to_string()),
+    }
+}
+
+/// Runs one transfer to its end and logs how it ended.
+pub(super) fn run(guard: ActiveGuard, local_ip: IpAddr, peer: SocketAddr, request: Request) {
+    let shared = guard.shared.clone();
+    let shared = &*shared;
+    let name = sanitize(&request.filename);
+    let socket = match bind(local_ip) {
+        Ok(socket) => socket,
+        Err(e) => {
+            log::warn!("tftp: {peer}: cannot bind a transfer socket on {local_ip}: {e}");
+            return;
+        }
+    };
+    let mut t =
+        Transfer { socket, peer, shared, timeout: shared.config.timeout, buf: vec![0u8; tftp::MAX_PACKET + 1], name };
+    let result = match request.direction {
+        tftp::Direction::Read => read(&mut t, &request).map(|()| None),
+        tftp::Direction::Write => write(&mut t, &request).map(Some),
+    };
+    let (peer, name) = (t.peer, &t.name);
+    match result {
+        Ok(None) => {}
+        Ok(Some(last)) => {
+            // The upload is complete and in place: the slot is free while we dally.
+            drop(guard);
+            dally(&mut t, last);
+        }
+        Err(Failure::Refuse(code, message)) => {
+            log::info!("tftp: {peer}: {name}: error {}: {message}", code as u16);
+            let _ = t.socket.send_to(&tftp::error_bytes(code, &message), peer);
+        }
+        Err(Failure::Peer(code, message)) => {
+            log::info!("tftp: {peer}: {name}: client ended the transfer: error {code}: {}", sanitize(&message));
+        }
+        Err(Failure::TimedOut(retries)) => {
+            log::warn!("tftp: {peer}: {name}: no answer after {retries} retransmissions, transfer abandoned");
+        }
+        Err(Failure::Stopped) => {
+            log::info!("tftp: {peer}: {name}: transfer stopped by server shutdown");
+            let _ = t.socket.send_to(&tftp::error_bytes(ErrorCode::NotDefined, "server shutting down"), peer);
+        }
+        Err(Failure::Socket(e)) => log::warn!("tftp: {peer}: {name}: transfer socket: {e}"),
+    }
+}
+
+/// A fresh socket on the listener's IP address and an ephemeral port: the server's transfer ID.
+fn bind(local_ip: IpAddr) -> io::Result<UdpSocket> {
+    UdpSocket::bind(SocketAddr::new(local_ip, 0))
+}
+
+/// Sizes the socket buffers to hold a whole window, so a burst is neither dropped by the kernel
+/// on the way in nor stalls the sender on the way out. The kernel caps it at its own maximum.
+fn size_buffers(socket: &UdpSocket, n: &Negotiated) {
+    // Each datagram costs its payload plus roughly 768 bytes of kernel bookkeeping.
+    let window_bytes = usize::from(n.windowsize) * (usize::from(n.blksize) + DATA_HEADER + 768);
+    let size = (2 * window_bytes).clamp(256 << 10, 16 << 20);
+    let sock = socket2::SockRef::from(socket);
+    let _ = sock.set_send_buffer_size(size);
+    let _ = sock.set_recv_buffer_size(size);
+}
+
+/// Longest a receive blocks before the stop flag is looked at again.
+const STOP_POLL: Duration = Duration::from_millis(500);
+
+/// The shortest wait for a lost final ACK's retransmitted DATA, see [`dally`].
+const MIN_DALLY: Duration = Duration::from_secs(7);
+
+/// Progress is logged each time this many more bytes have been transferred.
+const PROGRESS_STEP: u64 = 32 << 20;
+
+/// The state every transfer has: the socket, the peer, the receive buffer.
+struct Transfer<'a> {
+    socket: UdpSocket,
+    peer: SocketAddr,
+    shared: &'a Shared,
+    /// The retransmission timeout (the client's `timeout` option, or the configured one).
+    timeout: Duration,
+    /// Receive buffer: one byte more than the largest packet, to see oversized ones.
+    buf: Vec<u8>,
+    /// The file name as requested, sanitised for logs.
+    name: String,
+}
+
+impl Transfer<'_> {
+    fn config(&self) -> &TftpConfig {
+        &self.shared.config
+    }
+
+    /// Sends to the peer. A datagram the kernel refuses (ENOBUFS, a firewall's EPERM) is treated
+    /// as a lost packet: the timer retransmits it, and the retry limit ends a hopeless transfer.
+    fn send(&self, packet: &[u8]) {
+        if let Err(e) = self.socket.send_to(packet, self.peer) {
+            log::debug!("tftp: {}: {}: send: {e}", self.peer, self.name);
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_blksize: self.config().max_blksize,
+            max_windowsize: u16::MAX,
+            max_window_bytes: self.config().max_window_bytes,
+        }
+    }
+
+    /// Waits until `deadline` for a datagram from the peer and returns its length (the bytes
+    /// are in `self.buf`), or `None` at the deadline. A datagram from anyone else is answered
+    /// with error 5 and the wait goes on (RFC 1350 section 4).
+    fn recv(&mut self, deadline: Instant) -> Result<Option<usize>, Failure> {
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return Err(Failure::Stopped);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.socket.set_read_timeout(Some((deadline - now).min(STOP_POLL))).map_err(Failure::Socket)?;
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) if from == self.peer => return Ok(Some(len)),
+                Ok((_, from)) => {
+                    log::debug!("tftp: {}: packet from stranger {from} answered with error 5", self.peer);
+                    let _ = self.socket.send_to(&tftp::error_bytes(ErrorCode::UnknownTid, "unknown transfer id"), from);
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // An ICMP error from an earlier send (the peer's port closed) surfaces here.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Err(Failure::Peer(0, "port unreachable".into()))
+                }
+                Err(e) => return Err(Failure::Socket(e)),
+            }
+        }
+    }
+
+    /// When to give up waiting for an answer to what was just sent: the timeout, doubled after
+    /// each retransmission in a row (up to 16 times), so a peer whose own timer is slower than
+    /// ours (tftp-hpa's is 5 s) is waited for, and a congested path is not flooded.
+    fn deadline(&self, retries: u32) -> Instant {
+        Instant::now() + self.timeout * (1u32 << retries.min(4))
+    }
+
+    /// Counts one retransmission; fails once the retries are exhausted.
+    fn retry(&self, retries: &mut u32) -> Result<(), Failure> {
+        *retries += 1;
+        if *retries > self.config().retries {
+            return Err(Failure::TimedOut(self.config().retries));
+        }
+        log::debug!("tftp: {}: {}: timeout, retransmission {retries}", self.peer, self.name);
+        Ok(())
+    }
+
+    /// Applies negotiated options that change the transfer itself.
+    fn apply(&mut self, n: &Negotiated) {
+        if let Some(secs) = n.timeout {
+            self.timeout = Duration::from_secs(u64::from(secs));
+        }
+        size_buffers(&self.socket, n);
+    }
+}
+
+/// Counts bytes and logs the rate every [`PROGRESS_STEP`].
+struct Progress {
+    start: Instant,
+    bytes: u64,
+    next_report: u64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { start: Instant::now(), bytes: 0, next_report: PROGRESS_STEP }
+    }
+
+    fn add(&mut self, n: u64, t: &Transfer<'_>, verb: &str) {
+        self.bytes += n;
+        if self.bytes >= self.next_report {
+            self.next_report += PROGRESS_STEP;
+            log::info!("tftp: {}: {}: {} MiB {verb} ({})", t.peer, t.name, self.bytes >> 20, self.rate());
+        }
+    }
+
+    fn rate(&self) -> String {
+        let per_sec = self.bytes as f64 / self.start.elapsed().as_secs_f64().max(1e-6);
+        if per_sec >= (1 << 20) as f64 {
+            format!("{:.1} MiB/s", per_sec / (1 << 20) as f64)
+        } else {
+            format!("{:.1} KiB/s", per_sec / 1024.0)
+        }
+    }
+
+    fn done(&self, t: &Transfer<'_>, verb: &str) {
+        let secs = self.start.elapsed().as_secs_f64();
+        log::info!("tftp: {}: {}: {verb} {} bytes in {secs:.2}s ({})", t.peer, t.name, self.bytes, self.rate());
+    }
+}
+
+fn parse_path(name: &str) -> Result<VirtualPath, Failure> {
+    VirtualPath::parse(name).map_err(|e| refuse(ErrorCode::AccessViolation, format!("bad file name: {e}")))
+}
+
+/// The bytes of a file as DATA payloads: as they are, or converted to netascii.
+enum Source {
+    Octet(BufReader<File>),
+    Netascii { file: BufReader<File>, encoder: NetasciiEncoder, buf: Vec<u8>, pos: usize, len: usize, eof: bool },
+}
+
+/// Read buffer size: large sequential reads, few system calls.
+const READ_BUFFER: usize = 256 << 10;
+
+impl Source {
+    fn new(file: File, mode: Mode) -> Source {
+        let file = BufReader::with_capacity(READ_BUFFER, file);
+        match mode {
+            Mode::Octet => Source::Octet(file),
+            Mode::Netascii => Source::Netascii {
+                file,
+                encoder: NetasciiEncoder::new(),
+                buf: vec![0; 64 << 10],
+                pos: 0,
+                len: 0,
+                eof: false,
+            },
+        }
+    }
+
+    /// Fills `out` completely unless the end of the file comes first; returns the bytes written.
+    fn fill(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Octet(file) => {
+                let mut filled = 0;
+                while filled < out.len() {
+                    match file.read(&mut out[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(filled)
+            }
+            Source::Netascii { file, encoder, buf, pos, len, eof } => {
+                let mut filled = 0;
+                loop {
+                    if *pos == *len && !*eof {
+                        *len = file.read(buf)?;
+                        *pos = 0;
+                        *eof = *len == 0;
+                    }
+                    let (used, wrote) = encoder.encode(&buf[*pos..*len], &mut out[filled..]);
+                    *pos += used;
+                    filled += wrote;
+                    if filled == out.len() || (*eof && *pos == *len && !encoder.has_pending()) {
+                        return Ok(filled);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends the OACK and waits for its ACK 0, retransmitting on the timer.
+fn send_oack(t: &mut Transfer<'_>, n: &Negotiated) -> Result<(), Failure> {
+    let oack = Packet::Oack(n.oack.clone()).to_bytes();
+    let mut retries = 0;
+    loop {
+        t.send(&oack);
+        let deadline = t.deadline(retries);
+        while let Some(len) = t.recv(deadline)? {
+            match Packet::parse(&t.buf[..len]) {
+                Ok(Packet::Ack(0)) => return Ok(()),
+                Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
+                _ => {}
+            }
+        }
+        t.retry(&mut retries)?;
+    }
+}
+
+/// Serves a read request: negotiation, then windows of DATA until the short final block is
+/// acknowledged (RFC 1350, RFC 7440).
+fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
+    let vpath = parse_path(&request.filename)?;
+    let (file, meta) = t.shared.root.open_file(&vpath).map_err(fs_failure)?;
+    let mode = request.mode();
+    // tsize is the number of bytes on the wire, known in advance only for octet.
+    let size = (mode == Mode::Octet).then_some(meta.len());
+    let n = tftp::negotiate(request, t.limits(), size);
+    t.apply(&n);
+    log::info!(
+        "tftp: {}: read {} ({} bytes, {}, blksize {}, windowsize {})",
+        t.peer,
+        t.name,
+        meta.len(),
+        mode.name(),
+        n.blksize,
+        n.windowsize
+    );
+    let mut source = Source::new(file, mode);
+    if !n.oack.is_empty() {
+        send_oack(t, &n)?;
+    }
+
+    let blksize = usize::from(n.blksize);
+    let window = u64::from(n.windowsize);
+    let slot_len = DATA_HEADER + blksize;
+    let mut ring = vec![0u8; slot_len * n.windowsize as usize];
+    let mut lens = vec![0usize; n.windowsize as usize];
+    let slot = |block: u64| ((block - 1) % window) as usize;
+
+    let mut progress = Progress::new();
+    // Blocks count from 1; `base` is the oldest unacknowledged, `next` the next to send,
+    // `read_upto` the last one read from the file, `last` the short final block once read.
+    let (mut base, mut next, mut read_upto, mut last) = (1u64, 1u64, 0u64, None::<u64>);
+    let mut retries = 0;
+    loop {
+        let end = last.map_or(base + window, |last| (base + window).min(last + 1));
+        while next < end {
+            let s = slot(next);
+            let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
+            if next > read_upto {
+                let len = source.fill(&mut packet[DATA_HEADER..]).map_err(io_failure)?;
+                tftp::write_data_header(packet, next as u16);
+                lens[s] = len;
+                read_upto = next;
+                if len < blksize {
+                    last = Some(next);
+                }
+            }
+            t.send(&packet[..DATA_HEADER + lens[s]]);
+            next += 1;
+            if last == Some(next - 1) {
+                break;
+            }
+        }
+
+        let deadline = t.deadline(retries);
+        let mut advanced = false;
+        while let Some(len) = t.recv(deadline)? {
+            match Packet::parse(&t.buf[..len]) {
+                Ok(Packet::Ack(block)) => {
+                    // How far past the last acknowledged block (base - 1) this ACK reaches.
+                    let ahead = u64::from(block.wrapping_sub((base - 1) as u16));
+                    // 0 is a duplicate ACK (ignored: Sorcerer's Apprentice); beyond what was
+                    // sent is an ACK for a block not yet sent (ignored).
+                    if ahead == 0 || base - 1 + ahead >= next {
+                        continue;
+                    }
+                    let acked = base - 1 + ahead;
+                    let bytes: usize = (base..=acked).map(|b| lens[slot(b)]).sum();
+                    progress.add(bytes as u64, t, "sent");
+                    if last == Some(acked) {
+                        progress.done(t, "sent");
+                        return Ok(());
+                    }
+                    // An ACK inside the window restarts the window after it (RFC 7440 4).
+                    base = acked + 1;
+                    next = base;
+                    retries = 0;
+                    advanced = true;
+                    break;
+                }
+                Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
+                _ => {}
+            }
+        }
+        if !advanced {
+            t.retry(&mut retries)?;
+            next = base;
+        }
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `dir`, when known.
+fn free_space(dir: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
+}
+
+/// Where DATA payloads go: the file as it is, or converted from netascii.
+struct Sink<'f> {
+    file: BufWriter<&'f mut File>,
+    decoder: Option<(NetasciiDecoder, Vec<u8>)>,
+}
+
+/// Write buffer size: large sequential writes, few system calls.
+const WRITE_BUFFER: usize = 1 << 20;
+
+impl Sink<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.decoder {
+            None => self.file.write_all(data),
+            Some((decoder, out)) => {
+                out.clear();
+                decoder.decode(data, out);
+                self.file.write_all(out)
+            }
+        }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        if let Some((decoder, out)) = &mut self.decoder {
+            out.clear();
+            decoder.finish(out);
+            self.file.write_all(out)?;
+        }
+        self.file.into_inner().map_err(|e| e.into_error())?;
+        Ok(())
+    }
+}
+
+/// Serves a write request: checks, negotiation, then DATA into the upload's partial file,
+/// which is moved into place when the short final block has arrived and deleted otherwise.
+fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
+    let overwrite = t.config().overwrite;
+    if !t.config().writable {
+        return Err(refuse(ErrorCode::AccessViolation, "server is read-only"));
+    }
+    let vpath = parse_path(&request.filename)?;
+    let target = t.shared.root.target(&vpath).map_err(fs_failure)?;
+    let n = tftp::negotiate(request, t.limits(), None);
+    if let (Some(size), Some(free)) = (n.tsize, free_space(&target.dir)) {
+        if size > free {
+            return Err(refuse(ErrorCode::DiskFull, format!("file of {size} bytes does not fit, {free} bytes free")));
+        }
+    }
+    let shared = t.shared;
+    let mut upload = Upload::open(&shared.uploads, target, Start::Fresh, overwrite).map_err(upload_failure)?;
+    t.apply(&n);
+    let mode = request.mode();
+    log::info!(
+        "tftp: {}: write {} ({}, blksize {}, windowsize {})",
+        t.peer,
+        t.name,
+        mode.name(),
+        n.blksize,
+        n.windowsize
+    );
+    let sink = Sink {
+        file: BufWriter::with_capacity(WRITE_BUFFER, upload.file()),
+        decoder: (mode == Mode::Netascii).then(|| (NetasciiDecoder::new(), Vec::new())),
+    };
+    match receive(t, &n, sink) {
+        Ok(last) => {
+            upload.commit(overwrite).map_err(upload_failure)?;
+            t.send(&tftp::ack_bytes(last));
+            Ok(last)
+        }
+        Err(e) => {
+            // TFTP cannot resume an upload, so a partial file is of no use to anyone.
+            upload.discard();
+            Err(e)
+        }
+    }
+}
+
+/// Receives DATA into `sink` until the short final block, which is written and flushed but not
+/// acknowledged (the caller does that once the file is in place); returns its block number.
+fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u16, Failure> {
+    let blksize = usize::from(n.blksize);
+    let window = n.windowsize;
+    // The answer to the request (OACK or ACK 0) stands until block 1 arrives.
+    let first_reply =
+        if n.oack.is_empty() { tftp::ack_bytes(0).to_vec() } else { Packet::Oack(n.oack.clone()).to_bytes() };
+    t.send(&first_reply);
+    let mut progress = Progress::new();
+    // `expected` is the next block wanted; `in_window` counts blocks since the last ACK;
+    // `reacked` limits the re-ACK of an out-of-order block to one per ACK we sent.
+    let (mut expected, mut in_window, mut reacked, mut retries) = (1u64, 0u16, false, 0u32);
+    let mut deadline = t.deadline(retries);
+    loop {
+        let Some(len) = t.recv(deadline)? else {
+            t.retry(&mut retries)?;
+            resend_ack(t, expected, &first_reply);
+            in_window = 0;
+            deadline = t.deadline(retries);
+            continue;
+        };
+        match Packet::parse(&t.buf[..len]) {
+            Ok(Packet::Data { block, data }) if block == expected as u16 => {
+                if data.len() > blksize {
+                    return Err(refuse(
+                        ErrorCode::IllegalOperation,
+                        format!("block of {} bytes, negotiated blksize {blksize}", data.len()),
+                    ));
+                }
+                let final_block = data.len() < blksize;
+                let len = data.len() as u64;
+                sink.write(data).map_err(io_failure)?;
+                progress.add(len, t, "received");
+                if final_block {
+                    sink.finish().map_err(io_failure)?;
+                    progress.done(t, "received");
+                    return Ok(block);
+                }
+                retries = 0;
+                in_window += 1;
+                expected += 1;
+                if in_window == window {
+                    t.send(&tftp::ack_bytes(block));
+                    in_window = 0;
+                    reacked = false;
+                }
+                deadline = t.deadline(retries);
+            }
+            // A duplicate or a block after a gap: acknowledge the last block received in order,
+            // once, so the sender restarts its window there (RFC 7440 4).
+            Ok(Packet::Data { .. }) if !reacked => {
+                resend_ack(t, expected, &first_reply);
+                reacked = true;
+                in_window = 0;
+            }
+            Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
+            _ => {}
+        }
+    }
+}
+
+/// Acknowledges the last block received in order (the OACK or ACK 0 before block 1).
+fn resend_ack(t: &Transfer<'_>, expected: u64, first_reply: &[u8]) {
+    if expected == 1 {
+        t.send(first_reply)
+    } else {
+        t.send(&tftp::ack_bytes((expected - 1) as u16))
+    }
+}
+
+/// After the final ACK, answers the final DATA if it comes again (our ACK was lost), as RFC 1350
+/// section 6 suggests. The client retransmits on its own timer, which without a negotiated
+/// timeout is unknown (5 s for tftp-hpa, 6 s for curl), so this lasts three of our timeouts and
+/// at least [`MIN_DALLY`]. The upload is already in place and the transfer slot released.
+fn dally(t: &mut Transfer<'_>, last: u16) {
+    let deadline = Instant::now() + (t.timeout * 3).max(MIN_DALLY);
+    while let Ok(Some(len)) = t.recv(deadline) {
+        if matches!(Packet::parse(&t.buf[..len]), Ok(Packet::Data { block, .. }) if block == last) {
+            t.send(&tftp::ack_bytes(last));
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! announced size and any checksum matched; every failure leaves nothing under the final name.
 
 use crate::cli::Checksum;
-use crate::localfile::Target;
+use crate::localfile::{SyncingFile, Target};
 use crate::progress::{summary, Progress};
 use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
@@ -112,13 +112,17 @@ fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u6
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     let started = Instant::now();
     let early = verify::start_early(session, opts, size);
-    let total = if offset > 0 && Some(offset) == size {
+    let (total, digest) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
-        offset
+        (offset, None)
     } else {
         receive_into_part(session, mode, opts, size, offset, &part)?
     };
-    verify::check(session, opts, &part, early).with_context(|| {
+    let checked = match digest {
+        Some(digest) => verify::check_digest(session, opts, &digest, total, early),
+        None => verify::check(session, opts, &part, early),
+    };
+    checked.with_context(|| {
         format!(
             "download of {} failed verification ({} is kept for inspection)",
             sanitize(&opts.remote),
@@ -152,7 +156,8 @@ fn resume_offset(part: &std::path::Path, size: Option<u64>) -> Result<u64> {
 }
 
 /// Runs RETR (after `REST offset` when resuming) and appends the data to `part`. Returns the
-/// file's size once the server confirmed the transfer and the count matched.
+/// file's size once the server confirmed the transfer and the count matched, and its SHA-256
+/// when verification needs it (computed on the way in, so the file is not read again).
 fn receive_into_part(
     session: &mut Session,
     mode: Mode,
@@ -160,7 +165,7 @@ fn receive_into_part(
     size: Option<u64>,
     offset: u64,
     part: &std::path::Path,
-) -> Result<u64> {
+) -> Result<(u64, Option<Vec<u8>>)> {
     let pending = transfer::prepare(session, mode)?;
     if offset > 0 {
         let reply = session.command(&Command::Rest(offset))?;
@@ -173,20 +178,29 @@ fn receive_into_part(
     let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
     // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
     let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
-    let mut file = open_part(part, offset)?;
+    let file = open_part(part, offset)?;
+    let hasher = if verify::needs_digest(session, opts) {
+        let mut prefix = File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+        Some(verify::sha256_prefix(&mut prefix, offset, part)?)
+    } else {
+        None
+    };
+    let mut sink = verify::HashingWriter::continuing(SyncingFile::new(file), hasher);
     let mut bar = opts.progress.file(expected, offset, &sanitize(&opts.remote));
     let mut count = offset;
     let outcome = (|| {
-        transfer::receive(session, &mut stream, &mut file, &mut count, expected.unwrap_or(u64::MAX), |n| bar.set(n))?;
+        transfer::receive(session, &mut stream, &mut sink, &mut count, expected.unwrap_or(u64::MAX), |n| bar.set(n))?;
         drop(stream);
         transfer::finish(session)?;
-        check_count(count, expected)?;
-        // The data must be on disk before the name says the file is complete.
-        file.sync_all().with_context(|| format!("cannot write {}", part.display()))
+        check_count(count, expected)
     })();
     bar.finish();
+    let digest = sink.digest();
+    // The data must be on disk before the name says the file is complete.
+    let outcome =
+        outcome.and_then(|()| sink.into_inner().sync_all().with_context(|| format!("cannot write {}", part.display())));
     match outcome {
-        Ok(()) => Ok(count),
+        Ok(()) => Ok((count, digest)),
         Err(e) if count == 0 => {
             // Nothing worth resuming: do not leave an empty temporary file behind.
             let _ = std::fs::remove_file(part);

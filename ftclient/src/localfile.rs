@@ -1,11 +1,83 @@
-//! Local file naming for downloads: the final name, the temporary `.NAME.ftpart` file beside it,
-//! and the move into place that never replaces an existing file (NAME.1, NAME.2, ... as wget
-//! does) unless asked to.
+//! Local files for downloads: the final name, the temporary `.NAME.ftpart` file beside it, the
+//! writer that pushes its data to disk while the download runs, and the move into place that
+//! never replaces an existing file (NAME.1, NAME.2, ... as wget does) unless asked to.
 
 use anyhow::{bail, Result};
 use std::ffi::OsString;
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// After this many bytes, the data written so far is handed to the disk in the background.
+const EARLY_SYNC_EVERY: u64 = 64 << 20;
+
+/// A file being written whose data goes to disk in the background (`fdatasync` on a helper
+/// thread every [`EARLY_SYNC_EVERY`] bytes) while more arrives. The final sync before the
+/// rename, which a completed download needs for its name to be trusted, then has only the
+/// last part left to wait for, and the page cache never holds a whole big file dirty.
+#[derive(Debug)]
+pub struct SyncingFile {
+    file: File,
+    since: u64,
+    kick: Option<mpsc::SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyncingFile {
+    /// Wraps `file`; without a second handle to it (rare) it is just a file.
+    pub fn new(file: File) -> SyncingFile {
+        let (kick, thread) = match file.try_clone() {
+            Ok(clone) => {
+                let (tx, rx) = mpsc::sync_channel::<()>(1);
+                // Errors are left to the final sync, which reports them.
+                let thread = std::thread::spawn(move || rx.iter().for_each(|()| drop(clone.sync_data())));
+                (Some(tx), Some(thread))
+            }
+            Err(_) => (None, None),
+        };
+        SyncingFile { file, since: 0, kick, thread }
+    }
+
+    /// Waits for the background syncs, then makes everything durable (data and size).
+    pub fn sync_all(mut self) -> io::Result<()> {
+        self.stop();
+        self.file.sync_all()
+    }
+
+    fn stop(&mut self) {
+        self.kick = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Write for SyncingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.since += n as u64;
+        if self.since >= EARLY_SYNC_EVERY {
+            self.since = 0;
+            if let Some(kick) = &self.kick {
+                // A sync still running covers these bytes soon enough: never wait for it.
+                let _ = kick.try_send(());
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for SyncingFile {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 /// The suffix of the temporary file a download is written to: `.NAME.ftpart`.
 pub const PART_SUFFIX: &str = ".ftpart";
@@ -162,6 +234,19 @@ mod tests {
         assert_eq!(finish("four", true), "f");
         let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
         assert_eq!((read("f").as_str(), read("f.1").as_str(), read("f.2").as_str()), ("four", "two", "three"));
+    }
+
+    #[test]
+    fn a_syncing_file_writes_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut file = SyncingFile::new(File::create(&path).unwrap());
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..(EARLY_SYNC_EVERY >> 20) + 3 {
+            file.write_all(&chunk).unwrap();
+        }
+        file.sync_all().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), EARLY_SYNC_EVERY + (3 << 20));
     }
 
     #[test]

@@ -142,6 +142,17 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter { inner, hasher: enabled.then(Sha256::new) }
     }
 
+    /// Wraps `inner`, continuing `hasher` (which may already hold a resumed file's first
+    /// bytes); `None` hashes nothing.
+    pub fn continuing(inner: W, hasher: Option<Sha256>) -> Self {
+        HashingWriter { inner, hasher }
+    }
+
+    /// The wrapped writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// The digest of everything written so far (`None` when not enabled).
     pub fn digest(&self) -> Option<Vec<u8>> {
         self.hasher.as_ref().map(|h| h.clone().finalize().to_vec())

@@ -1,7 +1,7 @@
 //! Server configuration: the served root and every limit and timeout a session obeys.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,6 +91,28 @@ pub(crate) fn canonical_dir(dir: &Path) -> io::Result<PathBuf> {
     Ok(root)
 }
 
+/// Where to listen, as given on the command line: a port and maybe an address (`--tftp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// The address; `None` means "the same as `--bind`".
+    pub ip: Option<IpAddr>,
+    /// The port; 0 lets the system choose.
+    pub port: u16,
+}
+
+/// Parses `PORT`, `ADDR:PORT` or `[IPv6]:PORT` (a `--tftp` value).
+pub fn parse_listen_spec(text: &str) -> Result<ListenSpec, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(ListenSpec { ip: None, port });
+    }
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(addr) => Ok(ListenSpec { ip: Some(addr.ip()), port: addr.port() }),
+        Err(_) => {
+            Err(format!("invalid listen address {text:?}: expected PORT or ADDR:PORT, e.g. 69, 0.0.0.0:69, [::]:69"))
+        }
+    }
+}
+
 /// Parses a `--pasv-ports` value `LO-HI` (both inclusive, 1024 to 65535, LO <= HI).
 pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, String> {
     let bad = || format!("invalid port range {text:?}: expected LO-HI with 1024 <= LO <= HI <= 65535");
@@ -113,6 +135,19 @@ mod tests {
         assert_eq!(parse_port_range("5000-5000"), Ok(5000..=5000));
         for bad in ["", "1-2", "5000", "6000-5000", "5000-70000", "a-b", "1023-2000"] {
             assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_listen_specs() {
+        assert_eq!(parse_listen_spec("69"), Ok(ListenSpec { ip: None, port: 69 }));
+        assert_eq!(parse_listen_spec("127.0.0.1:0"), Ok(ListenSpec { ip: Some([127, 0, 0, 1].into()), port: 0 }));
+        assert_eq!(
+            parse_listen_spec("[::1]:6969"),
+            Ok(ListenSpec { ip: Some(std::net::Ipv6Addr::LOCALHOST.into()), port: 6969 })
+        );
+        for bad in ["", "x", "70000", "::1", "1.2.3.4", "1.2.3.4:", ":69", "[::1]"] {
+            assert!(parse_listen_spec(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,22 +1,27 @@
-//! The `ftserver` binary: parse arguments, set up logging, bind, serve until Ctrl-C/SIGTERM.
+//! The `ftserver` binary: parse arguments, set up logging, bind, serve FTP and/or TFTP until
+//! Ctrl-C/SIGTERM.
 
 use anyhow::{anyhow, Context as _};
 use clap::Parser;
+use ftserver::config::ListenSpec;
+use ftserver::tftp::TftpConfig;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// A standard FTP server, safe by default: anonymous, read-only, confined to its root.
+/// A standard FTP (and TFTP) server, safe by default: anonymous, read-only, confined to its root.
 ///
-/// Any USER/PASS logs in. Uploads need --writable; replacing or deleting needs --overwrite too. Paths never leave --root (symlinks pointing outside are refused),
+/// Any USER/PASS logs in. Paths never leave --root (symlinks pointing outside are refused),
 /// data connections only go to or come from the client's own address, and every connection is
-/// limited in number and time.
+/// limited in number and time. Uploads need --writable; replacing or deleting needs --overwrite.
 ///
-/// When ready it prints one line to stdout, `ftserver: serving <root> on <addr>:<port>`, so a
-/// script can learn the port it got with PORT 0. Logs go to stderr.
+/// When ready it prints one line per protocol to stdout, FTP first:
+/// `ftserver: serving <root> on <addr>:<port>` and, with --tftp,
+/// `ftserver: serving <root> over tftp on <addr>:<port>`, so a script can learn the ports it
+/// got with port 0. Logs go to stderr.
 ///
 /// Examples:
 ///
@@ -26,13 +31,18 @@ use std::time::Duration;
 ///
 ///   ftserver --root /srv/incoming --writable 2121
 ///
+///   ftserver --root /srv/tftpboot --tftp 69 2121     (FTP on 2121 and TFTP on 69)
+///
+///   ftserver --root /srv/tftpboot --tftp 69          (TFTP only)
+///
 ///   RUST_LOG=debug ftserver --root /tmp 2121
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
-    /// The TCP port to listen on; 0 picks a free one (printed on stdout).
-    #[arg(value_name = "PORT")]
-    port: u16,
+    /// The FTP (TCP) port to listen on; 0 picks a free one (printed on stdout). Leave it out to
+    /// serve only TFTP.
+    #[arg(value_name = "PORT", required_unless_present = "tftp")]
+    port: Option<u16>,
 
     /// The directory to serve.
     #[arg(long, value_name = "DIR", default_value = ".")]
@@ -87,6 +97,25 @@ struct Args {
     #[arg(long, value_name = "BYTES", requires = "writable")]
     max_upload_size: Option<u64>,
 
+    /// Also serve --root over TFTP on this UDP port ([ADDR:]PORT; without ADDR, the --bind
+    /// address; 0 picks a free port). --writable and --overwrite apply to TFTP too.
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = ftserver::config::parse_listen_spec)]
+    tftp: Option<ListenSpec>,
+
+    /// TFTP retransmission timeout in seconds, when the client does not negotiate one.
+    #[arg(long, value_name = "SECS", requires = "tftp", default_value_t = TftpConfig::default().timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=255))]
+    tftp_timeout: u64,
+
+    /// TFTP retransmissions of one packet before a transfer is given up.
+    #[arg(long, value_name = "N", requires = "tftp", default_value_t = TftpConfig::default().retries)]
+    tftp_retries: u32,
+
+    /// The most TFTP transfers at once; more requests get error 0 "server busy".
+    #[arg(long, value_name = "N", requires = "tftp", default_value_t = TftpConfig::default().max_transfers,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    tftp_max_transfers: usize,
+
     /// Log more: -v adds each command, -vv everything. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -135,24 +164,65 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.overwrite = args.overwrite;
     config.max_upload_size = args.max_upload_size;
 
-    let addr = SocketAddr::new(args.bind, args.port);
-    let listener = TcpListener::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {}", lower(&e)))?;
+    let tftp_config = TftpConfig {
+        root: config.root.clone(),
+        writable: args.writable,
+        overwrite: args.overwrite,
+        timeout: Duration::from_secs(args.tftp_timeout),
+        retries: args.tftp_retries,
+        max_transfers: args.tftp_max_transfers,
+        ..TftpConfig::default()
+    };
+
+    // Bind everything before serving anything: a taken port fails the whole start.
+    let listener = match args.port {
+        Some(port) => {
+            let addr = SocketAddr::new(args.bind, port);
+            Some(TcpListener::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {}", lower(&e)))?)
+        }
+        None => None,
+    };
+    let tftp_socket = match args.tftp {
+        Some(spec) => {
+            let addr = SocketAddr::new(spec.ip.unwrap_or(args.bind), spec.port);
+            Some(UdpSocket::bind(addr).map_err(|e| anyhow!("cannot listen for tftp on {addr}: {}", lower(&e)))?)
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = stop_tx.send(());
     })
     .context("cannot install the Ctrl-C/SIGTERM handler")?;
-    let server = ftserver::Server::spawn(listener, config).map_err(|e| anyhow!("cannot start: {}", lower(&e)))?;
+    let root = config.root.clone();
+    let server = listener
+        .map(|listener| ftserver::Server::spawn(listener, config))
+        .transpose()
+        .map_err(|e| anyhow!("cannot start: {}", lower(&e)))?;
+    let tftp = tftp_socket
+        .map(|socket| ftserver::tftp::spawn(socket, tftp_config))
+        .transpose()
+        .map_err(|e| anyhow!("cannot start tftp: {}", lower(&e)))?;
 
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "ftserver: serving {} on {}", server.root().display(), server.local_addr())
-        .and_then(|()| stdout.flush())
-        .context("cannot write to stdout")?;
+    let mut ready = String::new();
+    if let Some(server) = &server {
+        ready.push_str(&format!("ftserver: serving {} on {}\n", root.display(), server.local_addr()));
+    }
+    if let Some(tftp) = &tftp {
+        ready.push_str(&format!("ftserver: serving {} over tftp on {}\n", root.display(), tftp.local_addr()));
+    }
+    stdout.write_all(ready.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to stdout")?;
     drop(stdout);
 
     // Wait for Ctrl-C or SIGTERM. If the sender is gone the handler can never fire, so stop.
     let _ = stop_rx.recv();
     log::info!("stopping");
-    server.shutdown();
+    if let Some(tftp) = tftp {
+        tftp.shutdown();
+    }
+    if let Some(server) = server {
+        server.shutdown();
+    }
     Ok(())
 }

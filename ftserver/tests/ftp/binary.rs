@@ -1,9 +1,11 @@
-//! The real `ftserver` binary: the ready line, exit codes, SIGTERM, and no descriptor or thread
-//! leaks across hundreds of sessions (counted in /proc for the server process alone).
+//! The real `ftserver` binary: the ready lines (FTP and TFTP), exit codes, SIGTERM, a full disk,
+//! and no descriptor or thread leaks across hundreds of sessions (counted in /proc for the
+//! server process alone).
 
-use crate::support::{run_tool, ChildGuard, Raw, TOOL_TIMEOUT};
+use crate::support::{run_ok, run_tool, ChildGuard, Raw, TOOL_TIMEOUT};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,33 +18,44 @@ struct Running {
     stdout_closed: mpsc::Receiver<()>,
 }
 
-fn start(root: &std::path::Path, extra: &[&str]) -> Running {
+fn start(root: &Path, extra: &[&str]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftserver"));
     cmd.args(["-q", "--bind", "127.0.0.1", "--root"]).arg(root).args(extra).arg("0");
     start_command(cmd, root)
 }
 
-/// Starts `cmd`, which runs ftserver serving `root`, and reads its ready line.
-fn start_command(mut cmd: Command, root: &std::path::Path) -> Running {
+/// Starts `cmd`, which runs ftserver serving FTP from `root`, and reads its ready line.
+fn start_command(cmd: Command, root: &Path) -> Running {
+    let (child, lines, stdout_closed) = spawn(cmd);
+    let addr = ready_addr(&lines, root, "");
+    Running { child, addr, stdout_closed }
+}
+
+/// Starts `cmd`; returns the child, its stdout lines as they come, and a receiver that gets a
+/// message when stdout closes.
+fn spawn(mut cmd: Command) -> (ChildGuard, mpsc::Receiver<String>, mpsc::Receiver<()>) {
     let mut child =
         ChildGuard(cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
-    let (line_tx, line_rx) = mpsc::channel();
+    let (line_tx, lines) = mpsc::channel();
     let (closed_tx, stdout_closed) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = line_tx.send(line);
-        let mut rest = Vec::new();
-        let _ = reader.read_to_end(&mut rest);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = line_tx.send(line);
+        }
         let _ = closed_tx.send(());
     });
-    let line = line_rx.recv_timeout(TOOL_TIMEOUT).expect("no ready line from ftserver");
-    let expected = format!("ftserver: serving {} on 127.0.0.1:", root.canonicalize().unwrap().display());
-    let port = line.trim_end().strip_prefix(&expected).unwrap_or_else(|| panic!("ready line {line:?}"));
-    let addr = SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().unwrap()));
-    Running { child, addr, stdout_closed }
+    (child, lines, stdout_closed)
+}
+
+/// Reads the next ready line, `ftserver: serving <root> <how>on 127.0.0.1:<port>`, and returns
+/// the address.
+fn ready_addr(lines: &mpsc::Receiver<String>, root: &Path, how: &str) -> SocketAddr {
+    let line = lines.recv_timeout(TOOL_TIMEOUT).expect("no ready line from ftserver");
+    let expected = format!("ftserver: serving {} {how}on 127.0.0.1:", root.canonicalize().unwrap().display());
+    let port = line.strip_prefix(&expected).unwrap_or_else(|| panic!("ready line {line:?}, expected {expected:?}"));
+    SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().unwrap()))
 }
 
 fn count(dir: String) -> usize {
@@ -152,7 +165,8 @@ fn exit_codes_and_error_lines() {
     assert!(stderr.starts_with(&format!("ftserver: cannot listen on 127.0.0.1:{port}: address")), "{stderr}");
     let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).arg("--help"), TOOL_TIMEOUT);
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("Usage: ftserver [OPTIONS] <PORT>") && help.contains("--pasv-ports"), "{help}");
+    assert!(help.contains("Usage: ftserver [OPTIONS] [PORT]") && help.contains("--pasv-ports"), "{help}");
+    assert!(help.contains("--tftp <[ADDR:]PORT>") && help.contains("--writable"), "{help}");
 }
 
 /// A full disk: a 1 MiB tmpfs as the root, in a private mount namespace (`unshare -rm`). An
@@ -188,6 +202,85 @@ exec "$2" -q --bind 127.0.0.1 --root "$1" --writable 0"#;
     raw.expect_reply(226);
     raw.expect("SIZE fits.bin", 213);
     assert_eq!(raw.passive_transfer("RETR kept.txt"), b"kept\n");
+}
+
+fn tftp_url(addr: SocketAddr, name: &str) -> String {
+    format!("tftp://{addr}/{name}")
+}
+
+fn curl_tftp() -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--max-time", "30", "--disable"]);
+    cmd
+}
+
+/// `--tftp ADDR:PORT` beside FTP: two ready lines, FTP first; curl gets the same file over both.
+#[test]
+fn serves_tftp_beside_ftp() {
+    let root = tempfile::tempdir().unwrap();
+    let bytes = crate::support::awkward_bytes(100_000);
+    std::fs::write(root.path().join("boot.img"), &bytes).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftserver"));
+    cmd.args(["-q", "--bind", "127.0.0.1", "--root"]).arg(root.path()).args(["--tftp", "127.0.0.1:0", "0"]);
+    let (_child, lines, _closed) = spawn(cmd);
+    let ftp = ready_addr(&lines, root.path(), "");
+    let tftp = ready_addr(&lines, root.path(), "over tftp ");
+    let out = tempfile::tempdir().unwrap();
+    for (i, url) in [tftp_url(tftp, "boot.img"), format!("ftp://{ftp}/boot.img")].iter().enumerate() {
+        let dest = out.path().join(i.to_string());
+        run_ok(curl_tftp().arg("-o").arg(&dest).arg(url));
+        assert!(std::fs::read(&dest).unwrap() == bytes, "{url}");
+    }
+    // Read-only by default over TFTP too.
+    let upload = out.path().join("0");
+    let refused = run_tool(curl_tftp().arg("-T").arg(&upload).arg(tftp_url(tftp, "new.img")), TOOL_TIMEOUT);
+    assert!(!refused.status.success());
+    assert!(!root.path().join("new.img").exists());
+}
+
+/// Only `--tftp PORT` (no FTP port): TFTP alone on the --bind address, and --writable applies.
+#[test]
+fn serves_tftp_alone_and_writable() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftserver"));
+    cmd.args(["-q", "--bind", "127.0.0.1", "--writable", "--tftp-timeout", "2", "--tftp-retries", "3"])
+        .arg("--root")
+        .arg(root.path())
+        .args(["--tftp", "0"]);
+    let (_child, lines, _closed) = spawn(cmd);
+    let tftp = ready_addr(&lines, root.path(), "over tftp ");
+    let local = tempfile::tempdir().unwrap();
+    let bytes = crate::support::awkward_bytes(70_000);
+    std::fs::write(local.path().join("up.bin"), &bytes).unwrap();
+    run_ok(curl_tftp().arg("-T").arg(local.path().join("up.bin")).arg(tftp_url(tftp, "up.bin")));
+    assert!(std::fs::read(root.path().join("up.bin")).unwrap() == bytes);
+    // Never replaced without --overwrite.
+    std::fs::write(local.path().join("up.bin"), b"other").unwrap();
+    let refused =
+        run_tool(curl_tftp().arg("-T").arg(local.path().join("up.bin")).arg(tftp_url(tftp, "up.bin")), TOOL_TIMEOUT);
+    assert!(!refused.status.success());
+    assert!(std::fs::read(root.path().join("up.bin")).unwrap() == bytes);
+}
+
+#[test]
+fn tftp_usage_errors() {
+    let bin = env!("CARGO_BIN_EXE_ftserver");
+    for args in
+        [&["--root", "."][..], &["--tftp", "x"], &["--tftp-timeout", "5", "0"], &["--tftp", "0", "--tftp-timeout", "0"]]
+    {
+        let out = run_tool(Command::new(bin).args(args), TOOL_TIMEOUT);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = run_tool(Command::new(bin).args(["--tftp", "x"]), TOOL_TIMEOUT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid listen address \"x\": expected PORT or ADDR:PORT"), "{stderr}");
+    // The TFTP port is taken.
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let spec = busy.local_addr().unwrap().to_string();
+    let out = run_tool(Command::new(bin).args(["--tftp", &spec]), TOOL_TIMEOUT);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&format!("ftserver: cannot listen for tftp on {spec}: address")), "{stderr}");
 }
 
 /// The peak resident memory of a process, from /proc (kB).

@@ -114,10 +114,10 @@ pub fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     TcpStream::connect_timeout(&target, timeout)
 }
 
-/// The read size for downloads. Measured on loopback (curl, 2 GiB file, release build): 256 KiB
-/// reads reach about 1.9 GB/s against 1.7 GB/s for `io::copy`'s 8 KiB, and `sendfile` was no
-/// faster than this loop. (Rust 1.95's `io::copy` does not use `sendfile` for a `TcpStream`
-/// writer, as strace shows, so there is nothing to gain from it here.)
+/// The read size for downloads sent by copying, and for uploads. Measured on loopback (curl,
+/// 2 GiB file, release build): 256 KiB reads reach about 1.9 GB/s against 1.7 GB/s for
+/// `io::copy`'s 8 KiB. (Rust 1.95's `io::copy` does not use `sendfile` for a `TcpStream` writer,
+/// as strace shows; [`send_file`] calls it itself when that pays.)
 const SEND_BUFFER: usize = 256 * 1024;
 
 /// Bytes sent between two looks at the control connection for an ABOR.
@@ -133,16 +133,60 @@ const CHECK_EVERY: u64 = 4 << 20;
 ///
 /// `keep_going` is asked every few MiB; when it says no, sending stops with a
 /// `ConnectionAborted` error (the client asked for ABOR).
+///
+/// With `zero_copy` (TYPE I only) the kernel moves the bytes with `sendfile(2)`, as vsftpd does,
+/// instead of a read/write loop. Measured for a 1 GiB download over loopback to ftclient
+/// (release builds, 2 CPUs): the server's CPU time falls from 0.27 s to 0.13 s, but the
+/// receiving process's kernel time rises from 0.22 s to 0.50 s (it copies out of page-cache
+/// pages in 4 KiB pieces) and throughput falls from 2.1 to 1.65 GB/s. Over a real network the
+/// receiver is another machine and its cost does not depend on how we send; so the session asks
+/// for zero copy for every peer but a loopback one.
 pub fn send_file(
     file: &mut File,
     limit: u64,
     out: &mut TcpStream,
     ascii: bool,
-    keep_going: impl FnMut() -> bool,
+    zero_copy: bool,
+    mut keep_going: impl FnMut() -> bool,
 ) -> (u64, io::Result<()>) {
     let mut sent = 0u64;
+    if zero_copy && !ascii {
+        match send_zero_copy(file, limit, out, &mut keep_going, &mut sent) {
+            // This file cannot be sent with sendfile (EINVAL, ENOSYS): copy it instead.
+            Err(e) if sent == 0 && !is_peer_error(&e) => {
+                log::debug!("sendfile refused ({e}), copying instead");
+            }
+            other => return (sent, other),
+        }
+    }
     let result = send_counted(file, limit, out, ascii, keep_going, &mut sent);
     (sent, result)
+}
+
+/// Sends up to `limit` bytes from the file's current position with `sendfile(2)`, in pieces
+/// that end on the `CHECK_EVERY` marks so ABOR is noticed as in the copying loop.
+fn send_zero_copy(
+    file: &mut File,
+    limit: u64,
+    out: &mut TcpStream,
+    keep_going: &mut impl FnMut() -> bool,
+    sent: &mut u64,
+) -> io::Result<()> {
+    while *sent < limit {
+        if *sent > 0 && *sent % CHECK_EVERY == 0 && !keep_going() {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "transfer aborted by the client"));
+        }
+        let piece = (limit - *sent).min(CHECK_EVERY - *sent % CHECK_EVERY);
+        // `None`: use and advance the file's own position (set by REST).
+        match nix::sys::sendfile::sendfile64(&*out, &*file, None, piece as usize) {
+            // The file shrank: the caller sees fewer bytes than announced.
+            Ok(0) => return Ok(()),
+            Ok(n) => *sent += n as u64,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn send_counted(
@@ -300,6 +344,41 @@ pub fn is_peer_error(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, TcpListener};
+
+    /// Sends `len` bytes of `bytes` from `offset` and returns what the peer received.
+    fn sent_through_a_socket(bytes: &[u8], offset: u64, len: u64, zero_copy: bool) -> (u64, Vec<u8>) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let reader = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut out, _) = listener.accept().unwrap();
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            (&reader).read_to_end(&mut got).unwrap();
+            got
+        });
+        let (sent, result) = send_file(&mut file, len, &mut out, false, zero_copy, || true);
+        result.unwrap();
+        drop(out);
+        (sent, reading.join().unwrap())
+    }
+
+    #[test]
+    fn sendfile_and_the_copying_loop_send_the_same_bytes() {
+        let bytes: Vec<u8> = (0..(CHECK_EVERY as usize * 2 + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let total = bytes.len() as u64;
+        for zero_copy in [false, true] {
+            assert_eq!(sent_through_a_socket(&bytes, 0, total, zero_copy), (total, bytes.clone()));
+            // A REST offset, and a limit that stops before the end (a growing file).
+            assert_eq!(
+                sent_through_a_socket(&bytes, 1000, 5 << 20, zero_copy),
+                (5 << 20, bytes[1000..][..5 << 20].to_vec())
+            );
+            // A limit beyond the end (a file that shrank) sends what is there.
+            assert_eq!(sent_through_a_socket(&bytes[..10], 0, 100, zero_copy), (10, bytes[..10].to_vec()));
+        }
+    }
 
     #[test]
     fn passive_ports_come_from_the_range() {

@@ -569,7 +569,9 @@ impl<'a> Session<'a> {
         let announced = size - offset;
         let control = self.ctrl.get_ref();
         let mut abor = false;
-        let (n, sent) = data::send_file(&mut file, announced, &mut stream, self.ascii, || {
+        // Zero copy costs a loopback receiver more than it saves us (see `data::send_file`).
+        let zero_copy = !stream.peer_addr().is_ok_and(|a| canonical_ip(a.ip()).is_loopback());
+        let (n, sent) = data::send_file(&mut file, announced, &mut stream, self.ascii, zero_copy, || {
             abor = abor_pending(control);
             !abor && !self.shared.stop.load(Ordering::SeqCst)
         });

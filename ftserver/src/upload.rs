@@ -42,12 +42,13 @@
 //!
 //! # One upload per name
 //!
-//! Within one server process only one upload writes to a given partial file at a time ([`Busy`]);
-//! a second upload of the same name meanwhile gets `450`. (Partial files are not locked against
-//! other programs: one server per served tree is assumed.)
+//! Within one server process only one upload, FTP or TFTP, writes to a given partial file at a
+//! time ([`Busy`]); a second upload of the same name meanwhile gets `450` (TFTP: an error).
+//! (Partial files are not locked against other programs: one server per served tree is
+//! assumed.)
 
 use crate::fs::{FsError, Target};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -83,16 +84,21 @@ pub fn partial_size(target: &Target) -> Option<u64> {
     meta.is_file().then_some(meta.len())
 }
 
-/// The partial files being written right now in this process.
+/// The partial files being written right now, in the whole process: FTP sessions and TFTP
+/// transfers (each with their own [`Busy`] handle) must not write the same partial file at once.
+static BUSY: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// A handle on the uploads running in this process. Every handle sees the same set, so FTP and
+/// TFTP uploads of the same name exclude each other.
 #[derive(Debug, Default)]
 pub struct Busy {
-    paths: Mutex<HashSet<PathBuf>>,
+    _shared: (),
 }
 
 impl Busy {
-    fn lock(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+    fn lock(&self) -> MutexGuard<'static, BTreeSet<PathBuf>> {
         // Each update is one insert or remove, so a poisoned set is still consistent.
-        self.paths.lock().unwrap_or_else(|p| p.into_inner())
+        BUSY.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks `path` busy until the returned claim is dropped; `None` if it already is.
@@ -100,14 +106,9 @@ impl Busy {
         self.lock().insert(path.to_owned()).then(|| Claim { busy: self, path: path.to_owned() })
     }
 
-    /// How many uploads are running.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Is no upload running?
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Is an upload writing the partial file of `target` right now?
+    pub fn is_busy(&self, target: &Target) -> bool {
+        partial_path(target).is_some_and(|path| self.lock().contains(&path))
     }
 }
 
@@ -367,13 +368,15 @@ mod tests {
         write(&mut up, b"one");
         assert!(!dir.path().join("f").exists());
         assert_eq!(partial_size(&target(dir.path(), "f")), Some(3));
-        // The same name is busy while the upload runs.
-        assert!(matches!(Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, false), Err(UploadError::Busy)));
+        // The same name is busy while the upload runs, for every handle (FTP and TFTP).
+        assert!(busy.is_busy(&target(dir.path(), "f")));
+        let other = Busy::default();
+        assert!(matches!(Upload::open(&other, target(dir.path(), "f"), Start::Fresh, false), Err(UploadError::Busy)));
         // A file that appears meanwhile is not replaced.
         std::fs::write(dir.path().join("f"), b"theirs").unwrap();
         assert!(matches!(up.commit(false), Err(UploadError::Exists)));
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"theirs");
-        assert!(busy.is_empty());
+        assert!(!busy.is_busy(&target(dir.path(), "f")));
         assert!(matches!(Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, false), Err(UploadError::Exists)));
 
         let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, true).unwrap();

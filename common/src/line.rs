@@ -27,9 +27,9 @@ pub fn find_line(buf: &[u8], limit: usize) -> Line<'_> {
                 Line::Complete { line: &buf[..end], consumed: lf + 1 }
             }
         }
-        None if buf.len() > limit + 1 => Line::TooLong,
+        None if buf.len() > limit.saturating_add(1) => Line::TooLong,
         // Exactly limit+1 bytes could still be `line + CR` waiting for its LF.
-        None if buf.len() == limit + 1 && buf[limit] != b'\r' => Line::TooLong,
+        None if Some(buf.len()) == limit.checked_add(1) && buf[limit] != b'\r' => Line::TooLong,
         None => Line::Incomplete,
     }
 }
@@ -60,5 +60,6 @@ mod tests {
         check(b"abcde", 4, Line::TooLong);
         check(b"abcde\r\n", 4, Line::TooLong);
         check(b"abcd", 4, Line::Incomplete);
+        check(b"abc", usize::MAX, Line::Incomplete);
     }
 }

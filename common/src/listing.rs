@@ -290,11 +290,17 @@ fn parse_ls_date(month: u32, day: u32, time_or_year: &str, now: i64) -> Option<i
         if h > 23 || m > 59 {
             return None;
         }
+        // `ls` shows HH:MM for dates within the last six months (or a little ahead), so the year
+        // is the latest one that does not put the date after tomorrow: on 31 December,
+        // "Jan 01 06:00" is tomorrow, next year.
         let (this_year, ..) = civil_from_unix(now);
-        let t = unix_from_civil(this_year, month, day, h, m, 0);
-        Some(if t > now + 86_400 { unix_from_civil(this_year - 1, month, day, h, m, 0) } else { t })
+        [this_year + 1, this_year, this_year - 1]
+            .into_iter()
+            .map(|y| unix_from_civil(y, month, day, h, m, 0))
+            .find(|&t| t <= now + 86_400)
     } else {
-        let y: i64 = time_or_year.parse().ok()?;
+        // A four-digit year keeps the date arithmetic far from overflow on hostile input.
+        let y: i64 = time_or_year.parse().ok().filter(|y| (1000..=9999).contains(y))?;
         Some(unix_from_civil(y, month, day, 0, 0, 0))
     }
 }
@@ -487,7 +493,13 @@ mod tests {
         // No group column (some servers).
         let e = parse_list_line("-rw-r--r-- 1 owner 12 Mar 14 09:26 x", now).unwrap().unwrap();
         assert_eq!((e.size, e.name.as_str()), (12, "x"));
-        // A date in December seen in January belongs to last year.
+        // A date in December seen in January belongs to last year, and on New Year's Eve a
+        // time on 1 January is tomorrow, next year.
+        let eve = unix_from_civil(2024, 12, 31, 12, 0, 0);
+        let e = parse_list_line("-rw-r--r-- 1 a b 1 Jan 01 06:00 y", eve).unwrap().unwrap();
+        assert_eq!(e.modified, Some(unix_from_civil(2025, 1, 1, 6, 0, 0)));
+        // Found by fuzzing: a huge year overflowed the date arithmetic.
+        assert_eq!(parse_list_line("-rw-r--r-- 1 a b 1 Jan 01 999999999999 x", eve), Err(ListingError::List));
         let jan = unix_from_civil(2025, 1, 5, 0, 0, 0);
         let e = parse_list_line("-rw-r--r-- 1 a b 1 Dec 31 23:00 y", jan).unwrap().unwrap();
         assert_eq!(e.modified, Some(unix_from_civil(2024, 12, 31, 23, 0, 0)));

@@ -225,6 +225,9 @@ mod tests {
         check("099 x\r\n", Err(ReplyError::Malformed("099 x".into())));
         check("220x\r\n", Err(ReplyError::Malformed("220x".into())));
         assert_eq!(Reply::parse(b"220 abcdef", 4), Err(ReplyError::TooLong(4)));
+        // A server that never ends a multi-line reply is cut off at the line limit.
+        let endless = format!("211-start\r\n{}", "x\r\n".repeat(MAX_REPLY_LINES + 1));
+        assert_eq!(Reply::parse(endless.as_bytes(), 8192), Err(ReplyError::TooManyLines(MAX_REPLY_LINES)));
     }
 
     #[test]

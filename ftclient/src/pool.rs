@@ -45,6 +45,8 @@ pub struct Report {
     pub renamed: usize,
     /// The files that failed, with the reason.
     pub failed: Vec<(String, String)>,
+    /// Files never tried (Ctrl-C, or no connection left), and why.
+    pub untried: (usize, String),
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -78,12 +80,13 @@ pub fn run(first: Session, login: &Login, mode: Mode, parallel: usize, jobs: Vec
     });
     let mut report = shared.report.into_inner().unwrap_or_else(|e| e.into_inner());
     // Whatever is left was never tried: every connection failed, or Ctrl-C.
-    let reason = match interrupt::check() {
-        Err(e) => e.to_string(),
-        Ok(()) => "not transferred: no connection to the server was left".to_owned(),
-    };
-    for job in shared.queue.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        report.failed.push((job.label, reason.clone()));
+    let left = shared.queue.into_inner().unwrap_or_else(|e| e.into_inner()).len();
+    if left > 0 {
+        let reason = match interrupt::check() {
+            Err(e) => e.to_string(),
+            Ok(()) => "no connection to the server was left".to_owned(),
+        };
+        report.untried = (left, reason);
     }
     report.elapsed = started.elapsed();
     report

@@ -152,7 +152,8 @@ fn transfer_all(
 /// Prints the summary and the failures; fails when any file failed.
 fn conclude(verb: &str, mut report: Report, walk: Walk, opts: &TreeOptions) -> Result<()> {
     report.failed.extend(walk.refused);
-    let tried = report.files + report.failed.len();
+    let (untried, why_untried) = std::mem::take(&mut report.untried);
+    let tried = report.files + report.failed.len() + untried;
     if !opts.quiet {
         let secs = report.elapsed.as_secs_f64().max(1e-6);
         let mut line = format!(
@@ -172,14 +173,17 @@ fn conclude(verb: &str, mut report: Report, walk: Walk, opts: &TreeOptions) -> R
             eprintln!("  skipped {}: {why}", sanitize(name));
         }
     }
-    if report.failed.is_empty() {
+    if report.failed.is_empty() && untried == 0 {
         return Ok(());
     }
     report.failed.sort();
     for (name, why) in &report.failed {
         eprintln!("  failed {}: {why}", sanitize(name));
     }
-    bail!("{} of {tried} files failed (listed above)", report.failed.len())
+    if untried > 0 {
+        eprintln!("  {untried} files not transferred: {why_untried}");
+    }
+    bail!("{} of {tried} files failed (listed above)", report.failed.len() + untried)
 }
 
 /// The local path of `rel` (a `/`-separated path inside the tree) under `root`.

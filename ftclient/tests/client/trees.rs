@@ -70,7 +70,7 @@ pub fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, S
 /// Runs ftclient against `port` in a fresh directory made by `setup`. In active mode the
 /// connections listen on DATA_PORT .. DATA_PORT+N-1; when another test took one of those
 /// ports meanwhile (a race of the test, not of the client) the run is repeated afresh.
-fn run_fresh(port: u16, args: &[&str], active: bool, setup: impl Fn(&Path)) -> (tempfile::TempDir, Run) {
+pub fn run_fresh(port: u16, args: &[&str], active: bool, setup: impl Fn(&Path)) -> (tempfile::TempDir, Run) {
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         setup(dir.path());

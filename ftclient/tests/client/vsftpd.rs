@@ -3,11 +3,17 @@
 use crate::scenarios::{self, Endpoint};
 use crate::support::{free_port, ChildGuard, Tree, LIMIT};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts vsftpd serving `tree` anonymously on `ip` and waits (bounded) until it accepts.
 fn start(tree: &Tree, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
+    start_in(tree.root.path(), ip)
+}
+
+/// Starts vsftpd serving `root` anonymously on `ip` and waits (bounded) until it accepts.
+fn start_in(root: &Path, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
     let empty = state.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -21,7 +27,7 @@ fn start(tree: &Tree, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
         "{listen}listen_port={port}\nanonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\n\
          local_enable=NO\nwrite_enable=NO\npasv_enable=YES\nport_enable=YES\nbackground=NO\n\
          run_as_launching_user=YES\nseccomp_sandbox=NO\nsecure_chroot_dir={empty}\nxferlog_enable=NO\n",
-        root = tree.root.path().display(),
+        root = root.display(),
         empty = empty.display(),
     );
     let conf = state.path().join("vsftpd.conf");
@@ -58,4 +64,21 @@ fn works_over_ipv6() {
     let tree = Tree::new();
     let (_server, port, _state) = start(&tree, "::1");
     scenarios::all(&Endpoint { host: "::1", port, tree: &tree });
+}
+
+#[test]
+fn trees_download_through_list_in_both_modes_with_parallel_connections() {
+    // vsftpd has no MLSD: the walk parses its `ls -l` LIST lines (spaces, unicode, empty dir).
+    let root = tempfile::tempdir().unwrap();
+    crate::trees::build_tree(&root.path().join("tree"), 50);
+    std::fs::remove_file(root.path().join("tree/leak")).unwrap();
+    let expected = crate::trees::digest(&root.path().join("tree"));
+    let (_server, port, _state) = start_in(root.path(), "127.0.0.1");
+    for active in [false, true] {
+        let args = ["-r", "-g", "tree", "--parallel", "3"];
+        let (dir, run) = crate::trees::run_fresh(port, &args, active, |_| {});
+        let run = run.ok();
+        assert!(run.stderr.contains("downloaded 58 of 58 files"), "{}", run.stderr);
+        crate::trees::assert_same(&crate::trees::digest(&dir.path().join("tree")), &expected, "vsftpd tree");
+    }
 }

@@ -319,6 +319,10 @@ fn parse_dos_line(line: &str) -> Result<Entry, ListingError> {
     } else {
         *yy as i64
     };
+    // Four-digit years only, as for Unix lines: keeps the date arithmetic far from overflow.
+    if !(1000..=9999).contains(&year) {
+        return Err(ListingError::List);
+    }
     let time = t[1].to_ascii_uppercase();
     let pm = time.ends_with("PM");
     let (h, m) = time.trim_end_matches(['A', 'M', 'P']).split_once(':').ok_or(ListingError::List)?;
@@ -334,7 +338,7 @@ fn parse_dos_line(line: &str) -> Result<Entry, ListingError> {
     } else {
         (EntryKind::File, t[2].parse().map_err(|_| ListingError::List)?)
     };
-    if name.is_empty() || *mon == 0 || *mon > 12 {
+    if name.is_empty() || !(1..=12).contains(mon) || !(1..=31).contains(day) || h > 23 || m > 59 {
         return Err(ListingError::List);
     }
     let modified = Some(unix_from_civil(year, *mon, *day, h, m, 0));

@@ -9,7 +9,6 @@ use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
 use crate::verify;
 use anyhow::{anyhow, bail, Context, Result};
-use common::command::TransferType;
 use common::reply::parse_transfer_size;
 use common::text::sanitize;
 use common::Command;
@@ -85,7 +84,7 @@ impl Done {
 /// Downloads `opts.remote`.
 pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done> {
     // SIZE is only meaningful in binary mode (RFC 3659 section 4), so TYPE I comes first.
-    session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
+    session.binary()?;
     let size = remote_size(session, &opts.remote)?;
     match &opts.output {
         Output::Stdout => to_stdout(session, mode, opts, size),

@@ -26,18 +26,26 @@ pub struct SyncingFile {
 }
 
 impl SyncingFile {
-    /// Wraps `file`; without a second handle to it (rare) it is just a file.
+    /// Wraps `file`. The helper thread starts only once a file grows past
+    /// [`EARLY_SYNC_EVERY`], so small files (trees of thousands) cost no thread.
     pub fn new(file: File) -> SyncingFile {
-        let (kick, thread) = match file.try_clone() {
-            Ok(clone) => {
-                let (tx, rx) = mpsc::sync_channel::<()>(1);
-                // Errors are left to the final sync, which reports them.
-                let thread = std::thread::spawn(move || rx.iter().for_each(|()| drop(clone.sync_data())));
-                (Some(tx), Some(thread))
-            }
-            Err(_) => (None, None),
-        };
-        SyncingFile { file, since: 0, kick, thread }
+        SyncingFile { file, since: 0, kick: None, thread: None }
+    }
+
+    /// Asks the helper thread (started on first use) to sync what was written so far.
+    fn sync_in_background(&mut self) {
+        if self.kick.is_none() && self.thread.is_none() {
+            // Without a second handle (rare) the file is just a file: the final sync does all.
+            let Ok(clone) = self.file.try_clone() else { return };
+            let (tx, rx) = mpsc::sync_channel::<()>(1);
+            // Errors are left to the final sync, which reports them.
+            self.thread = Some(std::thread::spawn(move || rx.iter().for_each(|()| drop(clone.sync_data()))));
+            self.kick = Some(tx);
+        }
+        if let Some(kick) = &self.kick {
+            // A sync still running covers these bytes soon enough: never wait for it.
+            let _ = kick.try_send(());
+        }
     }
 
     /// Waits for the background syncs, then makes everything durable (data and size).
@@ -60,10 +68,7 @@ impl Write for SyncingFile {
         self.since += n as u64;
         if self.since >= EARLY_SYNC_EVERY {
             self.since = 0;
-            if let Some(kick) = &self.kick {
-                // A sync still running covers these bytes soon enough: never wait for it.
-                let _ = kick.try_send(());
-            }
+            self.sync_in_background();
         }
         Ok(n)
     }

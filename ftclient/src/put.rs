@@ -8,7 +8,6 @@ use crate::session::{ServerError, Session};
 use crate::transfer::{self, Mode};
 use crate::verify::{self, HashingReader};
 use anyhow::{anyhow, bail, Context, Result};
-use common::command::TransferType;
 use common::listing::{parse_mlsx, EntryKind};
 use common::text::sanitize;
 use common::Command;
@@ -119,7 +118,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         bail!("{} is a directory; use -r to upload a directory tree", opts.local.display());
     }
     let len = meta.len();
-    session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
+    session.binary()?;
     let remote = sanitize(&opts.remote);
     let mut found = probe(session, &opts.remote)?;
     if opts.resume && found == Remote::Missing && session.features.mlst {

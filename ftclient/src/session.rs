@@ -3,6 +3,7 @@
 
 use crate::interrupt;
 use anyhow::{anyhow, bail, Context, Result};
+use common::command::TransferType;
 use common::reply::ReplyBuilder;
 use common::text::sanitize;
 use common::{Command, Control, ControlError, Reply};
@@ -95,6 +96,8 @@ pub struct Session {
     peer: SocketAddr,
     local: SocketAddr,
     timeout: Duration,
+    /// TYPE I was accepted: the session stays in binary mode (nothing here switches back).
+    binary: bool,
     /// What FEAT advertised (empty until [`Session::feat`] is called).
     pub features: Features,
 }
@@ -138,6 +141,7 @@ impl Session {
             peer,
             local,
             timeout,
+            binary: false,
             features: Features::default(),
         };
         session.greeting()?;
@@ -193,6 +197,18 @@ impl Session {
             self.features = Features::parse(&reply);
         }
         log::debug!("features: {:?}", self.features);
+        Ok(())
+    }
+
+    /// Switches to binary mode (TYPE I) unless already done on this connection: transfers and
+    /// SIZE (RFC 3659 section 4) need it, and a tree transfer saves a round trip per file.
+    pub fn binary(&mut self) -> Result<()> {
+        if !self.binary {
+            self.expect_success(&Command::Type(TransferType::Image), || {
+                "cannot switch to binary mode (TYPE I)".into()
+            })?;
+            self.binary = true;
+        }
         Ok(())
     }
 

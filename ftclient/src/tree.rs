@@ -12,7 +12,6 @@ use crate::put::{self, remote_join, PutOptions, Remote};
 use crate::session::{Login, ServerError, Session};
 use crate::transfer::Mode;
 use anyhow::{anyhow, bail, Context, Result};
-use common::command::TransferType;
 use common::listing::EntryKind;
 use common::path::unquote_257;
 use common::text::sanitize;
@@ -83,7 +82,7 @@ pub fn get(
     local_root: &Path,
     opts: &TreeOptions,
 ) -> Result<()> {
-    session.expect_success(&Command::Type(TransferType::Image), || "cannot switch to binary mode (TYPE I)".into())?;
+    session.binary()?;
     let walk = walk_remote(&mut session, mode, remote_root)?;
     std::fs::create_dir_all(local_root).with_context(|| format!("cannot create {}", local_root.display()))?;
     for dir in &walk.dirs {

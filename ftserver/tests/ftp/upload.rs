@@ -481,3 +481,40 @@ fn lftp_mirror_reverse_replaces_with_overwrite() {
     assert!(out.status.success(), "{out:?}");
     assert_same_tree(&local, &server.root.path().join("remote"));
 }
+
+#[test]
+fn a_stalled_upload_times_out_and_is_kept() {
+    let server = TestServer::start_with("127.0.0.1", |c| {
+        c.writable = true;
+        c.data_timeout = std::time::Duration::from_secs(1);
+    });
+    let mut raw = server.login();
+    let status = raw.expect("STAT", 211);
+    assert!(status.text().contains("Access: uploads allowed, nothing replaced or deleted"), "{status:?}");
+    let mut data = raw.epsv_connect();
+    raw.expect("STOR slow.bin", 150);
+    data.write_all(b"a start").unwrap();
+    // The client sends nothing more and keeps the connection open: the server gives up.
+    raw.expect_reply(426);
+    drop(data);
+    assert!(!server.root.path().join("slow.bin").exists());
+    raw.expect("SIZE slow.bin", 213).assert_text("7");
+}
+
+#[test]
+fn ipv6_uploads() {
+    if !crate::support::ipv6_available() {
+        eprintln!("skipped: ::1 is not available here");
+        return;
+    }
+    let server = TestServer::start_with("::1", |c| c.writable = true);
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f.bin");
+    let bytes = awkward_bytes(100_000);
+    std::fs::write(&file, &bytes).unwrap();
+    let base = format!("ftp://[::1]:{}", server.port());
+    run_ok(curl().arg("-T").arg(&file).arg(format!("{base}/passive.bin")));
+    run_ok(curl().args(["-P", "::1", "-T"]).arg(&file).arg(format!("{base}/active.bin")));
+    assert!(read(&server, "passive.bin") == bytes);
+    assert!(read(&server, "active.bin") == bytes);
+}

@@ -848,3 +848,20 @@ fn loss_tftp_hpa_no_options() {
     rig.run("tftp", &["-m", "binary", "127.0.0.1", &port, "-c", "put", &local, "up"]);
     rig.check(&local, "up");
 }
+
+/// Shutting the server down ends running transfers: the client is told, and an unfinished
+/// upload is deleted.
+#[test]
+fn shutdown_ends_transfers_and_deletes_unfinished_uploads() {
+    let server = patient(true);
+    let raw = Raw::new(&server);
+    raw.wrq("unfinished", &[]);
+    let tid = raw.expect_ack(0);
+    raw.data(1, &[9u8; 512], tid);
+    raw.expect_ack(1);
+    let Server { handle, dir } = server;
+    handle.shutdown();
+    assert_eq!(raw.expect_error(0), tid);
+    wait_for_no_temp_files(dir.path());
+    assert!(!dir.path().join("unfinished").exists());
+}

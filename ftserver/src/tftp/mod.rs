@@ -50,7 +50,11 @@ pub struct TftpConfig {
     pub max_transfers: usize,
     /// The largest `blksize` granted (at most 65464).
     pub max_blksize: u16,
-    /// The most bytes one window may hold; bounds the memory a read keeps for retransmission.
+    /// The most bytes one window may hold (`windowsize` is lowered to fit, RFC 7440 allows it).
+    /// A window arrives as one burst, and a client whose receive buffer is smaller (Linux's
+    /// default is 208 KiB) drops its tail every time: atftp with blksize 65464 and windowsize 16
+    /// stalls that way. The default, 128 KiB, keeps bursts under that; it also bounds the memory
+    /// a read keeps for retransmission.
     pub max_window_bytes: u32,
 }
 
@@ -64,7 +68,7 @@ impl Default for TftpConfig {
             retries: 5,
             max_transfers: 64,
             max_blksize: tftp::MAX_BLKSIZE,
-            max_window_bytes: 4 << 20,
+            max_window_bytes: 128 << 10,
         }
     }
 }

@@ -194,10 +194,9 @@ fn receive_into_part(
         check_count(count, expected)
     })();
     bar.finish();
-    let digest = sink.digest();
+    let (file, digest) = sink.finish();
     // The data must be on disk before the name says the file is complete.
-    let outcome =
-        outcome.and_then(|()| sink.into_inner().sync_all().with_context(|| format!("cannot write {}", part.display())));
+    let outcome = outcome.and_then(|()| file.sync_all().with_context(|| format!("cannot write {}", part.display())));
     match outcome {
         Ok(()) => Ok((count, digest)),
         Err(e) if count == 0 => {
@@ -271,7 +270,7 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
             sanitize(&opts.remote)
         )
     })?;
-    if let Some(digest) = stdout.digest() {
+    if let (_, Some(digest)) = stdout.finish() {
         verify::check_digest(session, opts, &digest, count, early).with_context(|| {
             format!("download of {} to stdout failed verification (the output is corrupt)", sanitize(&opts.remote))
         })?;

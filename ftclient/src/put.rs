@@ -6,7 +6,7 @@
 use crate::progress::{summary, Progress};
 use crate::session::{ServerError, Session};
 use crate::transfer::{self, Mode};
-use crate::verify::{self, HashingReader};
+use crate::verify;
 use anyhow::{anyhow, bail, Context, Result};
 use common::listing::{parse_mlsx, EntryKind};
 use common::text::sanitize;
@@ -14,6 +14,7 @@ use common::Command;
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What `-p` should do.
@@ -153,16 +154,28 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
     };
     let started = Instant::now();
     let hashing = verify::server_can_hash(session, opts.verify);
-    let hasher = if hashing { Some(verify::sha256_prefix(&mut file, offset, &opts.local)?) } else { None };
     file.seek(SeekFrom::Start(offset)).with_context(|| format!("cannot read {}", opts.local.display()))?;
-    let mut source = HashingReader::new(file, hasher);
-    let sent = if opts.resume && matches!(found, Remote::File(_)) && offset == len {
-        log::info!("the server already holds all {len} bytes of {remote}");
-        0
-    } else {
-        store(session, mode, opts, &mut source, offset, len)?
-    };
-    check(session, opts, len, source.digest())
+    let complete = opts.resume && matches!(found, Remote::File(_)) && offset == len;
+    // The local SHA-256 is computed on a second thread (reading the file on its own) while
+    // the upload runs, so it costs no time of its own; a failed upload stops it.
+    let stop = AtomicBool::new(false);
+    let (sent, digest) = std::thread::scope(|scope| {
+        let hasher = hashing.then(|| scope.spawn(|| verify::sha256_file_until(&opts.local, &stop)));
+        let sent = if complete {
+            log::info!("the server already holds all {len} bytes of {remote}");
+            Ok(0)
+        } else {
+            store(session, mode, opts, &mut file, offset, len)
+        };
+        if sent.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let digest = hasher.map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("the hashing thread panicked"))));
+        (sent, digest)
+    });
+    let sent = sent?;
+    let digest = digest.transpose()?;
+    check(session, opts, len, digest)
         .with_context(|| format!("upload of {} to {remote} failed verification", opts.local.display()))?;
     Ok(Sent { moved: sent, total: len, elapsed: started.elapsed() })
 }
@@ -173,7 +186,7 @@ fn store(
     session: &mut Session,
     mode: Mode,
     opts: &PutOptions,
-    source: &mut HashingReader<File>,
+    source: &mut File,
     offset: u64,
     len: u64,
 ) -> Result<u64> {

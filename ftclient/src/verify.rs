@@ -12,6 +12,7 @@ use common::Command;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -129,41 +130,69 @@ pub fn needs_digest(session: &Session, opts: &GetOptions) -> bool {
     opts.checksum.is_some() || server_method(session, opts.verify).is_some()
 }
 
-/// A writer that computes the SHA-256 of what passes through it, when enabled.
+/// A writer that computes the SHA-256 of what passes through it, when enabled. The hashing
+/// runs on a helper thread fed with copies of the written chunks, so it overlaps with the
+/// next read from the network instead of adding to it (SHA-256 costs about as much CPU as
+/// moving the bytes).
 #[derive(Debug)]
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Option<Sha256>,
+    helper: Option<Helper>,
 }
+
+#[derive(Debug)]
+struct Helper {
+    chunks: mpsc::SyncSender<Vec<u8>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<Sha256>,
+}
+
+/// Chunks that may wait for the hashing thread: enough to ride out a slow moment, little
+/// memory (a few megabytes).
+const QUEUED_CHUNKS: usize = 4;
 
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`; hashing costs CPU, so it only happens when `enabled`.
     pub fn new(inner: W, enabled: bool) -> Self {
-        HashingWriter { inner, hasher: enabled.then(Sha256::new) }
+        Self::continuing(inner, enabled.then(Sha256::new))
     }
 
     /// Wraps `inner`, continuing `hasher` (which may already hold a resumed file's first
     /// bytes); `None` hashes nothing.
     pub fn continuing(inner: W, hasher: Option<Sha256>) -> Self {
-        HashingWriter { inner, hasher }
+        let helper = hasher.map(|mut hasher| {
+            let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+            let (recycle, spare) = mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                for chunk in queue {
+                    hasher.update(&chunk);
+                    let _ = recycle.send(chunk);
+                }
+                hasher
+            });
+            Helper { chunks, spare, thread }
+        });
+        HashingWriter { inner, helper }
     }
 
-    /// The wrapped writer.
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-
-    /// The digest of everything written so far (`None` when not enabled).
-    pub fn digest(&self) -> Option<Vec<u8>> {
-        self.hasher.as_ref().map(|h| h.clone().finalize().to_vec())
+    /// The digest of everything written (`None` when not enabled), and the wrapped writer.
+    pub fn finish(self) -> (W, Option<Vec<u8>>) {
+        let digest = self.helper.and_then(|helper| {
+            drop(helper.chunks);
+            helper.thread.join().ok().map(|hasher| hasher.finalize().to_vec())
+        });
+        (self.inner, digest)
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
+        if let Some(helper) = &self.helper {
+            let mut chunk = helper.spare.try_recv().unwrap_or_default();
+            chunk.clear();
+            chunk.extend_from_slice(&buf[..n]);
+            helper.chunks.send(chunk).map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
         }
         Ok(n)
     }
@@ -199,36 +228,6 @@ pub fn check_upload(session: &mut Session, remote: &str, local: &[u8], len: u64)
         log::info!("SHA-256 of the upload matches the server's: {}", hex(local));
     }
     Ok(())
-}
-
-/// A reader that computes the SHA-256 of what passes through it, when enabled.
-#[derive(Debug)]
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Option<Sha256>,
-}
-
-impl<R: Read> HashingReader<R> {
-    /// Wraps `inner`, continuing `hasher` (e.g. with the bytes before a resumed upload's
-    /// offset already in it); `None` hashes nothing.
-    pub fn new(inner: R, hasher: Option<Sha256>) -> Self {
-        HashingReader { inner, hasher }
-    }
-
-    /// The digest of everything read so far (`None` when not enabled).
-    pub fn digest(&self) -> Option<Vec<u8>> {
-        self.hasher.as_ref().map(|h| h.clone().finalize().to_vec())
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        Ok(n)
-    }
 }
 
 /// The SHA-256 state after the first `len` bytes of `file` (read from its current position).
@@ -325,9 +324,25 @@ fn parse_hash_reply(text: &str) -> Option<(&str, Vec<u8>)> {
 
 /// The SHA-256 of a local file, read in large chunks.
 pub fn sha256_file(path: &Path) -> Result<Vec<u8>> {
+    sha256_file_until(path, &AtomicBool::new(false))
+}
+
+/// Like [`sha256_file`], but gives up (with an error) once `stop` is set or Ctrl-C is pressed.
+pub fn sha256_file_until(path: &Path, stop: &AtomicBool) -> Result<Vec<u8>> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
-    Ok(sha256_prefix(&mut file, len, path)?.finalize().to_vec())
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        interrupt::check()?;
+        if stop.load(Ordering::Relaxed) {
+            bail!("hashing {} stopped", path.display());
+        }
+        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(hasher.finalize().to_vec());
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 /// Lower-case hex.
@@ -348,6 +363,19 @@ mod tests {
         assert!(parse_hash_reply("SHA-256 10-20 00").is_none());
         assert!(parse_hash_reply("SHA-256 0-1 zz").is_none());
         assert!(parse_hash_reply("SHA-256").is_none());
+    }
+
+    #[test]
+    fn hashing_writers_hash_what_they_write() {
+        let mut w = HashingWriter::new(Vec::new(), true);
+        for _ in 0..10 {
+            w.write_all(&[b'a'; 100_000]).unwrap();
+        }
+        let (out, digest) = w.finish();
+        assert_eq!(Some(Sha256::digest(&out).to_vec()), digest);
+        assert_eq!(out.len(), 1_000_000);
+        let (_, none) = HashingWriter::new(Vec::new(), false).finish();
+        assert_eq!(none, None);
     }
 
     #[test]

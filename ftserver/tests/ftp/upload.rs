@@ -518,3 +518,33 @@ fn ipv6_uploads() {
     assert!(read(&server, "passive.bin") == bytes);
     assert!(read(&server, "active.bin") == bytes);
 }
+
+/// FTP and TFTP serving the same root in one process: while an FTP upload of a name runs, a
+/// TFTP upload of the same name is refused (one partial file, one writer), and vice versa the
+/// FTP upload completes untouched.
+#[test]
+fn ftp_and_tftp_uploads_of_one_name_exclude_each_other() {
+    let server = TestServer::writable(false);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config =
+        ftserver::tftp::TftpConfig { root: server.root.path().to_owned(), writable: true, ..Default::default() };
+    let tftp = ftserver::tftp::spawn(socket, config).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("other"), b"from tftp").unwrap();
+
+    let mut raw = server.login();
+    let mut data = raw.epsv_connect();
+    raw.expect("STOR same", 150);
+    data.write_all(b"from ftp").unwrap();
+    let tftp_url = format!("tftp://{}/same", tftp.local_addr());
+    let refused = run_tool(curl().arg("-T").arg(local.path().join("other")).arg(&tftp_url), TOOL_TIMEOUT);
+    assert!(!refused.status.success(), "{refused:?}");
+    drop(data);
+    raw.expect_reply(226);
+    assert_eq!(read(&server, "same"), b"from ftp");
+    // Once the FTP upload is done the name exists: TFTP does not replace it either.
+    let refused = run_tool(curl().arg("-T").arg(local.path().join("other")).arg(&tftp_url), TOOL_TIMEOUT);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert_eq!(read(&server, "same"), b"from ftp");
+    tftp.shutdown();
+}

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use common::reply::parse_transfer_size;
 use common::text::sanitize;
 use common::Command;
+use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub struct GetOptions {
     pub checksum: Option<Checksum>,
     /// Where the progress bar goes.
     pub progress: Progress,
+    /// The file's size from a listing made moments ago (tree transfers): SIZE is not asked,
+    /// and the byte count must match this instead.
+    pub listed_size: Option<u64>,
     /// How to log in again, for a second connection that asks for the server's hash while the
     /// download runs (`None`: ask afterwards on the main connection).
     pub login: Option<Login>,
@@ -85,7 +89,10 @@ impl Done {
 pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done> {
     // SIZE is only meaningful in binary mode (RFC 3659 section 4), so TYPE I comes first.
     session.binary()?;
-    let size = remote_size(session, &opts.remote)?;
+    let size = match opts.listed_size {
+        Some(size) => Some(size),
+        None => remote_size(session, &opts.remote)?,
+    };
     match &opts.output {
         Output::Stdout => to_stdout(session, mode, opts, size),
         Output::BaseName => to_file(session, mode, opts, size, &Target::new(None, &opts.remote)?),
@@ -178,11 +185,13 @@ fn receive_into_part(
     // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
     let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
     let file = open_part(part, offset)?;
-    let hasher = if verify::needs_digest(session, opts) {
-        let mut prefix = File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
-        Some(verify::sha256_prefix(&mut prefix, offset, part)?)
-    } else {
-        None
+    let hasher = match (verify::needs_digest(session, opts), offset) {
+        (false, _) => None,
+        (true, 0) => Some(Sha256::new()),
+        (true, _) => {
+            let mut prefix = File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+            Some(verify::sha256_prefix(&mut prefix, offset, part)?)
+        }
     };
     let mut sink = verify::HashingWriter::continuing(SyncingFile::new(file), hasher);
     let mut bar = opts.progress.file(expected, offset, &sanitize(&opts.remote));

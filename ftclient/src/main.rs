@@ -141,6 +141,7 @@ fn run(cli: &Cli) -> Result<()> {
             verify: !cli.no_verify,
             checksum: cli.checksum.clone(),
             progress: Progress::single(cli.quiet),
+            listed_size: None,
             login: Some(login),
         };
         let done = get::run(&mut session, mode, &opts)?;

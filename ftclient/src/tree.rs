@@ -98,6 +98,7 @@ pub fn get(
             verify: opts.verify,
             checksum: None,
             progress: progress.clone(),
+            listed_size: file.size,
             login: Some(login.clone()),
         }))
     })

@@ -137,8 +137,20 @@ pub fn needs_digest(session: &Session, opts: &GetOptions) -> bool {
 #[derive(Debug)]
 pub struct HashingWriter<W> {
     inner: W,
-    helper: Option<Helper>,
+    hashing: Hashing,
 }
+
+/// Where the hashing happens: inline until the data passes [`THREAD_AFTER`] bytes (a thread
+/// per small file of a tree would cost more than it saves), then on the helper thread.
+#[derive(Debug)]
+enum Hashing {
+    Off,
+    Inline(Sha256, u64),
+    Threaded(Helper),
+}
+
+/// Bytes hashed inline before the helper thread takes over.
+const THREAD_AFTER: u64 = 4 << 20;
 
 #[derive(Debug)]
 struct Helper {
@@ -160,39 +172,60 @@ impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`, continuing `hasher` (which may already hold a resumed file's first
     /// bytes); `None` hashes nothing.
     pub fn continuing(inner: W, hasher: Option<Sha256>) -> Self {
-        let helper = hasher.map(|mut hasher| {
-            let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
-            let (recycle, spare) = mpsc::channel();
-            let thread = std::thread::spawn(move || {
-                for chunk in queue {
-                    hasher.update(&chunk);
-                    let _ = recycle.send(chunk);
-                }
-                hasher
-            });
-            Helper { chunks, spare, thread }
-        });
-        HashingWriter { inner, helper }
+        let hashing = hasher.map_or(Hashing::Off, |hasher| Hashing::Inline(hasher, 0));
+        HashingWriter { inner, hashing }
     }
 
     /// The digest of everything written (`None` when not enabled), and the wrapped writer.
     pub fn finish(self) -> (W, Option<Vec<u8>>) {
-        let digest = self.helper.and_then(|helper| {
-            drop(helper.chunks);
-            helper.thread.join().ok().map(|hasher| hasher.finalize().to_vec())
-        });
+        let digest = match self.hashing {
+            Hashing::Off => None,
+            Hashing::Inline(hasher, _) => Some(hasher.finalize().to_vec()),
+            Hashing::Threaded(helper) => {
+                drop(helper.chunks);
+                helper.thread.join().ok().map(|hasher| hasher.finalize().to_vec())
+            }
+        };
         (self.inner, digest)
+    }
+}
+
+impl Helper {
+    fn spawn(mut hasher: Sha256) -> Helper {
+        let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
+        let (recycle, spare) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            for chunk in queue {
+                hasher.update(&chunk);
+                let _ = recycle.send(chunk);
+            }
+            hasher
+        });
+        Helper { chunks, spare, thread }
+    }
+
+    fn hash(&self, data: &[u8]) -> std::io::Result<()> {
+        let mut chunk = self.spare.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(data);
+        self.chunks.send(chunk).map_err(|_| std::io::Error::other("the hashing thread stopped"))
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if let Some(helper) = &self.helper {
-            let mut chunk = helper.spare.try_recv().unwrap_or_default();
-            chunk.clear();
-            chunk.extend_from_slice(&buf[..n]);
-            helper.chunks.send(chunk).map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
+        match &mut self.hashing {
+            Hashing::Off => {}
+            Hashing::Inline(hasher, done) => {
+                hasher.update(&buf[..n]);
+                *done += n as u64;
+                if *done >= THREAD_AFTER {
+                    let hasher = std::mem::take(hasher);
+                    self.hashing = Hashing::Threaded(Helper::spawn(hasher));
+                }
+            }
+            Hashing::Threaded(helper) => helper.hash(&buf[..n])?,
         }
         Ok(n)
     }
@@ -367,13 +400,18 @@ mod tests {
 
     #[test]
     fn hashing_writers_hash_what_they_write() {
+        // Inline at first, then on the helper thread.
         let mut w = HashingWriter::new(Vec::new(), true);
-        for _ in 0..10 {
-            w.write_all(&[b'a'; 100_000]).unwrap();
+        for i in 0..100 {
+            w.write_all(&[i as u8; 100_000]).unwrap();
         }
         let (out, digest) = w.finish();
         assert_eq!(Some(Sha256::digest(&out).to_vec()), digest);
-        assert_eq!(out.len(), 1_000_000);
+        assert_eq!(out.len(), 10_000_000);
+        // Only what passes through counts, not what the inner writer held before.
+        let mut w = HashingWriter::new(b"before".to_vec(), true);
+        w.write_all(b"abc").unwrap();
+        assert_eq!(w.finish().1, Some(Sha256::digest(b"abc").to_vec()));
         let (_, none) = HashingWriter::new(Vec::new(), false).finish();
         assert_eq!(none, None);
     }

@@ -7,6 +7,7 @@
 //! (an unknown opcode, a packet shorter than its fixed header, a request without a file name).
 
 use core::fmt;
+use std::io::{self, Read, Write};
 
 /// The largest block size RFC 2348 allows (65535 minus IP and UDP headers).
 pub const MAX_BLKSIZE: u16 = 65464;
@@ -496,6 +497,92 @@ impl NetasciiDecoder {
     }
 }
 
+/// Reads from `input` until `out` is full or the input ends; returns the bytes read. A block
+/// shorter than `out` therefore means the end of the data, as TFTP needs.
+pub fn read_block(input: &mut impl Read, out: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < out.len() {
+        match input.read(&mut out[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A reader of netascii: reads local text from `inner` and yields it encoded.
+#[derive(Debug)]
+pub struct NetasciiReader<R> {
+    inner: R,
+    encoder: NetasciiEncoder,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+impl<R: Read> NetasciiReader<R> {
+    /// Encodes what `inner` yields.
+    pub fn new(inner: R) -> Self {
+        NetasciiReader { inner, encoder: NetasciiEncoder::new(), buf: vec![0; 64 << 10].into(), pos: 0, len: 0 }
+    }
+}
+
+impl<R: Read> Read for NetasciiReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.pos == self.len {
+            self.len = self.inner.read(&mut self.buf)?;
+            self.pos = 0;
+        }
+        // At the end of the input this still flushes a held-back byte.
+        let (used, wrote) = self.encoder.encode(&self.buf[self.pos..self.len], out);
+        self.pos += used;
+        Ok(wrote)
+    }
+}
+
+/// A writer of netascii: decodes what is written and writes local text to `inner`.
+/// [`NetasciiWriter::finish`] writes a CR held back at the very end.
+#[derive(Debug)]
+pub struct NetasciiWriter<W: Write> {
+    inner: W,
+    decoder: NetasciiDecoder,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> NetasciiWriter<W> {
+    /// Decodes into `inner`.
+    pub fn new(inner: W) -> Self {
+        NetasciiWriter { inner, decoder: NetasciiDecoder::new(), buf: Vec::new() }
+    }
+
+    /// Writes what is held back, flushes, and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.buf.clear();
+        self.decoder.finish(&mut self.buf);
+        self.inner.write_all(&self.buf)?;
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for NetasciiWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.clear();
+        self.decoder.decode(data, &mut self.buf);
+        self.inner.write_all(&self.buf)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,6 +755,27 @@ mod tests {
         assert_eq!(decode(&[b"a\rb"]), b"a\rb");
         assert_eq!(decode(&[b"end\r"]), b"end\r");
         assert_eq!(decode(&[b"\r", b"\r\n"]), b"\r\n");
+    }
+
+    #[test]
+    fn netascii_reader_and_writer_round_trip() {
+        let text = b"a\nb\rc\r\n\0end\r".repeat(20_000);
+        let mut encoded = Vec::new();
+        let mut reader = NetasciiReader::new(&text[..]);
+        let mut block = [0u8; 7];
+        loop {
+            let n = read_block(&mut reader, &mut block).unwrap();
+            encoded.extend_from_slice(&block[..n]);
+            if n < block.len() {
+                break;
+            }
+        }
+        assert_eq!(&encoded[..12], b"a\r\nb\r\0c\r\0\r\n\0");
+        let mut writer = NetasciiWriter::new(Vec::new());
+        for chunk in encoded.chunks(5) {
+            writer.write_all(chunk).unwrap();
+        }
+        assert_eq!(writer.finish().unwrap(), text);
     }
 
     proptest::proptest! {

@@ -13,7 +13,7 @@ use crate::upload::{is_disk_full, Start, Upload, UploadError};
 use common::path::VirtualPath;
 use common::text::sanitize;
 use common::tftp::{
-    self, ErrorCode, Limits, Mode, Negotiated, NetasciiDecoder, NetasciiEncoder, Packet, Request, DATA_HEADER,
+    self, ErrorCode, Limits, Mode, Negotiated, NetasciiReader, NetasciiWriter, Packet, Request, DATA_HEADER,
 };
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -274,63 +274,15 @@ fn parse_path(name: &str) -> Result<VirtualPath, Failure> {
     VirtualPath::parse(name).map_err(|e| refuse(ErrorCode::AccessViolation, format!("bad file name: {e}")))
 }
 
-/// The bytes of a file as DATA payloads: as they are, or converted to netascii.
-enum Source {
-    Octet(BufReader<File>),
-    Netascii { file: BufReader<File>, encoder: NetasciiEncoder, buf: Vec<u8>, pos: usize, len: usize, eof: bool },
-}
-
 /// Read buffer size: large sequential reads, few system calls.
 const READ_BUFFER: usize = 256 << 10;
 
-impl Source {
-    fn new(file: File, mode: Mode) -> Source {
-        let file = BufReader::with_capacity(READ_BUFFER, file);
-        match mode {
-            Mode::Octet => Source::Octet(file),
-            Mode::Netascii => Source::Netascii {
-                file,
-                encoder: NetasciiEncoder::new(),
-                buf: vec![0; 64 << 10],
-                pos: 0,
-                len: 0,
-                eof: false,
-            },
-        }
-    }
-
-    /// Fills `out` completely unless the end of the file comes first; returns the bytes written.
-    fn fill(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Source::Octet(file) => {
-                let mut filled = 0;
-                while filled < out.len() {
-                    match file.read(&mut out[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(filled)
-            }
-            Source::Netascii { file, encoder, buf, pos, len, eof } => {
-                let mut filled = 0;
-                loop {
-                    if *pos == *len && !*eof {
-                        *len = file.read(buf)?;
-                        *pos = 0;
-                        *eof = *len == 0;
-                    }
-                    let (used, wrote) = encoder.encode(&buf[*pos..*len], &mut out[filled..]);
-                    *pos += used;
-                    filled += wrote;
-                    if filled == out.len() || (*eof && *pos == *len && !encoder.has_pending()) {
-                        return Ok(filled);
-                    }
-                }
-            }
-        }
+/// The bytes of a file as DATA payloads: as they are, or converted to netascii.
+fn source(file: File, mode: Mode) -> Box<dyn Read> {
+    let file = BufReader::with_capacity(READ_BUFFER, file);
+    match mode {
+        Mode::Octet => Box::new(file),
+        Mode::Netascii => Box::new(NetasciiReader::new(file)),
     }
 }
 
@@ -371,7 +323,7 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
         n.blksize,
         n.windowsize
     );
-    let mut source = Source::new(file, mode);
+    let mut source = source(file, mode);
     if !n.oack.is_empty() {
         send_oack(t, &n)?;
     }
@@ -394,7 +346,7 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
             let s = slot(next);
             let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
             if next > read_upto {
-                let len = source.fill(&mut packet[DATA_HEADER..]).map_err(io_failure)?;
+                let len = tftp::read_block(&mut source, &mut packet[DATA_HEADER..]).map_err(io_failure)?;
                 tftp::write_data_header(packet, next as u16);
                 lens[s] = len;
                 read_upto = next;
@@ -453,33 +405,36 @@ fn free_space(dir: &Path) -> Option<u64> {
 }
 
 /// Where DATA payloads go: the file as it is, or converted from netascii.
-struct Sink<'f> {
-    file: BufWriter<&'f mut File>,
-    decoder: Option<(NetasciiDecoder, Vec<u8>)>,
+enum Sink<'f> {
+    Octet(BufWriter<&'f mut File>),
+    Netascii(NetasciiWriter<BufWriter<&'f mut File>>),
 }
 
 /// Write buffer size: large sequential writes, few system calls.
 const WRITE_BUFFER: usize = 1 << 20;
 
-impl Sink<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        match &mut self.decoder {
-            None => self.file.write_all(data),
-            Some((decoder, out)) => {
-                out.clear();
-                decoder.decode(data, out);
-                self.file.write_all(out)
-            }
+impl<'f> Sink<'f> {
+    fn new(file: &'f mut File, mode: Mode) -> Self {
+        let file = BufWriter::with_capacity(WRITE_BUFFER, file);
+        match mode {
+            Mode::Octet => Sink::Octet(file),
+            Mode::Netascii => Sink::Netascii(NetasciiWriter::new(file)),
         }
     }
 
-    fn finish(mut self) -> io::Result<()> {
-        if let Some((decoder, out)) = &mut self.decoder {
-            out.clear();
-            decoder.finish(out);
-            self.file.write_all(out)?;
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Octet(file) => file.write_all(data),
+            Sink::Netascii(file) => file.write_all(data),
         }
-        self.file.into_inner().map_err(|e| e.into_error())?;
+    }
+
+    fn finish(self) -> io::Result<()> {
+        let file = match self {
+            Sink::Octet(file) => file,
+            Sink::Netascii(file) => file.finish()?,
+        };
+        file.into_inner().map_err(|e| e.into_error())?;
         Ok(())
     }
 }
@@ -511,10 +466,7 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
         n.blksize,
         n.windowsize
     );
-    let sink = Sink {
-        file: BufWriter::with_capacity(WRITE_BUFFER, upload.file()),
-        decoder: (mode == Mode::Netascii).then(|| (NetasciiDecoder::new(), Vec::new())),
-    };
+    let sink = Sink::new(upload.file(), mode);
     match receive(t, &n, sink) {
         Ok(last) => {
             upload.commit(overwrite).map_err(upload_failure)?;

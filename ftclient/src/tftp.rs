@@ -1,0 +1,466 @@
+//! TFTP client transfers (RFC 1350, with RFC 2347-2349 options and RFC 7440 windowsize): `get`
+//! a remote file into any `Write`, `put` any `Read` to a remote name.
+//!
+//! Options are asked for and used only as far as the server grants them: an OACK's values are
+//! taken (never above what was asked), a first DATA or ACK 0 without OACK means RFC 1350 defaults
+//! (512-byte blocks, lock-step), and an ERROR 0, 4 or 8 answering a request with options makes
+//! one more attempt without any options (old servers refuse what they do not understand).
+//! Retransmission is on the timer only (never on a duplicate, the Sorcerer's Apprentice rule);
+//! a packet from a stranger's address gets error 5 and the transfer goes on.
+//!
+//! Temporary files, duplicate names, progress display and exit codes are the caller's: this
+//! module moves bytes between a socket and a reader or writer, and reports progress through a
+//! callback.
+
+use common::tftp::{self, Direction, Mode, NetasciiReader, NetasciiWriter, Packet, Request, DATA_HEADER};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// What to ask the server for.
+#[derive(Debug, Clone)]
+pub struct TftpOptions {
+    /// Block size to ask for (RFC 2348); 512 asks for nothing.
+    pub blksize: u16,
+    /// Window size to ask for (RFC 7440); 1 asks for nothing.
+    pub windowsize: u16,
+    /// Retransmission timeout, also sent as the `timeout` option when it is whole seconds.
+    pub timeout: Duration,
+    /// Retransmissions of one packet before giving up.
+    pub retries: u32,
+    /// Octet or netascii.
+    pub mode: Mode,
+}
+
+impl Default for TftpOptions {
+    /// Defaults for speed on a LAN: Ethernet-sized blocks (1468 fits a 1500-byte MTU) and a
+    /// window of 16.
+    fn default() -> Self {
+        TftpOptions { blksize: 1468, windowsize: 16, timeout: Duration::from_secs(1), retries: 5, mode: Mode::Octet }
+    }
+}
+
+/// How a transfer went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Bytes written to the writer (get) or read from the reader (put).
+    pub bytes: u64,
+    /// The block size used.
+    pub blksize: u16,
+    /// The window size used.
+    pub windowsize: u16,
+    /// The size the server announced (get with `tsize`), if it did.
+    pub tsize: Option<u64>,
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TftpError {
+    /// The server sent an ERROR packet.
+    #[error("server error {code}: {message}")]
+    Server {
+        /// The TFTP error code.
+        code: u16,
+        /// The server's message, sanitised.
+        message: String,
+    },
+    /// No answer after all retransmissions.
+    #[error("no answer from {0} after {1} retransmissions")]
+    TimedOut(SocketAddr, u32),
+    /// The server broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A local or socket error.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Progress callback: bytes so far and the announced total, if known.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+/// Downloads `remote` from the server at `server` into `out`.
+pub fn get(
+    server: SocketAddr,
+    remote: &str,
+    out: &mut dyn Write,
+    opts: &TftpOptions,
+    progress: Progress<'_>,
+) -> Result<Outcome, TftpError> {
+    with_fallback(opts, |opts, with_options| {
+        let mut c = Client::new(server, opts)?;
+        let request = c.request(Direction::Read, remote, opts, with_options, Some(0));
+        c.receive_file(&request, out, progress)
+    })
+}
+
+/// Uploads `input` (`size` bytes if known, announced as `tsize`) to `remote` on `server`.
+pub fn put(
+    server: SocketAddr,
+    remote: &str,
+    input: &mut dyn Read,
+    size: Option<u64>,
+    opts: &TftpOptions,
+    progress: Progress<'_>,
+) -> Result<Outcome, TftpError> {
+    with_fallback(opts, |opts, with_options| {
+        let mut c = Client::new(server, opts)?;
+        let request = c.request(Direction::Write, remote, opts, with_options, size);
+        c.send_file(&request, input, size, progress)
+    })
+}
+
+/// Runs `attempt` with options, and once more without any if the server refused them before
+/// anything was transferred.
+fn with_fallback(
+    opts: &TftpOptions,
+    mut attempt: impl FnMut(&TftpOptions, bool) -> Result<Outcome, TftpError>,
+) -> Result<Outcome, TftpError> {
+    let asks = opts.blksize != tftp::DEFAULT_BLKSIZE || opts.windowsize > 1;
+    match attempt(opts, asks) {
+        Err(TftpError::Server { code: 0 | 4 | 8, message }) if asks => {
+            log::info!("tftp: server refused options ({message}), retrying without");
+            let plain = TftpOptions { blksize: tftp::DEFAULT_BLKSIZE, windowsize: 1, ..opts.clone() };
+            attempt(&plain, false)
+        }
+        other => other,
+    }
+}
+
+/// One transfer's socket and state.
+struct Client {
+    socket: UdpSocket,
+    server: SocketAddr,
+    /// The server's transfer ID, once its first answer arrived.
+    peer: Option<SocketAddr>,
+    timeout: Duration,
+    retries: u32,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn new(server: SocketAddr, opts: &TftpOptions) -> io::Result<Client> {
+        let any: IpAddr = if server.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+        let socket = UdpSocket::bind(SocketAddr::new(any, 0))?;
+        let window_bytes = usize::from(opts.windowsize) * (usize::from(opts.blksize) + 800);
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_recv_buffer_size((2 * window_bytes).clamp(256 << 10, 16 << 20));
+        let _ = sock.set_send_buffer_size((2 * window_bytes).clamp(256 << 10, 16 << 20));
+        Ok(Client {
+            socket,
+            server,
+            peer: None,
+            timeout: opts.timeout.max(Duration::from_millis(10)),
+            retries: opts.retries,
+            buf: vec![0; tftp::MAX_PACKET + 1],
+        })
+    }
+
+    /// The request datagram, with options (`tsize` among them when given) or without any.
+    fn request(
+        &self,
+        direction: Direction,
+        remote: &str,
+        opts: &TftpOptions,
+        with_options: bool,
+        tsize: Option<u64>,
+    ) -> Vec<u8> {
+        let mut options = Vec::new();
+        if with_options {
+            if opts.blksize != tftp::DEFAULT_BLKSIZE {
+                options.push(("blksize".to_owned(), opts.blksize.to_string()));
+            }
+            if opts.windowsize > 1 {
+                options.push(("windowsize".to_owned(), opts.windowsize.to_string()));
+            }
+            let secs = opts.timeout.as_secs();
+            if opts.timeout.subsec_nanos() == 0 && (1..=255).contains(&secs) {
+                options.push(("timeout".to_owned(), secs.to_string()));
+            }
+            if let Some(size) = tsize {
+                options.push(("tsize".to_owned(), size.to_string()));
+            }
+        }
+        let request = Request { direction, filename: remote.to_owned(), mode: opts.mode.name().to_owned(), options };
+        Packet::Request(request).to_bytes()
+    }
+
+    fn send(&self, packet: &[u8]) -> io::Result<()> {
+        self.socket.send_to(packet, self.peer.unwrap_or(self.server)).map(drop)
+    }
+
+    /// Waits until `deadline` for a datagram from the server (any port until its TID is known,
+    /// then only the TID; strangers get error 5). Returns its length, `None` at the deadline.
+    fn recv(&mut self, deadline: Instant) -> Result<Option<usize>, TftpError> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.socket.set_read_timeout(Some(deadline - now))?;
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => match self.peer {
+                    Some(peer) if peer == from => return Ok(Some(len)),
+                    None if from.ip() == self.server.ip() => {
+                        self.peer = Some(from);
+                        return Ok(Some(len));
+                    }
+                    _ => {
+                        let error = tftp::error_bytes(tftp::ErrorCode::UnknownTid, "unknown transfer id");
+                        let _ = self.socket.send_to(&error, from);
+                    }
+                },
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn deadline(&self, retries: u32) -> Instant {
+        Instant::now() + self.timeout * (1u32 << retries.min(4))
+    }
+
+    fn retry(&self, retries: &mut u32) -> Result<(), TftpError> {
+        *retries += 1;
+        if *retries > self.retries {
+            return Err(TftpError::TimedOut(self.peer.unwrap_or(self.server), self.retries));
+        }
+        Ok(())
+    }
+
+    /// Sends the request until the first answer, which is returned as owned values.
+    fn start(&mut self, request: &[u8]) -> Result<First, TftpError> {
+        let mut retries = 0;
+        loop {
+            self.send(request)?;
+            let deadline = self.deadline(retries);
+            while let Some(len) = self.recv(deadline)? {
+                match Packet::parse(&self.buf[..len]) {
+                    Ok(Packet::Oack(options)) => return Ok(First::Oack(options)),
+                    Ok(Packet::Ack(0)) => return Ok(First::Ack0),
+                    Ok(Packet::Data { block: 1, data }) => return Ok(First::Data1(data.len())),
+                    Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
+                    _ => {}
+                }
+            }
+            self.retry(&mut retries)?;
+        }
+    }
+
+    fn receive_file(
+        &mut self,
+        request: &[u8],
+        out: &mut dyn Write,
+        progress: Progress<'_>,
+    ) -> Result<Outcome, TftpError> {
+        let asked = parse_asked(request);
+        let first = self.start(request)?;
+        let (mut outcome, mut pending) = match first {
+            First::Oack(options) => {
+                let outcome = granted(&options, &asked)?;
+                self.send(&tftp::ack_bytes(0))?;
+                (outcome, None)
+            }
+            First::Data1(len) => (plain_outcome(), Some(len)),
+            First::Ack0 => return Err(TftpError::Protocol("ACK 0 in answer to a read request".into())),
+        };
+        let mode = Mode::from_name(&mode_of(request));
+        let mut sink = if mode == Mode::Netascii { Sink::Netascii(NetasciiWriter::new(out)) } else { Sink::Octet(out) };
+        let blksize = usize::from(outcome.blksize);
+        let (mut expected, mut in_window, mut reacked, mut retries) = (1u64, 0u16, false, 0u32);
+        let mut deadline = self.deadline(0);
+        loop {
+            let len = match pending.take() {
+                Some(len) => len + DATA_HEADER,
+                None => match self.recv(deadline)? {
+                    Some(len) => len,
+                    None => {
+                        self.retry(&mut retries)?;
+                        self.send(&ack_before(expected))?;
+                        in_window = 0;
+                        deadline = self.deadline(retries);
+                        continue;
+                    }
+                },
+            };
+            match Packet::parse(&self.buf[..len]) {
+                Ok(Packet::Data { block, data }) if block == expected as u16 => {
+                    if data.len() > blksize {
+                        return Err(TftpError::Protocol(format!("block of {} bytes, expected {blksize}", data.len())));
+                    }
+                    match &mut sink {
+                        Sink::Octet(w) => w.write_all(data)?,
+                        Sink::Netascii(w) => w.write_all(data)?,
+                    }
+                    outcome.bytes += data.len() as u64;
+                    progress(outcome.bytes, outcome.tsize);
+                    let last = data.len() < blksize;
+                    retries = 0;
+                    in_window += 1;
+                    expected += 1;
+                    if last || in_window == outcome.windowsize {
+                        self.send(&tftp::ack_bytes(block))?;
+                        in_window = 0;
+                        reacked = false;
+                    }
+                    if last {
+                        match sink {
+                            Sink::Octet(w) => w.flush()?,
+                            Sink::Netascii(w) => drop(w.finish()?),
+                        }
+                        return Ok(outcome);
+                    }
+                    deadline = self.deadline(0);
+                }
+                Ok(Packet::Data { .. }) if !reacked => {
+                    self.send(&ack_before(expected))?;
+                    reacked = true;
+                    in_window = 0;
+                }
+                Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
+                _ => {}
+            }
+        }
+    }
+
+    fn send_file(
+        &mut self,
+        request: &[u8],
+        input: &mut dyn Read,
+        size: Option<u64>,
+        progress: Progress<'_>,
+    ) -> Result<Outcome, TftpError> {
+        let asked = parse_asked(request);
+        let mut outcome = match self.start(request)? {
+            First::Oack(options) => granted(&options, &asked)?,
+            First::Ack0 => plain_outcome(),
+            First::Data1(_) => return Err(TftpError::Protocol("DATA in answer to a write request".into())),
+        };
+        outcome.tsize = size;
+        let mode = Mode::from_name(&mode_of(request));
+        let mut input: Box<dyn Read + '_> =
+            if mode == Mode::Netascii { Box::new(NetasciiReader::new(input)) } else { Box::new(input) };
+        let blksize = usize::from(outcome.blksize);
+        let window = u64::from(outcome.windowsize);
+        let slot_len = DATA_HEADER + blksize;
+        let mut ring = vec![0u8; slot_len * window as usize];
+        let mut lens = vec![0usize; window as usize];
+        let slot = |block: u64| ((block - 1) % window) as usize;
+        let (mut base, mut next, mut read_upto, mut last) = (1u64, 1u64, 0u64, None::<u64>);
+        let mut retries = 0;
+        loop {
+            let end = last.map_or(base + window, |last| (base + window).min(last + 1));
+            while next < end {
+                let s = slot(next);
+                let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
+                if next > read_upto {
+                    let len = tftp::read_block(&mut input, &mut packet[DATA_HEADER..])?;
+                    tftp::write_data_header(packet, next as u16);
+                    lens[s] = len;
+                    read_upto = next;
+                    if len < blksize {
+                        last = Some(next);
+                    }
+                }
+                self.send(&packet[..DATA_HEADER + lens[s]])?;
+                next += 1;
+                if last == Some(next - 1) {
+                    break;
+                }
+            }
+            let deadline = self.deadline(retries);
+            let mut advanced = false;
+            while let Some(len) = self.recv(deadline)? {
+                match Packet::parse(&self.buf[..len]) {
+                    Ok(Packet::Ack(block)) => {
+                        let ahead = u64::from(block.wrapping_sub((base - 1) as u16));
+                        if ahead == 0 || base - 1 + ahead >= next {
+                            continue;
+                        }
+                        let acked = base - 1 + ahead;
+                        outcome.bytes += (base..=acked).map(|b| lens[slot(b)] as u64).sum::<u64>();
+                        progress(outcome.bytes, size);
+                        if last == Some(acked) {
+                            return Ok(outcome);
+                        }
+                        base = acked + 1;
+                        next = base;
+                        retries = 0;
+                        advanced = true;
+                        break;
+                    }
+                    Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
+                    _ => {}
+                }
+            }
+            if !advanced {
+                self.retry(&mut retries)?;
+                next = base;
+            }
+        }
+    }
+}
+
+/// Where a download's blocks go: as they are, or decoded from netascii.
+enum Sink<'a> {
+    Octet(&'a mut dyn Write),
+    Netascii(NetasciiWriter<&'a mut dyn Write>),
+}
+
+/// The first answer to a request.
+enum First {
+    Oack(Vec<(String, String)>),
+    Ack0,
+    /// DATA 1 (its length; the datagram stays in the buffer).
+    Data1(usize),
+}
+
+fn server_error(code: u16, message: &str) -> TftpError {
+    TftpError::Server { code, message: common::text::sanitize(message) }
+}
+
+/// The ACK for the block before `expected` (ACK 0 before the first block).
+fn ack_before(expected: u64) -> [u8; 4] {
+    tftp::ack_bytes((expected - 1) as u16)
+}
+
+fn plain_outcome() -> Outcome {
+    Outcome { bytes: 0, blksize: tftp::DEFAULT_BLKSIZE, windowsize: 1, tsize: None }
+}
+
+/// The options a request asked for (name lower-cased, value).
+fn parse_asked(request: &[u8]) -> Vec<(String, u64)> {
+    match Packet::parse(request) {
+        Ok(Packet::Request(r)) => {
+            r.options.into_iter().filter_map(|(n, v)| Some((n.to_ascii_lowercase(), v.parse().ok()?))).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn mode_of(request: &[u8]) -> String {
+    match Packet::parse(request) {
+        Ok(Packet::Request(r)) => r.mode,
+        _ => String::new(),
+    }
+}
+
+/// The transfer parameters an OACK grants. A value above what was asked, or an option that was
+/// not asked for, is a protocol error (RFC 2347: the server may only lower them).
+fn granted(options: &[(String, String)], asked: &[(String, u64)]) -> Result<Outcome, TftpError> {
+    let mut outcome = plain_outcome();
+    for (name, value) in options {
+        let name = name.to_ascii_lowercase();
+        let bad = || TftpError::Protocol(format!("server granted {name}={value}, not what was asked"));
+        let Some(&(_, wanted)) = asked.iter().find(|(n, _)| *n == name) else { return Err(bad()) };
+        let value: u64 = value.trim().parse().map_err(|_| bad())?;
+        match name.as_str() {
+            "blksize" if (u64::from(tftp::MIN_BLKSIZE)..=wanted).contains(&value) => outcome.blksize = value as u16,
+            "windowsize" if (1..=wanted).contains(&value) => outcome.windowsize = value as u16,
+            "timeout" if value == wanted => {}
+            "tsize" => outcome.tsize = Some(value),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(outcome)
+}

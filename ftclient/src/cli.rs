@@ -6,7 +6,8 @@ use std::path::PathBuf;
 const USAGE: &str = "ftclient [OPTIONS] <HOST> <PORT> -l [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -p <LOCAL_FILE> [DATA_PORT]
-       ftclient [OPTIONS] <HOST> <PORT> -r -g <REMOTE_DIR> | -r -p <LOCAL_DIR> [DATA_PORT]";
+       ftclient [OPTIONS] <HOST> <PORT> -r -g <REMOTE_DIR> | -r -p <LOCAL_DIR> [DATA_PORT]
+       ftclient --tftp [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> | -p <LOCAL_FILE>";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,6 +23,7 @@ Examples:
   ftclient 127.0.0.1 2121 -p big.iso --resume    continue an interrupted upload
   ftclient 127.0.0.1 2121 -r -g photos           copy the remote tree photos/ to ./photos
   ftclient 127.0.0.1 2121 -r -p site --parallel 8  upload the tree ./site as site/, 8 at once
+  ftclient --tftp 10.0.0.5 69 -g pxelinux.0      get a file over TFTP (blksize 1468, window 16)
 
 Downloads are written to a hidden temporary file .NAME.ftpart next to the target and renamed
 into place only when the size matches and the server confirmed the transfer. An existing file
@@ -116,6 +118,20 @@ pub struct Cli {
     /// With -g: check the downloaded file against a known digest, e.g. sha256:9f86d0...
     #[arg(long, value_name = "ALGO:HEX", conflicts_with_all = ["list", "put"], value_parser = parse_checksum)]
     pub checksum: Option<Checksum>,
+
+    /// Use TFTP (UDP) instead of FTP: PORT is the server's TFTP port; -g and -p move one file.
+    #[arg(long, conflicts_with_all = ["list", "recursive", "resume", "data_port", "dir", "checksum"])]
+    pub tftp: bool,
+
+    /// With --tftp: the block size to ask for (8-65464; a server may grant less, and one that
+    /// refuses options gets plain 512-byte blocks).
+    #[arg(long, value_name = "BYTES", default_value_t = 1468, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    pub blksize: u16,
+
+    /// With --tftp: how many blocks may travel before an acknowledgement (RFC 7440; 1 is
+    /// classic lock-step TFTP).
+    #[arg(long, value_name = "BLOCKS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub windowsize: u16,
 
     /// Login name.
     #[arg(long, default_value = "anonymous", value_parser = parse_line_arg)]
@@ -234,6 +250,8 @@ mod tests {
         assert_eq!(cli.output_target(), Some(None));
         let cli = parse(&["h", "21", "-p", "a b.txt", "--to", "x/y", "5002"]).unwrap();
         assert_eq!((cli.put, cli.to.as_deref(), cli.data_port), (Some("a b.txt".into()), Some("x/y"), Some(5002)));
+        let cli = parse(&["h", "69", "--tftp", "-g", "boot.img", "--blksize", "512"]).unwrap();
+        assert!(cli.tftp && cli.blksize == 512 && cli.windowsize == 16);
         let cli = parse(&["h", "21", "-r", "-g", "tree", "--parallel", "8"]).unwrap();
         assert!(cli.recursive && cli.parallel == 8);
         assert_eq!(parse(&["h", "21", "-p", "a"]).unwrap().parallel, 4);
@@ -264,6 +282,12 @@ mod tests {
             (&["h", "21", "-g", "a", "--to", "b"], ArgumentConflict),
             (&["h", "21", "-l", "-r"], ArgumentConflict),
             (&["h", "21", "-p", "a", "--parallel", "0"], ValueValidation),
+            (&["h", "69", "--tftp", "-l"], ArgumentConflict),
+            (&["h", "69", "--tftp", "-g", "a", "5000"], ArgumentConflict),
+            (&["h", "69", "--tftp", "-g", "a", "--resume"], ArgumentConflict),
+            (&["h", "69", "--tftp", "-g", "a", "--blksize", "7"], ValueValidation),
+            (&["h", "69", "--tftp", "-g", "a", "--blksize", "65465"], ValueValidation),
+            (&["h", "69", "--tftp", "-g", "a", "--windowsize", "0"], ValueValidation),
             (&["h", "21", "-p", "a", "--to", "a\rb"], ValueValidation),
         ] {
             assert_eq!(parse(args).err(), Some(kind), "{args:?}");

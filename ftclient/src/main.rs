@@ -12,6 +12,8 @@ mod pool;
 mod progress;
 mod put;
 mod session;
+mod tftp;
+mod tftpfile;
 mod transfer;
 mod tree;
 mod verify;
@@ -40,6 +42,9 @@ fn main() -> ExitCode {
     }
     if cli.recursive && cli.output_target() == Some(None) {
         Cli::command().error(clap::error::ErrorKind::ArgumentConflict, "-r cannot be used with -o - (stdout)").exit();
+    }
+    if cli.tftp && cli.output_target() == Some(None) {
+        Cli::command().error(clap::error::ErrorKind::ArgumentConflict, "--tftp cannot write to -o - (stdout)").exit();
     }
     init_logger(&cli);
     match run(&cli) {
@@ -70,6 +75,9 @@ fn init_logger(cli: &Cli) {
 /// Connects, logs in, and lists or gets.
 fn run(cli: &Cli) -> Result<()> {
     interrupt::install()?;
+    if cli.tftp {
+        return run_tftp(cli);
+    }
     let mode = cli.data_port.map_or(Mode::Passive, Mode::Active);
     let login = Login {
         host: cli.host.clone(),
@@ -153,5 +161,24 @@ fn run(cli: &Cli) -> Result<()> {
         list::run(&mut session, mode, &opts, &mut std::io::stdout().lock())?;
     }
     session.quit();
+    Ok(())
+}
+
+/// `--tftp`: one get or put over TFTP.
+fn run_tftp(cli: &Cli) -> Result<()> {
+    let job = tftpfile::TftpJob {
+        server: tftpfile::resolve(&cli.host, cli.port)?,
+        options: tftp::TftpOptions { blksize: cli.blksize, windowsize: cli.windowsize, ..Default::default() },
+        overwrite: cli.overwrite,
+        progress: Progress::single(cli.quiet),
+    };
+    let line = match (&cli.get, &cli.put) {
+        (Some(remote), _) => tftpfile::get(&job, remote, cli.output.as_deref())?,
+        (None, Some(local)) => tftpfile::put(&job, local, &put::remote_name(local, cli.to.as_deref(), None)?)?,
+        (None, None) => anyhow::bail!("--tftp needs -g REMOTE_FILE or -p LOCAL_FILE"),
+    };
+    if !cli.quiet {
+        eprintln!("{line}");
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod pyftpd;
 mod scenarios;
 mod scripted;
 mod support;
+mod tftp;
 mod trees;
 mod usage;
 mod vsftpd;

@@ -1,0 +1,143 @@
+//! `ftclient --tftp` against ftserver's TFTP server (in-process) and tftpd-hpa (`in.tftpd`):
+//! gets and puts byte-identical, block-number rollover, exact multiples of the block size, empty
+//! files, the duplicate-name and remote-overwrite rules, option fallback, clear failures.
+
+use crate::support::{bytes, dir_names, ftclient, ChildGuard, Run, LIMIT};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// ftserver's TFTP server on 127.0.0.1 (a port the kernel picks) serving `root`, writable.
+fn ftserver_tftp(root: &Path) -> ftserver::tftp::TftpHandle {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = ftserver::tftp::TftpConfig { root: root.to_owned(), writable: true, ..Default::default() };
+    ftserver::tftp::spawn(socket, config).unwrap()
+}
+
+/// Runs `ftclient --tftp 127.0.0.1 PORT args...` in `dir`.
+fn tftp(dir: &Path, port: u16, args: &[&str]) -> Run {
+    let port = port.to_string();
+    let mut all = vec!["--tftp", "127.0.0.1", port.as_str()];
+    all.extend_from_slice(args);
+    ftclient(dir, &all)
+}
+
+/// Gets, puts and the local and remote naming rules against a server serving `root` on `port`.
+fn gets_and_puts(root: &Path, port: u16) {
+    let files = [
+        ("big.bin", bytes(3_000_017, 1)),
+        ("exact.bin", bytes(4 * 1468, 2)),
+        ("empty", Vec::new()),
+        ("with space.txt", b"spaced\n".to_vec()),
+    ];
+    for (name, data) in &files {
+        std::fs::write(root.join(name), data).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, data) in &files {
+        let run = tftp(dir.path(), port, &["-g", name]).ok();
+        assert!(run.stderr.contains(&format!("saved {name}: ")), "{}", run.stderr);
+        assert_eq!(&std::fs::read(dir.path().join(name)).unwrap(), data, "{name}");
+    }
+    // An existing local name is never replaced: the second copy is NAME.1.
+    let again = tftp(dir.path(), port, &["-g", "big.bin"]).ok();
+    assert!(again.stderr.contains("saved big.bin.1 (big.bin already exists)"), "{}", again.stderr);
+    // Without options (plain RFC 1350 lock-step, 512-byte blocks).
+    tftp(dir.path(), port, &["-g", "big.bin", "--blksize", "512", "--windowsize", "1", "-o", "plain.bin", "-q"]).ok();
+    assert_eq!(std::fs::read(dir.path().join("plain.bin")).unwrap(), files[0].1);
+    // A missing file: exit 1 with the server's error, nothing left behind.
+    let before = dir_names(dir.path());
+    tftp(dir.path(), port, &["-g", "no such file"]).fails_with("server error 1");
+    assert_eq!(dir_names(dir.path()), before);
+
+    // Uploads: a new name works, an existing one is refused before anything is sent.
+    let up = bytes(1_234_567, 3);
+    std::fs::write(dir.path().join("up.bin"), &up).unwrap();
+    let run = tftp(dir.path(), port, &["-p", "up.bin"]).ok();
+    assert!(run.stderr.contains("uploaded up.bin as up.bin"), "{}", run.stderr);
+    assert_eq!(std::fs::read(root.join("up.bin")).unwrap(), up);
+    std::fs::write(dir.path().join("up.bin"), b"changed").unwrap();
+    tftp(dir.path(), port, &["-p", "up.bin"]).fails_with("the remote file up.bin already exists; use --overwrite");
+    tftp(dir.path(), port, &["-p", "up.bin", "--to", "big.bin"]).fails_with("the remote file big.bin already exists");
+    assert_eq!(std::fs::read(root.join("up.bin")).unwrap(), up);
+    std::fs::write(dir.path().join("nothing"), b"").unwrap();
+    tftp(dir.path(), port, &["-p", "nothing", "--to", "empty upload"]).ok();
+    assert_eq!(std::fs::read(root.join("empty upload")).unwrap(), b"");
+}
+
+#[test]
+fn gets_and_puts_against_ftserver() {
+    let root = tempfile::tempdir().unwrap();
+    let server = ftserver_tftp(root.path());
+    gets_and_puts(root.path(), server.local_addr().port());
+    // ftserver without --overwrite refuses to replace even when the client would: error 6.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.bin"), b"other").unwrap();
+    tftp(dir.path(), server.local_addr().port(), &["-p", "up.bin", "--overwrite"]).fails_with("server error 6");
+}
+
+#[test]
+fn block_numbers_roll_over_past_65535() {
+    // 33 MiB in 512-byte blocks is more than 65535 blocks (RFC 1350 numbers are 16 bits).
+    let root = tempfile::tempdir().unwrap();
+    let data = bytes((33 << 20) + 5, 9);
+    std::fs::write(root.path().join("huge.bin"), &data).unwrap();
+    let server = ftserver_tftp(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    tftp(dir.path(), server.local_addr().port(), &["-g", "huge.bin", "--blksize", "512", "-q"]).ok();
+    assert!(std::fs::read(dir.path().join("huge.bin")).unwrap() == data, "the copy differs");
+    tftp(dir.path(), server.local_addr().port(), &["-p", "huge.bin", "--to", "back.bin", "--blksize", "512", "-q"])
+        .ok();
+    assert!(std::fs::read(root.path().join("back.bin")).unwrap() == data, "the upload differs");
+}
+
+/// tftpd-hpa in the foreground on a free 127.0.0.1 port, serving `root` (uploads may create
+/// files: `-c`), once it answers requests.
+fn start_tftpd_hpa(root: &Path) -> (ChildGuard, u16) {
+    for _ in 0..5 {
+        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("in.tftpd")
+            .args(["-L", "-c", "-u", "root", "-s"])
+            .arg(root)
+            .args(["-a", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tftpd-hpa is installed (apt install tftpd-hpa)");
+        let mut guard = ChildGuard(child);
+        if answers(port, &mut guard) {
+            return (guard, port);
+        }
+    }
+    panic!("tftpd-hpa did not start");
+}
+
+/// Does a TFTP server answer on `port`? A read request for a missing file gets an ERROR.
+fn answers(port: u16, server: &mut ChildGuard) -> bool {
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
+        if server.wait_until(Instant::now()).is_some() {
+            return false;
+        }
+        probe.send_to(b"\x00\x01ready-probe\x00octet\x00", ("127.0.0.1", port)).unwrap();
+        if probe.recv_from(&mut [0u8; 600]).is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn gets_and_puts_against_tftpd_hpa() {
+    // tftpd-hpa knows blksize and tsize but not windowsize: the client falls back to lock-step.
+    let root = tempfile::tempdir().unwrap();
+    let (_server, port) = start_tftpd_hpa(root.path());
+    gets_and_puts(root.path(), port);
+    let dir = tempfile::tempdir().unwrap();
+    let run = tftp(dir.path(), port, &["-g", "big.bin"]).ok();
+    assert!(run.stderr.contains("blksize 1468, windowsize 1"), "{}", run.stderr);
+}

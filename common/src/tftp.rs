@@ -583,6 +583,157 @@ impl<W: Write> Write for NetasciiWriter<W> {
     }
 }
 
+/// The sending side's window (RFC 7440; RFC 1350 lock-step is a window of 1). Blocks count from
+/// 1 as `u64` and go on the wire as `block as u16`, so any file size crosses the rollover.
+/// Retransmission is the caller's timer calling [`SendWindow::rewind`], never a duplicate ACK.
+#[derive(Debug, Clone)]
+pub struct SendWindow {
+    /// The oldest block not yet acknowledged.
+    base: u64,
+    /// The next block to send.
+    next: u64,
+    window: u64,
+    /// The short final block, once it was read.
+    last: Option<u64>,
+}
+
+/// What an ACK did to a [`SendWindow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckEffect {
+    /// A duplicate, or an ACK for a block not sent yet: nothing to do.
+    Ignored,
+    /// Blocks `from..=to` are acknowledged; send the window that now starts after `to`.
+    Advanced {
+        /// The first block newly acknowledged.
+        from: u64,
+        /// The last block acknowledged.
+        to: u64,
+    },
+    /// Blocks `from..=to` are acknowledged, `to` being the final block: the transfer is done.
+    Done {
+        /// The first block newly acknowledged.
+        from: u64,
+        /// The final block.
+        to: u64,
+    },
+}
+
+impl SendWindow {
+    /// A window of `windowsize` blocks (at least 1) before block 1.
+    pub fn new(windowsize: u16) -> Self {
+        SendWindow { base: 1, next: 1, window: u64::from(windowsize.max(1)), last: None }
+    }
+
+    /// The block to send now, or `None` when the window is full or the final block is out.
+    pub fn next_to_send(&self) -> Option<u64> {
+        let end = self.last.map_or(self.base + self.window, |last| (self.base + self.window).min(last + 1));
+        (self.next < end).then_some(self.next)
+    }
+
+    /// Records that the block from [`SendWindow::next_to_send`] went out; `is_final` when it
+    /// was shorter than the block size.
+    pub fn sent(&mut self, is_final: bool) {
+        if is_final {
+            self.last = Some(self.next);
+        }
+        self.next += 1;
+    }
+
+    /// The slot of `block` in a ring of `windowsize` buffers (the window never spans more).
+    pub fn slot(&self, block: u64) -> usize {
+        ((block - 1) % self.window) as usize
+    }
+
+    /// Applies an ACK. An ACK inside the window restarts the window after it (RFC 7440
+    /// section 4); a duplicate or an ACK for a block not yet sent is ignored.
+    pub fn ack(&mut self, block: u16) -> AckEffect {
+        let ahead = u64::from(block.wrapping_sub((self.base - 1) as u16));
+        if ahead == 0 || self.base - 1 + ahead >= self.next {
+            return AckEffect::Ignored;
+        }
+        let (from, to) = (self.base, self.base - 1 + ahead);
+        self.base = to + 1;
+        self.next = self.base;
+        if self.last == Some(to) {
+            AckEffect::Done { from, to }
+        } else {
+            AckEffect::Advanced { from, to }
+        }
+    }
+
+    /// The timer fired: send the window again from the oldest unacknowledged block.
+    pub fn rewind(&mut self) {
+        self.next = self.base;
+    }
+}
+
+/// The receiving side's window: which block is expected and when to acknowledge.
+#[derive(Debug, Clone)]
+pub struct ReceiveWindow {
+    expected: u64,
+    window: u16,
+    in_window: u16,
+    reacked: bool,
+}
+
+/// What to do with a DATA block, as [`ReceiveWindow::data`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// The expected block: keep it; `ack` says whether the window is complete and the block is
+    /// to be acknowledged now.
+    Accept {
+        /// Acknowledge this block now.
+        ack: bool,
+    },
+    /// A duplicate or a block after a gap: acknowledge the last block received in order (once
+    /// per ACK sent, so duplicates do not multiply), so the sender restarts there.
+    Reack,
+    /// Nothing to do.
+    Ignore,
+}
+
+impl ReceiveWindow {
+    /// A window of `windowsize` blocks (at least 1) before block 1.
+    pub fn new(windowsize: u16) -> Self {
+        ReceiveWindow { expected: 1, window: windowsize.max(1), in_window: 0, reacked: false }
+    }
+
+    /// The next block wanted.
+    pub fn expected(&self) -> u64 {
+        self.expected
+    }
+
+    /// The ACK for the last block received in order (ACK 0 before block 1).
+    pub fn last_ack(&self) -> u16 {
+        (self.expected - 1) as u16
+    }
+
+    /// Decides about DATA `block`.
+    pub fn data(&mut self, block: u16) -> Receipt {
+        if block == self.expected as u16 {
+            self.expected += 1;
+            self.in_window += 1;
+            let ack = self.in_window == self.window;
+            if ack {
+                self.in_window = 0;
+                self.reacked = false;
+            }
+            Receipt::Accept { ack }
+        } else if !self.reacked {
+            self.reacked = true;
+            self.in_window = 0;
+            Receipt::Reack
+        } else {
+            Receipt::Ignore
+        }
+    }
+
+    /// The timer fired: the caller re-sends [`ReceiveWindow::last_ack`] and a new window begins.
+    pub fn rewind(&mut self) {
+        self.in_window = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,6 +927,70 @@ mod tests {
             writer.write_all(chunk).unwrap();
         }
         assert_eq!(writer.finish().unwrap(), text);
+    }
+
+    #[test]
+    fn send_window_follows_acks() {
+        let mut w = SendWindow::new(4);
+        let mut sent = Vec::new();
+        let send_all = |w: &mut SendWindow, sent: &mut Vec<u64>, final_at: u64| {
+            while let Some(block) = w.next_to_send() {
+                sent.push(block);
+                w.sent(block == final_at);
+            }
+        };
+        send_all(&mut w, &mut sent, 100);
+        assert_eq!(sent, [1, 2, 3, 4]);
+        // RFC 7440 section 4: an ACK inside the window restarts after it.
+        assert_eq!(w.ack(2), AckEffect::Advanced { from: 1, to: 2 });
+        sent.clear();
+        send_all(&mut w, &mut sent, 100);
+        assert_eq!(sent, [3, 4, 5, 6]);
+        // Duplicates and ACKs for unsent blocks are ignored (Sorcerer's Apprentice).
+        assert_eq!(w.ack(2), AckEffect::Ignored);
+        assert_eq!(w.ack(60), AckEffect::Ignored);
+        assert_eq!(w.next_to_send(), None);
+        w.rewind();
+        sent.clear();
+        send_all(&mut w, &mut sent, 7);
+        assert_eq!(sent, [3, 4, 5, 6]);
+        assert_eq!(w.ack(6), AckEffect::Advanced { from: 3, to: 6 });
+        sent.clear();
+        send_all(&mut w, &mut sent, 7);
+        assert_eq!(sent, [7]);
+        assert_eq!(w.ack(7), AckEffect::Done { from: 7, to: 7 });
+        assert_eq!(w.slot(5), 0);
+    }
+
+    #[test]
+    fn send_window_crosses_the_rollover() {
+        let mut w = SendWindow::new(1);
+        for block in 1..=70_000u64 {
+            assert_eq!(w.next_to_send(), Some(block));
+            w.sent(block == 70_000);
+            let effect = w.ack(block as u16);
+            let expected = if block == 70_000 {
+                AckEffect::Done { from: block, to: block }
+            } else {
+                AckEffect::Advanced { from: block, to: block }
+            };
+            assert_eq!(effect, expected);
+        }
+    }
+
+    #[test]
+    fn receive_window_acks_windows_and_gaps() {
+        let mut w = ReceiveWindow::new(2);
+        assert_eq!(w.data(1), Receipt::Accept { ack: false });
+        assert_eq!(w.data(3), Receipt::Reack);
+        assert_eq!(w.last_ack(), 1);
+        assert_eq!(w.data(4), Receipt::Ignore);
+        assert_eq!(w.data(2), Receipt::Accept { ack: false });
+        assert_eq!(w.data(3), Receipt::Accept { ack: true });
+        assert_eq!(w.data(3), Receipt::Reack);
+        assert_eq!(w.data(3), Receipt::Ignore);
+        w.rewind();
+        assert_eq!((w.expected(), w.last_ack()), (4, 3));
     }
 
     proptest::proptest! {

@@ -267,7 +267,8 @@ impl Client {
         let mode = Mode::from_name(&mode_of(request));
         let mut sink = if mode == Mode::Netascii { Sink::Netascii(NetasciiWriter::new(out)) } else { Sink::Octet(out) };
         let blksize = usize::from(outcome.blksize);
-        let (mut expected, mut in_window, mut reacked, mut retries) = (1u64, 0u16, false, 0u32);
+        let mut window = tftp::ReceiveWindow::new(outcome.windowsize);
+        let mut retries = 0;
         let mut deadline = self.deadline(0);
         loop {
             let len = match pending.take() {
@@ -276,18 +277,23 @@ impl Client {
                     Some(len) => len,
                     None => {
                         self.retry(&mut retries)?;
-                        self.send(&ack_before(expected))?;
-                        in_window = 0;
+                        self.send(&tftp::ack_bytes(window.last_ack()))?;
+                        window.rewind();
                         deadline = self.deadline(retries);
                         continue;
                     }
                 },
             };
-            match Packet::parse(&self.buf[..len]) {
-                Ok(Packet::Data { block, data }) if block == expected as u16 => {
-                    if data.len() > blksize {
-                        return Err(TftpError::Protocol(format!("block of {} bytes, expected {blksize}", data.len())));
-                    }
+            let (block, data) = match Packet::parse(&self.buf[..len]) {
+                Ok(Packet::Data { block, data }) => (block, data),
+                Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
+                _ => continue,
+            };
+            if data.len() > blksize {
+                return Err(TftpError::Protocol(format!("block of {} bytes, expected {blksize}", data.len())));
+            }
+            match window.data(block) {
+                tftp::Receipt::Accept { ack } => {
                     match &mut sink {
                         Sink::Octet(w) => w.write_all(data)?,
                         Sink::Netascii(w) => w.write_all(data)?,
@@ -295,13 +301,8 @@ impl Client {
                     outcome.bytes += data.len() as u64;
                     progress(outcome.bytes, outcome.tsize);
                     let last = data.len() < blksize;
-                    retries = 0;
-                    in_window += 1;
-                    expected += 1;
-                    if last || in_window == outcome.windowsize {
+                    if ack || last {
                         self.send(&tftp::ack_bytes(block))?;
-                        in_window = 0;
-                        reacked = false;
                     }
                     if last {
                         match sink {
@@ -310,15 +311,11 @@ impl Client {
                         }
                         return Ok(outcome);
                     }
+                    retries = 0;
                     deadline = self.deadline(0);
                 }
-                Ok(Packet::Data { .. }) if !reacked => {
-                    self.send(&ack_before(expected))?;
-                    reacked = true;
-                    in_window = 0;
-                }
-                Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
-                _ => {}
+                tftp::Receipt::Reack => self.send(&tftp::ack_bytes(window.last_ack()))?,
+                tftp::Receipt::Ignore => {}
             }
         }
     }
@@ -341,50 +338,39 @@ impl Client {
         let mut input: Box<dyn Read + '_> =
             if mode == Mode::Netascii { Box::new(NetasciiReader::new(input)) } else { Box::new(input) };
         let blksize = usize::from(outcome.blksize);
-        let window = u64::from(outcome.windowsize);
         let slot_len = DATA_HEADER + blksize;
-        let mut ring = vec![0u8; slot_len * window as usize];
-        let mut lens = vec![0usize; window as usize];
-        let slot = |block: u64| ((block - 1) % window) as usize;
-        let (mut base, mut next, mut read_upto, mut last) = (1u64, 1u64, 0u64, None::<u64>);
+        let mut ring = vec![0u8; slot_len * usize::from(outcome.windowsize)];
+        let mut lens = vec![0usize; usize::from(outcome.windowsize)];
+        let mut window = tftp::SendWindow::new(outcome.windowsize);
+        let mut read_upto = 0u64;
         let mut retries = 0;
         loop {
-            let end = last.map_or(base + window, |last| (base + window).min(last + 1));
-            while next < end {
-                let s = slot(next);
+            while let Some(block) = window.next_to_send() {
+                let s = window.slot(block);
                 let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
-                if next > read_upto {
-                    let len = tftp::read_block(&mut input, &mut packet[DATA_HEADER..])?;
-                    tftp::write_data_header(packet, next as u16);
-                    lens[s] = len;
-                    read_upto = next;
-                    if len < blksize {
-                        last = Some(next);
-                    }
+                if block > read_upto {
+                    lens[s] = tftp::read_block(&mut input, &mut packet[DATA_HEADER..])?;
+                    tftp::write_data_header(packet, block as u16);
+                    read_upto = block;
                 }
                 self.send(&packet[..DATA_HEADER + lens[s]])?;
-                next += 1;
-                if last == Some(next - 1) {
-                    break;
-                }
+                window.sent(lens[s] < blksize);
             }
             let deadline = self.deadline(retries);
             let mut advanced = false;
             while let Some(len) = self.recv(deadline)? {
                 match Packet::parse(&self.buf[..len]) {
                     Ok(Packet::Ack(block)) => {
-                        let ahead = u64::from(block.wrapping_sub((base - 1) as u16));
-                        if ahead == 0 || base - 1 + ahead >= next {
-                            continue;
-                        }
-                        let acked = base - 1 + ahead;
-                        outcome.bytes += (base..=acked).map(|b| lens[slot(b)] as u64).sum::<u64>();
+                        let (from, to, done) = match window.ack(block) {
+                            tftp::AckEffect::Ignored => continue,
+                            tftp::AckEffect::Advanced { from, to } => (from, to, false),
+                            tftp::AckEffect::Done { from, to } => (from, to, true),
+                        };
+                        outcome.bytes += (from..=to).map(|b| lens[window.slot(b)] as u64).sum::<u64>();
                         progress(outcome.bytes, size);
-                        if last == Some(acked) {
+                        if done {
                             return Ok(outcome);
                         }
-                        base = acked + 1;
-                        next = base;
                         retries = 0;
                         advanced = true;
                         break;
@@ -395,7 +381,7 @@ impl Client {
             }
             if !advanced {
                 self.retry(&mut retries)?;
-                next = base;
+                window.rewind();
             }
         }
     }
@@ -417,11 +403,6 @@ enum First {
 
 fn server_error(code: u16, message: &str) -> TftpError {
     TftpError::Server { code, message: common::text::sanitize(message) }
-}
-
-/// The ACK for the block before `expected` (ACK 0 before the first block).
-fn ack_before(expected: u64) -> [u8; 4] {
-    tftp::ack_bytes((expected - 1) as u16)
 }
 
 fn plain_outcome() -> Outcome {

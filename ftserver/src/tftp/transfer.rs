@@ -329,36 +329,27 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
     }
 
     let blksize = usize::from(n.blksize);
-    let window = u64::from(n.windowsize);
     let slot_len = DATA_HEADER + blksize;
-    let mut ring = vec![0u8; slot_len * n.windowsize as usize];
-    let mut lens = vec![0usize; n.windowsize as usize];
-    let slot = |block: u64| ((block - 1) % window) as usize;
-
+    // The window's DATA packets, headers included, kept for retransmission.
+    let mut ring = vec![0u8; slot_len * usize::from(n.windowsize)];
+    let mut lens = vec![0usize; usize::from(n.windowsize)];
+    let mut window = tftp::SendWindow::new(n.windowsize);
     let mut progress = Progress::new();
-    // Blocks count from 1; `base` is the oldest unacknowledged, `next` the next to send,
-    // `read_upto` the last one read from the file, `last` the short final block once read.
-    let (mut base, mut next, mut read_upto, mut last) = (1u64, 1u64, 0u64, None::<u64>);
+    // The last block read from the file (a retransmitted one is still in the ring).
+    let mut read_upto = 0u64;
     let mut retries = 0;
     loop {
-        let end = last.map_or(base + window, |last| (base + window).min(last + 1));
-        while next < end {
-            let s = slot(next);
+        while let Some(block) = window.next_to_send() {
+            let s = window.slot(block);
             let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
-            if next > read_upto {
+            if block > read_upto {
                 let len = tftp::read_block(&mut source, &mut packet[DATA_HEADER..]).map_err(io_failure)?;
-                tftp::write_data_header(packet, next as u16);
+                tftp::write_data_header(packet, block as u16);
                 lens[s] = len;
-                read_upto = next;
-                if len < blksize {
-                    last = Some(next);
-                }
+                read_upto = block;
             }
             t.send(&packet[..DATA_HEADER + lens[s]]);
-            next += 1;
-            if last == Some(next - 1) {
-                break;
-            }
+            window.sent(lens[s] < blksize);
         }
 
         let deadline = t.deadline(retries);
@@ -366,23 +357,17 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
         while let Some(len) = t.recv(deadline)? {
             match Packet::parse(&t.buf[..len]) {
                 Ok(Packet::Ack(block)) => {
-                    // How far past the last acknowledged block (base - 1) this ACK reaches.
-                    let ahead = u64::from(block.wrapping_sub((base - 1) as u16));
-                    // 0 is a duplicate ACK (ignored: Sorcerer's Apprentice); beyond what was
-                    // sent is an ACK for a block not yet sent (ignored).
-                    if ahead == 0 || base - 1 + ahead >= next {
-                        continue;
-                    }
-                    let acked = base - 1 + ahead;
-                    let bytes: usize = (base..=acked).map(|b| lens[slot(b)]).sum();
+                    let (from, to, done) = match window.ack(block) {
+                        tftp::AckEffect::Ignored => continue,
+                        tftp::AckEffect::Advanced { from, to } => (from, to, false),
+                        tftp::AckEffect::Done { from, to } => (from, to, true),
+                    };
+                    let bytes: usize = (from..=to).map(|b| lens[window.slot(b)]).sum();
                     progress.add(bytes as u64, t, "sent");
-                    if last == Some(acked) {
+                    if done {
                         progress.done(t, "sent");
                         return Ok(());
                     }
-                    // An ACK inside the window restarts the window after it (RFC 7440 4).
-                    base = acked + 1;
-                    next = base;
                     retries = 0;
                     advanced = true;
                     break;
@@ -393,7 +378,7 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
         }
         if !advanced {
             t.retry(&mut retries)?;
-            next = base;
+            window.rewind();
         }
     }
 }
@@ -485,70 +470,58 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
 /// acknowledged (the caller does that once the file is in place); returns its block number.
 fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u16, Failure> {
     let blksize = usize::from(n.blksize);
-    let window = n.windowsize;
     // The answer to the request (OACK or ACK 0) stands until block 1 arrives.
     let first_reply =
         if n.oack.is_empty() { tftp::ack_bytes(0).to_vec() } else { Packet::Oack(n.oack.clone()).to_bytes() };
     t.send(&first_reply);
     let mut progress = Progress::new();
-    // `expected` is the next block wanted; `in_window` counts blocks since the last ACK;
-    // `reacked` limits the re-ACK of an out-of-order block to one per ACK we sent.
-    let (mut expected, mut in_window, mut reacked, mut retries) = (1u64, 0u16, false, 0u32);
+    let mut window = tftp::ReceiveWindow::new(n.windowsize);
+    let mut retries = 0;
     let mut deadline = t.deadline(retries);
     loop {
         let Some(len) = t.recv(deadline)? else {
             t.retry(&mut retries)?;
-            resend_ack(t, expected, &first_reply);
-            in_window = 0;
+            resend_ack(t, &window, &first_reply);
+            window.rewind();
             deadline = t.deadline(retries);
             continue;
         };
-        match Packet::parse(&t.buf[..len]) {
-            Ok(Packet::Data { block, data }) if block == expected as u16 => {
-                if data.len() > blksize {
-                    return Err(refuse(
-                        ErrorCode::IllegalOperation,
-                        format!("block of {} bytes, negotiated blksize {blksize}", data.len()),
-                    ));
-                }
-                let final_block = data.len() < blksize;
-                let len = data.len() as u64;
+        let (block, data) = match Packet::parse(&t.buf[..len]) {
+            Ok(Packet::Data { block, data }) => (block, data),
+            Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
+            _ => continue,
+        };
+        if data.len() > blksize {
+            let message = format!("block of {} bytes, negotiated blksize {blksize}", data.len());
+            return Err(refuse(ErrorCode::IllegalOperation, message));
+        }
+        match window.data(block) {
+            tftp::Receipt::Accept { ack } => {
                 sink.write(data).map_err(io_failure)?;
-                progress.add(len, t, "received");
-                if final_block {
+                progress.add(data.len() as u64, t, "received");
+                if data.len() < blksize {
                     sink.finish().map_err(io_failure)?;
                     progress.done(t, "received");
                     return Ok(block);
                 }
-                retries = 0;
-                in_window += 1;
-                expected += 1;
-                if in_window == window {
+                if ack {
                     t.send(&tftp::ack_bytes(block));
-                    in_window = 0;
-                    reacked = false;
                 }
+                retries = 0;
                 deadline = t.deadline(retries);
             }
-            // A duplicate or a block after a gap: acknowledge the last block received in order,
-            // once, so the sender restarts its window there (RFC 7440 4).
-            Ok(Packet::Data { .. }) if !reacked => {
-                resend_ack(t, expected, &first_reply);
-                reacked = true;
-                in_window = 0;
-            }
-            Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
-            _ => {}
+            tftp::Receipt::Reack => resend_ack(t, &window, &first_reply),
+            tftp::Receipt::Ignore => {}
         }
     }
 }
 
 /// Acknowledges the last block received in order (the OACK or ACK 0 before block 1).
-fn resend_ack(t: &Transfer<'_>, expected: u64, first_reply: &[u8]) {
-    if expected == 1 {
+fn resend_ack(t: &Transfer<'_>, window: &tftp::ReceiveWindow, first_reply: &[u8]) {
+    if window.expected() == 1 {
         t.send(first_reply)
     } else {
-        t.send(&tftp::ack_bytes((expected - 1) as u16))
+        t.send(&tftp::ack_bytes(window.last_ack()))
     }
 }
 

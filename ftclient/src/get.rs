@@ -115,8 +115,19 @@ fn remote_size(session: &mut Session, remote: &str) -> Result<Option<u64>> {
 /// Downloads into `target` through its temporary file.
 fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>, target: &Target) -> Result<Done> {
     let part = target.part_path();
-    let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     let started = Instant::now();
+    if opts.resume {
+        if let Some(done) = already_complete(session, opts, size, target, &part) {
+            return Ok(Done {
+                moved: 0,
+                total: done,
+                elapsed: started.elapsed(),
+                saved: Some(target.path()),
+                instead_of: None,
+            });
+        }
+    }
+    let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     let early = verify::start_early(session, opts, size);
     let (total, digest) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
@@ -140,6 +151,34 @@ fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u6
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
     let instead_of = (saved != target.path()).then(|| target.path());
     Ok(Done { moved: total - offset, total, elapsed: started.elapsed(), saved: Some(saved), instead_of })
+}
+
+/// With `--resume` and no temporary file: is the file already there, complete (the remote
+/// size, and the server's SHA-256 when it has one)? Then there is nothing to do (an interrupted
+/// tree transfer continues without fetching its finished files again). Returns the size.
+fn already_complete(
+    session: &mut Session,
+    opts: &GetOptions,
+    size: Option<u64>,
+    target: &Target,
+    part: &std::path::Path,
+) -> Option<u64> {
+    let size = size?;
+    let path = target.path();
+    let is_complete = !part.exists() && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size);
+    if !is_complete {
+        return None;
+    }
+    match verify::check(session, opts, &path, None) {
+        Ok(()) => {
+            log::info!("{} is already complete", path.display());
+            Some(size)
+        }
+        Err(e) => {
+            log::info!("{} differs from the server's file ({e:#}); getting it again", path.display());
+            None
+        }
+    }
 }
 
 /// With `--resume`: how many bytes the temporary file already holds.

@@ -309,3 +309,36 @@ fn ftserver_with_overwrite_lets_uploads_replace_files() {
     ftclient(dir.path(), &["127.0.0.1", &port, "-p", "f.txt", "--overwrite"]).ok();
     assert_eq!(std::fs::read(root.path().join("f.txt")).unwrap(), b"new content");
 }
+
+#[test]
+fn interrupted_tree_transfers_resume_file_by_file() {
+    let root = tempfile::tempdir().unwrap();
+    build_tree(&root.path().join("tree"), 20);
+    std::fs::remove_file(root.path().join("tree/leak")).unwrap();
+    let server = writable_ftserver(root.path(), false);
+    let port = server.local_addr().port().to_string();
+    let expected = digest(&root.path().join("tree"));
+
+    // A download that stopped: one file complete, one partial, the rest missing.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("tree");
+    std::fs::create_dir_all(local.join("large")).unwrap();
+    let one = std::fs::read(root.path().join("tree/large/one.bin")).unwrap();
+    std::fs::write(local.join("large/.one.bin.ftpart"), &one[..100_000]).unwrap();
+    std::fs::write(local.join("zero.bin"), b"").unwrap();
+    let run = ftclient(dir.path(), &["127.0.0.1", &port, "-r", "-g", "tree", "--resume"]).ok();
+    assert!(run.stderr.contains("28 of 28 files"), "{}", run.stderr);
+    // The complete file was checked, not fetched again as zero.bin.1.
+    assert_same(&digest(&local), &expected, "resumed download");
+
+    // An upload that stopped: ftserver keeps the partial hidden; the rest is missing.
+    let up_root = tempfile::tempdir().unwrap();
+    let up_server = writable_ftserver(up_root.path(), false);
+    let up_port = up_server.local_addr().port().to_string();
+    std::fs::create_dir_all(up_root.path().join("tree/large")).unwrap();
+    std::fs::write(up_root.path().join("tree/large/.one.bin.ftpart"), &one[..200_000]).unwrap();
+    let run = ftclient(dir.path(), &["127.0.0.1", &up_port, "-r", "-p", "tree", "--resume", "-vv"]).ok();
+    assert!(run.stderr.contains("uploaded 28 of 28 files"), "{}", run.stderr);
+    assert!(run.stderr.contains("> REST 200000"), "the partial upload was not continued");
+    assert_same(&digest(&up_root.path().join("tree")), &expected, "resumed upload");
+}

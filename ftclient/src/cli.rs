@@ -39,7 +39,8 @@ Symbolic links that point outside a local tree are skipped.
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 
-/// List or get files from an FTP server, in passive mode or (with DATA_PORT) active mode.
+/// List, get and put files and directory trees on an FTP server, in passive mode or (with
+/// DATA_PORT) active mode; or get and put single files over TFTP.
 ///
 /// Without DATA_PORT the client uses passive mode (EPSV, then PASV) and connects to the server.
 /// With DATA_PORT it uses active mode: it listens on DATA_PORT on the local address of the

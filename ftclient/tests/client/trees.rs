@@ -3,10 +3,10 @@
 //! directory, compared by SHA-256; the remote-overwrite refusal; upload resume.
 
 use crate::pyftpd;
-use crate::support::{bytes, free_port, ftclient, Run};
+use crate::support::{bytes, free_port_on, ftclient, Run};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::path::Path;
 
 /// Builds the test tree in `root`: nested directories, `small` small files, three large files,
@@ -67,16 +67,15 @@ pub fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, S
     assert!(differ.is_empty(), "{what}: {} entries differ: {differ:?}", differ.len());
 }
 
-/// Runs ftclient against `port` in a fresh directory made by `setup`. In active mode the
-/// connections listen on DATA_PORT .. DATA_PORT+N-1; when another test took one of those
-/// ports meanwhile (a race of the test, not of the client) the run is repeated afresh.
-pub fn run_fresh(port: u16, args: &[&str], active: bool, setup: impl Fn(&Path)) -> (tempfile::TempDir, Run) {
+/// Runs ftclient against `host` `port` in a fresh directory. In active mode the connections
+/// listen on DATA_PORT .. DATA_PORT+N-1; when another test took one of those ports meanwhile
+/// (a race of the test, not of the client) the run is repeated afresh.
+pub fn run_fresh(host: &str, port: u16, args: &[&str], active: bool) -> (tempfile::TempDir, Run) {
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        setup(dir.path());
         let port = port.to_string();
-        let data_port = free_port_range(8).to_string();
-        let mut all = vec!["127.0.0.1", port.as_str()];
+        let data_port = free_port_range(host, 8).to_string();
+        let mut all = vec![host, port.as_str()];
         all.extend_from_slice(args);
         if active {
             all.push(&data_port);
@@ -90,14 +89,15 @@ pub fn run_fresh(port: u16, args: &[&str], active: bool, setup: impl Fn(&Path)) 
     panic!("could not find free data ports in five attempts");
 }
 
-/// The first of `n` consecutive ports that were free on 127.0.0.1 a moment ago.
-fn free_port_range(n: u16) -> u16 {
+/// The first of `n` consecutive ports that were free on `host` a moment ago.
+fn free_port_range(host: &str, n: u16) -> u16 {
+    let ip: IpAddr = host.parse().unwrap();
     loop {
-        let first = free_port();
+        let first = free_port_on(ip);
         if first > u16::MAX - n {
             continue;
         }
-        if (1..n).all(|i| TcpListener::bind(("127.0.0.1", first + i)).is_ok()) {
+        if (1..n).all(|i| TcpListener::bind((ip, first + i)).is_ok()) {
             return first;
         }
     }
@@ -105,20 +105,20 @@ fn free_port_range(n: u16) -> u16 {
 
 /// Uploads a tree with `-r -p`, checks the server's copy, downloads it again with `-r -g` and
 /// checks that copy: every file byte-identical, every directory (also the empty one) present.
-pub fn round_trip(port: u16, server_root: &Path, small: usize, active: bool, parallel: &str) {
+pub fn round_trip(host: &str, port: u16, server_root: &Path, small: usize, active: bool, parallel: &str) {
     let source = tempfile::tempdir().unwrap();
     build_tree(&source.path().join("tree"), small);
     let source_tree = source.path().join("tree");
     let expected = digest(&source_tree);
     let mode = if active { "active" } else { "passive" };
     let tree_arg = source_tree.to_str().unwrap();
-    let (_dir, up) = run_fresh(port, &["-r", "-p", tree_arg, "--parallel", parallel], active, |_| {});
+    let (_dir, up) = run_fresh(host, port, &["-r", "-p", tree_arg, "--parallel", parallel], active);
     let up = up.ok();
     assert!(up.stderr.contains(&format!("uploaded {} of {} files", small + 8, small + 8)), "{mode}: {}", up.stderr);
     assert!(up.stderr.contains("skipped leak: a symbolic link that points outside the tree"), "{}", up.stderr);
     assert_same(&digest(&server_root.join("tree")), &expected, &format!("{mode}: the server's copy"));
 
-    let (back, down) = run_fresh(port, &["-r", "-g", "tree", "--parallel", parallel], active, |_| {});
+    let (back, down) = run_fresh(host, port, &["-r", "-g", "tree", "--parallel", parallel], active);
     let down = down.ok();
     assert!(down.stderr.contains(&format!("downloaded {} of {} files", small + 8, small + 8)), "{}", down.stderr);
     assert_same(&digest(&back.path().join("tree")), &expected, &format!("{mode}: the downloaded copy"));
@@ -128,7 +128,7 @@ pub fn round_trip(port: u16, server_root: &Path, small: usize, active: bool, par
 fn trees_round_trip_through_pyftpdlib_in_passive_mode_with_parallel_connections() {
     let root = tempfile::tempdir().unwrap();
     let (_server, port) = pyftpd::start_writable(root.path());
-    round_trip(port, root.path(), 1000, false, "4");
+    round_trip("127.0.0.1", port, root.path(), 1000, false, "4");
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn trees_round_trip_through_pyftpdlib_in_active_mode() {
     // one connection here; parallel active transfers are tested against ftserver.
     let root = tempfile::tempdir().unwrap();
     let (_server, port) = pyftpd::start_writable(root.path());
-    round_trip(port, root.path(), 100, true, "1");
+    round_trip("127.0.0.1", port, root.path(), 100, true, "1");
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn tree_downloads_from_ftserver_in_both_modes_with_parallel_connections() {
     let port = server.local_addr().port();
     let mut expected = digest(&root.path().join("tree"));
     for active in [false, true] {
-        let (dir, run) = run_fresh(port, &["-r", "-g", "tree", "--parallel", "4", "-o", "copy"], active, |_| {});
+        let (dir, run) = run_fresh("127.0.0.1", port, &["-r", "-g", "tree", "--parallel", "4", "-o", "copy"], active);
         let run = run.ok();
         assert!(run.stderr.contains("downloaded 308 of 308 files"), "{}", run.stderr);
         // The server may list the link that points outside its root, or hide it; either way
@@ -238,7 +238,7 @@ fn tree_downloads_from_ftserver_in_both_modes_with_parallel_connections() {
         assert_same(&got, &expected, &format!("active: {active}"));
     }
     // Again into the same directory: every file exists, so each copy gets a numbered name.
-    let (dir, _) = run_fresh(port, &["-r", "-g", "tree/a", "-q"], false, |_| {});
+    let (dir, _) = run_fresh("127.0.0.1", port, &["-r", "-g", "tree/a", "-q"], false);
     let again = ftclient(dir.path(), &["127.0.0.1", &port.to_string(), "-r", "-g", "tree/a"]).ok();
     assert!(again.stderr.contains("2 saved as NAME.1"), "{}", again.stderr);
     assert_eq!(std::fs::read(dir.path().join("a/top.txt.1")).unwrap(), b"top\n");
@@ -246,7 +246,12 @@ fn tree_downloads_from_ftserver_in_both_modes_with_parallel_connections() {
 
 /// ftserver in-process on 127.0.0.1 serving `root`, with uploads and, if asked, replacing.
 fn writable_ftserver(root: &Path, overwrite: bool) -> ftserver::ServerHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    writable_ftserver_on("127.0.0.1", root, overwrite)
+}
+
+/// ftserver in-process on `ip` serving `root`, with uploads and, if asked, replacing.
+fn writable_ftserver_on(ip: &str, root: &Path, overwrite: bool) -> ftserver::ServerHandle {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let mut config = ftserver::Config::new(root).unwrap();
     config.writable = true;
     config.overwrite = overwrite;
@@ -258,7 +263,16 @@ fn trees_round_trip_through_ftserver_in_both_modes_with_parallel_connections() {
     for active in [false, true] {
         let root = tempfile::tempdir().unwrap();
         let server = writable_ftserver(root.path(), false);
-        round_trip(server.local_addr().port(), root.path(), 1000, active, "4");
+        round_trip("127.0.0.1", server.local_addr().port(), root.path(), 1000, active, "4");
+    }
+}
+
+#[test]
+fn trees_round_trip_through_ftserver_over_ipv6() {
+    for active in [false, true] {
+        let root = tempfile::tempdir().unwrap();
+        let server = writable_ftserver_on("::1", root.path(), false);
+        round_trip("::1", server.local_addr().port(), root.path(), 50, active, "3");
     }
 }
 

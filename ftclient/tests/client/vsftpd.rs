@@ -76,7 +76,7 @@ fn trees_download_through_list_in_both_modes_with_parallel_connections() {
     let (_server, port, _state) = start_in(root.path(), "127.0.0.1");
     for active in [false, true] {
         let args = ["-r", "-g", "tree", "--parallel", "3"];
-        let (dir, run) = crate::trees::run_fresh(port, &args, active, |_| {});
+        let (dir, run) = crate::trees::run_fresh("127.0.0.1", port, &args, active);
         let run = run.ok();
         assert!(run.stderr.contains("downloaded 58 of 58 files"), "{}", run.stderr);
         crate::trees::assert_same(&crate::trees::digest(&dir.path().join("tree")), &expected, "vsftpd tree");

@@ -226,6 +226,11 @@ fn store(
     bar.finish();
     match outcome {
         Ok(()) => Ok(count - offset),
+        // The server ended it on purpose (quota, size limit, disk full): resuming would not help.
+        Err(e) if e.downcast_ref::<ServerError>().is_some() => Err(e.context(format!(
+            "the server refused the upload of {} to {remote} after {count} of {len} bytes",
+            opts.local.display()
+        ))),
         Err(e) => Err(e.context(format!(
             "upload of {} to {remote} stopped after {count} of {len} bytes (run the same command with --resume to continue)",
             opts.local.display()

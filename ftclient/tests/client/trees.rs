@@ -356,3 +356,21 @@ fn interrupted_tree_transfers_resume_file_by_file() {
     assert!(run.stderr.contains("> REST 200000"), "the partial upload was not continued");
     assert_same(&digest(&up_root.path().join("tree")), &expected, "resumed upload");
 }
+
+#[test]
+fn a_server_that_stops_an_upload_midway_is_reported_on_one_line() {
+    // ftserver with --max-upload-size answers 552 once the limit is passed and drops the
+    // data connection: the client reports the server's reply, not a broken pipe.
+    let root = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = ftserver::Config::new(root.path()).unwrap();
+    config.writable = true;
+    config.max_upload_size = Some(1 << 20);
+    let server = ftserver::Server::spawn(listener, config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big.bin"), bytes(8 << 20, 4)).unwrap();
+    let port = server.local_addr().port().to_string();
+    let run = ftclient(dir.path(), &["127.0.0.1", &port, "-p", "big.bin"]).fails_with("the server refused the upload");
+    assert!(run.stderr.contains(": 552 ") && !run.stderr.contains("--resume"), "{}", run.stderr);
+    assert!(!root.path().join("big.bin").exists());
+}

@@ -7,10 +7,11 @@ use crate::interrupt;
 use crate::progress::Progress;
 use crate::put::{self, PutOptions};
 use crate::session::{Login, Session};
-use crate::transfer::Mode;
+use crate::transfer::{DataPortError, Mode};
 use anyhow::Result;
 use common::Command;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,8 @@ pub struct Report {
 
 struct Shared<'a> {
     queue: Mutex<VecDeque<Job>>,
+    /// Workers still taking jobs.
+    live: AtomicUsize,
     report: Mutex<Report>,
     login: &'a Login,
     progress: &'a Progress,
@@ -65,7 +68,14 @@ pub fn run(first: Session, login: &Login, mode: Mode, parallel: usize, jobs: Vec
     let started = Instant::now();
     let files = jobs.len();
     let workers = parallel.clamp(1, files.max(1));
-    let shared = Shared { queue: Mutex::new(jobs.into()), report: Mutex::default(), login, progress, files };
+    let shared = Shared {
+        queue: Mutex::new(jobs.into()),
+        live: AtomicUsize::new(workers),
+        report: Mutex::default(),
+        login,
+        progress,
+        files,
+    };
     std::thread::scope(|scope| {
         let shared = &shared;
         let mut first = Some(first);
@@ -100,11 +110,19 @@ fn connect(login: &Login) -> Result<Session> {
 }
 
 fn worker(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>) {
+    if !work(index, session, mode, shared) {
+        shared.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Takes jobs until the queue is empty; `true` when it left early and already counted itself
+/// out of [`Shared::live`].
+fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>) -> bool {
     let mut session = match session.map_or_else(|| connect(shared.login), Ok) {
         Ok(session) => session,
         Err(e) => {
             log::warn!("connection {} of the transfer could not log in: {e:#}", index + 1);
-            return;
+            return false;
         }
     };
     loop {
@@ -113,6 +131,19 @@ fn worker(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_
         }
         let Some(job) = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
         let outcome = transfer_one(&mut session, mode, &job);
+        // This connection's data port is unusable (another program has it): leave its jobs to
+        // the other connections rather than failing one file after another, unless none is left.
+        if let Err(e) = &outcome {
+            if let Some(port) = e.downcast_ref::<DataPortError>() {
+                let leave = shared.live.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 1).then(|| n - 1));
+                if leave.is_ok() {
+                    log::warn!("connection {} of the transfer stops: {port}", index + 1);
+                    shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push_front(job);
+                    session.quit();
+                    return true;
+                }
+            }
+        }
         let failed = outcome.is_err();
         {
             let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,12 +166,13 @@ fn worker(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_
                 Ok(fresh) => session = fresh,
                 Err(e) => {
                     log::warn!("connection {} of the transfer is lost and cannot log in again: {e:#}", index + 1);
-                    return;
+                    return false;
                 }
             }
         }
     }
     session.quit();
+    false
 }
 
 /// Runs one job: (bytes moved, file size, saved under a numbered name).

@@ -374,3 +374,33 @@ fn a_server_that_stops_an_upload_midway_is_reported_on_one_line() {
     assert!(run.stderr.contains(": 552 ") && !run.stderr.contains("--resume"), "{}", run.stderr);
     assert!(!root.path().join("big.bin").exists());
 }
+
+#[test]
+fn a_taken_data_port_leaves_its_files_to_the_other_connections() {
+    let root = tempfile::tempdir().unwrap();
+    build_tree(&root.path().join("tree"), 40);
+    std::fs::remove_file(root.path().join("tree/leak")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ftserver::Server::spawn(listener, ftserver::Config::new(root.path()).unwrap()).unwrap();
+    let port = server.local_addr().port().to_string();
+    // Connection 2 would listen on DATA_PORT+1, which this test holds.
+    let (data_port, _taken) = loop {
+        let first = free_port_range("127.0.0.1", 3);
+        if let Ok(taken) = TcpListener::bind(("127.0.0.1", first + 1)) {
+            break (first, taken);
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["127.0.0.1", &port, "-r", "-g", "tree", "--parallel", "3", &data_port.to_string()];
+    let run = ftclient(dir.path(), &args).ok();
+    assert!(run.stderr.contains("downloaded 48 of 48 files"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "connection 2 of the transfer stops: cannot listen on data port 127.0.0.1:{}",
+            data_port + 1
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_same(&digest(&dir.path().join("tree")), &digest(&root.path().join("tree")), "copy");
+}

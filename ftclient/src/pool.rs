@@ -161,6 +161,9 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
             }
             shared.progress.file_done(report.files + report.failed.len(), shared.files);
         }
+        if failed && interrupt::check().is_err() {
+            return false;
+        }
         if failed && !alive(&mut session) {
             match connect(shared.login) {
                 Ok(fresh) => session = fresh,

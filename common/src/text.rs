@@ -31,6 +31,20 @@ pub fn sanitize_bytes(bytes: &[u8]) -> String {
     sanitize(&String::from_utf8_lossy(bytes))
 }
 
+/// The one-line form of a command-line parser's error message: its first paragraph joined
+/// into one line, without a leading `error: `, so that a binary can print `NAME: <line>` as its
+/// only line on stderr (clap follows it with usage and a hint, which `--help` covers).
+pub fn usage_line(message: &str) -> String {
+    let paragraph: Vec<&str> = message
+        .lines()
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = paragraph.join(" ");
+    line.strip_prefix("error: ").map(str::to_owned).unwrap_or(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +64,17 @@ mod tests {
             assert_eq!(sanitize(input), expected);
         }
         assert_eq!(sanitize_bytes(b"\xffok"), "\u{fffd}ok");
+    }
+
+    #[test]
+    fn shortens_usage_errors_to_one_line() {
+        let clap =
+            "error: invalid value '0' for '<PORT>': 0 is not in 1..=65535\n\nFor more information, try '--help'.\n";
+        assert_eq!(usage_line(clap), "invalid value '0' for '<PORT>': 0 is not in 1..=65535");
+        assert_eq!(
+            usage_line("\nerror: the following required arguments were not provided:\n  <PORT>\n"),
+            "the following required arguments were not provided: <PORT>"
+        );
+        assert_eq!(usage_line(""), "");
     }
 }

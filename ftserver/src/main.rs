@@ -126,7 +126,18 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version go to stdout and succeed.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ftserver: {}", common::text::usage_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",

@@ -145,10 +145,17 @@ fn stops_cleanly_on_sigterm() {
 
 #[test]
 fn exit_codes_and_error_lines() {
-    let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--bogus", "0"]), TOOL_TIMEOUT);
-    assert_eq!(out.status.code(), Some(2));
-    let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--pasv-ports", "9-1", "0"]), TOOL_TIMEOUT);
-    assert_eq!(out.status.code(), Some(2));
+    // Usage errors: exit 2 and exactly one line on stderr that names the bad value.
+    for (args, expected) in [
+        (&["--bogus", "0"][..], "ftserver: unexpected argument '--bogus' found\n"),
+        (&["--pasv-ports", "9-1", "0"][..], "ftserver: invalid value '9-1' for '--pasv-ports <LO-HI>': "),
+        (&["70000"][..], "ftserver: invalid value '70000' for '[PORT]': "),
+    ] {
+        let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(args), TOOL_TIMEOUT);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr.starts_with(expected) && stderr.lines().count() == 1, "{args:?}: {stderr:?}");
+    }
     let out =
         run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--root", "/nonexistent/x", "0"]), TOOL_TIMEOUT);
     assert_eq!(out.status.code(), Some(1));

@@ -327,3 +327,36 @@ fn hundreds_of_concurrent_sessions() {
     eprintln!("peak RSS with {CLIENTS} sessions: {peak} kB");
     assert!(peak < 256 * 1024, "peak RSS {peak} kB");
 }
+
+/// A file the server process may not read gets 550, and the session (and everyone else) goes
+/// on. Tests run as root, whose CAP_DAC_OVERRIDE reads anything, so the server is started
+/// through `setpriv` without the two capabilities that bypass file permissions.
+#[test]
+fn unreadable_file_is_550_and_others_are_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("locked.txt"), b"secret").unwrap();
+    std::fs::write(dir.path().join("open.txt"), b"hello").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path().join("locked.txt"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let drop_caps = "-dac_override,-dac_read_search";
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", drop_caps, "--inh-caps", drop_caps, env!("CARGO_BIN_EXE_ftserver")])
+        .args(["-q", "--bind", "127.0.0.1", "--root"])
+        .arg(dir.path())
+        .arg("0");
+    let server = start_command(cmd, dir.path());
+
+    let mut other = Raw::connect(server.addr);
+    other.login();
+    let mut raw = Raw::connect(server.addr);
+    raw.login();
+    raw.cmd("TYPE I");
+    let _data = raw.pasv_connect();
+    let reply = raw.expect("RETR locked.txt", 550);
+    assert!(reply.text().to_lowercase().contains("permission denied"), "{reply:?}");
+    // The same session and another one still work.
+    assert_eq!(raw.passive_transfer("RETR open.txt"), b"hello");
+    other.cmd("TYPE I");
+    assert_eq!(other.passive_transfer("RETR open.txt"), b"hello");
+    raw.expect("SIZE locked.txt", 213);
+}

@@ -1,0 +1,106 @@
+//! Faults with a real ftserver in another process: the server is killed with SIGKILL in the
+//! middle of a download, restarted, and `--resume` completes the file, verified by the hash the
+//! server offers.
+
+use crate::support::{client_bin, dir_names, ftclient, wait_output, ChildGuard};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SERVE_ROOT: &str = "FT_TEST_SERVE_ROOT";
+
+/// Not a test of its own: when this test binary is started again with `FT_TEST_SERVE_ROOT` set
+/// (by [`serve`]), this runs ftserver in that separate process, prints `PORT <n>` and serves
+/// until killed. A separate process is what lets the test below kill a server with SIGKILL.
+/// Run normally, without the variable, it returns at once.
+#[test]
+fn serve_process() {
+    let Some(root) = std::env::var_os(SERVE_ROOT) else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ftserver::Server::spawn(listener, ftserver::Config::new(root).unwrap()).unwrap();
+    // libtest has already printed "test kill::serve_process ... " without a newline.
+    println!("\nPORT {}", server.local_addr().port());
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Starts ftserver serving `root` in a process of its own: this test binary, running only
+/// [`serve_process`]. Returns the guard and the port.
+fn serve(root: &std::path::Path) -> (ChildGuard, u16) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "kill::serve_process", "--nocapture", "--test-threads", "1"])
+        .env(SERVE_ROOT, root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(port) = line.strip_prefix("PORT ") {
+                let _ = tx.send(port.parse::<u16>().unwrap());
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(30)).expect("the server process did not report its port");
+    (guard, port)
+}
+
+#[test]
+fn ftserver_killed_mid_download_then_resume_completes_a_verified_file() {
+    let root = tempfile::tempdir().unwrap();
+    // Large enough that the download is still running when the server dies: 256 MiB whose
+    // first MiB is random and the rest a repeating pattern (cheap to make, not all zeros).
+    let mut data = crate::support::bytes(1 << 20, 7);
+    let pattern = data.clone();
+    while data.len() < 256 << 20 {
+        data.extend_from_slice(&pattern[..pattern.len() - 13]);
+    }
+    std::fs::write(root.path().join("big.bin"), &data).unwrap();
+
+    let (mut server, port) = serve(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(client_bin())
+        .args(["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part = dir.path().join(".big.bin.ftpart");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 4 << 20 {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+    server.0.kill().unwrap(); // SIGKILL: no 426, no goodbye, sockets reset by the kernel
+    let _ = server.0.wait();
+    let failed = wait_output(child);
+    assert_eq!(failed.code(), 1, "{failed:?}");
+    assert!(failed.stderr.contains("--resume"), "{}", failed.stderr);
+    assert_eq!(dir_names(dir.path()), vec![".big.bin.ftpart"], "nothing under the final name");
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0 && kept < data.len() as u64, "{kept}");
+
+    // Corrupt one byte of what was kept: the resumed file must then fail the server's hash
+    // check and stay out of place, which proves the check covers the resumed prefix too.
+    let mut prefix = std::fs::read(&part).unwrap();
+    prefix[1000] ^= 0xff;
+    std::fs::write(&part, &prefix).unwrap();
+    let (_server, port) = serve(root.path());
+    let run = ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume"]);
+    assert_eq!(run.code(), 1, "a corrupt prefix must not pass verification: {}", run.stderr);
+    assert_eq!(dir_names(dir.path()), vec![".big.bin.ftpart"]);
+
+    // Repair the byte, resume again: the whole file arrives and matches.
+    prefix[1000] ^= 0xff;
+    std::fs::write(&part, &prefix).unwrap();
+    ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume"]).ok();
+    assert_eq!(dir_names(dir.path()), vec!["big.bin"]);
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data, "resumed file differs");
+}

@@ -157,7 +157,7 @@ class Bench:
         self.work = Path(args.dir)
         self.data = self.work / "data"
         self.out = self.work / "out"
-        self.bin = Path(args.bin)
+        self.bin = Path(args.bin).resolve()
         self.servers = []
         self.results = {}  # case -> list of rows
         self.notes = []
@@ -300,6 +300,8 @@ class Bench:
             c.append(("raw TCP pipe (socat, 256 KiB buffers)", socat_pipe, None, {}))
         c.append(("ftserver + ftclient (passive)", [ft, "-q", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", "-"],
                   self.ft, {"shell": False}))
+        c.append(("ftserver + ftclient --no-verify (passive)",
+                  [ft, "-q", "--no-verify", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", "-"], self.ft, {}))
         c.append(("ftserver + ftclient (active)", [ft, "-q", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", "-",
                                                    str(free_port())], self.ft, {}))
         c.append(("ftserver + curl", ["curl", "-sS", "-o", "/dev/null", f"ftp://127.0.0.1:{self.ft_port}/big.bin"],
@@ -327,6 +329,8 @@ class Bench:
             ("cat big > file (write ceiling)", f"cat {big} > {target}", None, {"shell": True}),
             ("ftserver + ftclient", [ft, "-q", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", str(target)],
              self.ft, {"verify": self.same_file(target, big)}),
+            ("ftserver + ftclient --no-verify", [ft, "-q", "--no-verify", "127.0.0.1", str(self.ft_port), "-g", "big.bin",
+                                                 "-o", str(target)], self.ft, {"verify": self.same_file(target, big)}),
             ("ftserver + curl", ["curl", "-sS", "-o", str(target), f"ftp://127.0.0.1:{self.ft_port}/big.bin"], self.ft,
              {"verify": self.same_file(target, big)}),
         ]

@@ -270,6 +270,8 @@ impl Client {
         let mut window = tftp::ReceiveWindow::new(outcome.windowsize);
         let mut retries = 0;
         let mut deadline = self.deadline(0);
+        // When an ACK last went out: out-of-order blocks are answered at most once per timeout.
+        let mut acked_at = Instant::now();
         loop {
             let len = match pending.take() {
                 Some(len) => len + DATA_HEADER,
@@ -278,6 +280,7 @@ impl Client {
                     None => {
                         self.retry(&mut retries)?;
                         self.send(&tftp::ack_bytes(window.last_ack()))?;
+                        acked_at = Instant::now();
                         window.rewind();
                         deadline = self.deadline(retries);
                         continue;
@@ -303,6 +306,7 @@ impl Client {
                     let last = data.len() < blksize;
                     if ack || last {
                         self.send(&tftp::ack_bytes(block))?;
+                        acked_at = Instant::now();
                     }
                     if last {
                         match sink {
@@ -314,7 +318,16 @@ impl Client {
                     retries = 0;
                     deadline = self.deadline(0);
                 }
-                tftp::Receipt::Reack => self.send(&tftp::ack_bytes(window.last_ack()))?,
+                tftp::Receipt::Reack => {
+                    self.send(&tftp::ack_bytes(window.last_ack()))?;
+                    acked_at = Instant::now();
+                }
+                // Old blocks keep coming: our re-ACK was lost too; answer once per timeout.
+                tftp::Receipt::Ignore if acked_at.elapsed() >= self.timeout => {
+                    self.send(&tftp::ack_bytes(window.last_ack()))?;
+                    acked_at = Instant::now();
+                    window.rewind();
+                }
                 tftp::Receipt::Ignore => {}
             }
         }

@@ -816,13 +816,15 @@ impl LossyRig {
     }
 }
 
-/// curl, lock-step with blksize 1468 (no windowsize). `--connect-timeout 5` makes curl
-/// retransmit after 1 s and send `timeout 1` (its default is 6 s).
+/// curl, lock-step with blksize 1468 (no windowsize). curl derives its timers from its time
+/// limits: `--connect-timeout 5` makes it retransmit the request after 1 s and send `timeout 1`
+/// (by default 6 s), and `-m 120` makes it retransmit a block after 5 s (without a limit 72 s, so
+/// a lost final ACK would stall an upload far beyond any server's dally).
 #[test]
 fn loss_curl_lock_step() {
     let Some(rig) = LossyRig::new(100_000) else { return };
     let (port, local) = (rig.port(), rig.local("curl"));
-    let common = ["-sS", "--connect-timeout", "5", "--tftp-blksize", "1468"];
+    let common = ["-sS", "--connect-timeout", "5", "-m", "120", "--tftp-blksize", "1468"];
     rig.run("curl", &[&common[..], &["-o", &local, &format!("tftp://127.0.0.1:{port}/f")]].concat());
     rig.run("curl", &[&common[..], &["-T", &local, &format!("tftp://127.0.0.1:{port}/up")]].concat());
     rig.check(&local, "up");
@@ -1007,4 +1009,23 @@ fn loss_our_client_windowed() {
     let local = rig.local("ours");
     fs::write(&local, got).unwrap();
     rig.check(&local, "up");
+}
+
+/// IPv6: the transfer socket is bound to the listener's address, here ::1.
+#[test]
+fn serves_over_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes(100_000, 14);
+    fs::write(dir.path().join("f"), &data).unwrap();
+    let socket = UdpSocket::bind("[::1]:0").unwrap();
+    let config = TftpConfig { root: dir.path().to_owned(), writable: true, ..Default::default() };
+    let server = ftserver::tftp::spawn(socket, config).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let local = out.path().join("f");
+    let url = format!("tftp://[::1]:{}/f", server.local_addr().port());
+    run("curl", &["-sS", "-g", "--tftp-blksize", "1468", "-o", local.to_str().unwrap(), &url]);
+    assert_same_file(&local, &data);
+    let url = format!("tftp://[::1]:{}/up", server.local_addr().port());
+    run("curl", &["-sS", "-g", "-T", local.to_str().unwrap(), &url]);
+    assert_same_file(&dir.path().join("up"), &data);
 }

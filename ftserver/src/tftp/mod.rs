@@ -6,6 +6,9 @@
 //! "server busy"). A request identical to the one that started a running transfer, from the same
 //! address and port, is a retransmission and is dropped, so it never starts a second transfer (a
 //! different request from that port is a new transfer: some boot ROMs reuse their port).
+//! When the listener is bound to the unspecified address (`0.0.0.0`, `::`), the kernel picks each
+//! transfer's source address by route, which on a multi-homed host may not be the address the
+//! client asked; bind a specific address there.
 //!
 //! Paths go through `crate::fs::Root` like FTP's (confined to the root, symlinks resolved), and
 //! uploads through `crate::upload` (only with [`TftpConfig::writable`]): the bytes go to the

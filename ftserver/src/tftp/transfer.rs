@@ -474,6 +474,8 @@ fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u
     let first_reply =
         if n.oack.is_empty() { tftp::ack_bytes(0).to_vec() } else { Packet::Oack(n.oack.clone()).to_bytes() };
     t.send(&first_reply);
+    // When an ACK last went out: out-of-order blocks are answered at most once per timeout.
+    let mut acked_at = Instant::now();
     let mut progress = Progress::new();
     let mut window = tftp::ReceiveWindow::new(n.windowsize);
     let mut retries = 0;
@@ -482,6 +484,7 @@ fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u
         let Some(len) = t.recv(deadline)? else {
             t.retry(&mut retries)?;
             resend_ack(t, &window, &first_reply);
+            acked_at = Instant::now();
             window.rewind();
             deadline = t.deadline(retries);
             continue;
@@ -506,11 +509,23 @@ fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u
                 }
                 if ack {
                     t.send(&tftp::ack_bytes(block));
+                    acked_at = Instant::now();
                 }
                 retries = 0;
                 deadline = t.deadline(retries);
             }
-            tftp::Receipt::Reack => resend_ack(t, &window, &first_reply),
+            tftp::Receipt::Reack => {
+                resend_ack(t, &window, &first_reply);
+                acked_at = Instant::now();
+            }
+            // The sender keeps retransmitting old blocks: our re-ACK was lost too. Answer again,
+            // but no more than once per timeout (a sender that retransmits on its own timer is
+            // still ahead of ours, which backs off).
+            tftp::Receipt::Ignore if acked_at.elapsed() >= t.timeout => {
+                resend_ack(t, &window, &first_reply);
+                acked_at = Instant::now();
+                window.rewind();
+            }
             tftp::Receipt::Ignore => {}
         }
     }

@@ -31,7 +31,13 @@ is never replaced: the copy is saved as NAME.1, NAME.2, ... unless --overwrite i
 
 Uploads never replace a remote file either: the client checks with MLST or SIZE first and
 refuses unless --overwrite is given (and the server must allow it too). Both directions are
-checked with the server's HASH (SHA-256) when it offers one.
+checked with the server's HASH (or XCRC, XSHA256, ...) when it offers one, using the cheapest
+digest it has (CRC32 first) unless --hash names one.
+
+Downloads are not synced to disk (like curl, wget and lftp): the rename after the checks means
+no incomplete file is ever seen under the final name. --fsync also makes each file durable
+before it is renamed. When -o names a device or a FIFO (e.g. /dev/null), the data is written
+straight into it; when it names a directory, the file is saved inside it.
 
 With -r, every file of the tree follows the same rules; --parallel N transfers N files at once
 over N control connections (in active mode on data ports DATA_PORT ... DATA_PORT+N-1).
@@ -116,7 +122,18 @@ pub struct Cli {
     #[arg(long, conflicts_with = "list")]
     pub no_verify: bool,
 
+    /// With -g or -p: the digest used to check files against the server (auto, crc32, sha256,
+    /// sha1, md5). auto takes the cheapest the server offers (CRC32 first): the check is there
+    /// to catch accidental damage (truncation, text-mode mangling, bad disks or memory).
+    #[arg(long, value_name = "ALGO", default_value = "auto", conflicts_with = "list", value_parser = parse_hash_choice)]
+    pub hash: HashChoice,
+
+    /// With -g: make each file durable on disk before it gets its final name; slower.
+    #[arg(long, conflicts_with_all = ["list", "put"])]
+    pub fsync: bool,
+
     /// With -g: check the downloaded file against a known digest, e.g. sha256:9f86d0...
+    /// (also crc32:, sha1: and md5:).
     #[arg(long, value_name = "ALGO:HEX", conflicts_with_all = ["list", "put"], value_parser = parse_checksum)]
     pub checksum: Option<Checksum>,
 
@@ -159,17 +176,73 @@ pub struct Cli {
 /// A digest given with `--checksum`: the algorithm and the expected bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checksum {
-    /// The digest algorithm (only SHA-256 is supported for now).
+    /// The digest algorithm.
     pub algo: Algo,
     /// The expected digest.
     pub digest: Vec<u8>,
 }
 
 /// A digest algorithm the client can compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algo {
+    /// CRC-32 (IEEE 802.3), 4 bytes, big-endian as servers print it.
+    Crc32,
     /// SHA-256 (FIPS 180-4).
     Sha256,
+    /// SHA-1 (FIPS 180-4).
+    Sha1,
+    /// MD5 (RFC 1321).
+    Md5,
+}
+
+impl Algo {
+    /// Every algorithm, cheapest first: the order `--hash auto` prefers them in.
+    pub const CHEAPEST_FIRST: [Algo; 4] = [Algo::Crc32, Algo::Sha256, Algo::Sha1, Algo::Md5];
+
+    /// The name in FEAT, `OPTS HASH` and `213` replies (IANA hash function textual names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Crc32 => "CRC32",
+            Algo::Sha256 => "SHA-256",
+            Algo::Sha1 => "SHA-1",
+            Algo::Md5 => "MD5",
+        }
+    }
+
+    /// Looks an algorithm up by name, ignoring case and the dash (`sha256`, `SHA-256`).
+    pub fn from_name(name: &str) -> Option<Algo> {
+        let wanted = name.trim().replace('-', "");
+        Self::CHEAPEST_FIRST.into_iter().find(|a| a.name().replace('-', "").eq_ignore_ascii_case(&wanted))
+    }
+
+    /// The digest's length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Algo::Crc32 => 4,
+            Algo::Sha256 => 32,
+            Algo::Sha1 => 20,
+            Algo::Md5 => 16,
+        }
+    }
+}
+
+/// `--hash`: which digest the server is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashChoice {
+    /// The cheapest one the server offers.
+    Auto,
+    /// Exactly this one.
+    Only(Algo),
+}
+
+/// Parses `--hash`: `auto` or an algorithm name.
+fn parse_hash_choice(arg: &str) -> Result<HashChoice, String> {
+    if arg.eq_ignore_ascii_case("auto") {
+        return Ok(HashChoice::Auto);
+    }
+    Algo::from_name(arg)
+        .map(HashChoice::Only)
+        .ok_or_else(|| format!("unknown digest {arg:?}, expected auto, crc32, sha256, sha1 or md5"))
 }
 
 impl Cli {
@@ -201,18 +274,28 @@ fn parse_password(arg: &str) -> Result<String, String> {
     }
 }
 
-/// Parses `sha256:HEX` (the algorithm name is case-insensitive, `sha-256` is accepted).
+/// Parses `sha256:HEX`, `crc32:HEX`, `sha1:HEX` or `md5:HEX` (the algorithm name is
+/// case-insensitive, `sha-256` is accepted).
 fn parse_checksum(arg: &str) -> Result<Checksum, String> {
-    let (algo, hex) =
+    let (name, hex) =
         arg.split_once(':').ok_or_else(|| format!("expected ALGO:HEX such as sha256:<64 hex digits>, got {arg:?}"))?;
-    let algo = match algo.to_ascii_lowercase().as_str() {
-        "sha256" | "sha-256" => Algo::Sha256,
-        other => return Err(format!("unsupported digest algorithm {other:?}, expected sha256")),
-    };
+    let algo = Algo::from_name(name)
+        .ok_or_else(|| format!("unsupported digest algorithm {name:?}, expected sha256, crc32, sha1 or md5"))?;
     let digest = decode_hex(hex)
-        .filter(|d| d.len() == 32)
-        .ok_or_else(|| format!("expected 64 hex digits after sha256:, got {hex:?}"))?;
+        .filter(|d| d.len() == algo.digest_len())
+        .ok_or_else(|| format!("expected {} hex digits after {name}:, got {hex:?}", 2 * algo.digest_len()))?;
     Ok(Checksum { algo, digest })
+}
+
+/// Turns clap's rendered error (`error: ...`, details on indented lines, a blank line, then
+/// usage hints) into one line without the `error: ` prefix: `invalid value '0' for '<PORT>': 0
+/// is not in 1..=65535`, `the following required arguments were not provided: <PORT>`.
+pub fn one_line_error(rendered: &str) -> String {
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first).trim();
+    let details = lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()).map(str::trim);
+    std::iter::once(first).chain(details).collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes a hex string (either case); `None` when it is not hex or has an odd length.
@@ -272,6 +355,9 @@ mod tests {
             (&["h", "21", "-l", "--resume"], ArgumentConflict),
             (&["h", "21", "-g", "a", "--long"], ArgumentConflict),
             (&["h", "21", "-g", "a", "--checksum", "md5:00"], ValueValidation),
+            (&["h", "21", "-g", "a", "--checksum", "sha512:00"], ValueValidation),
+            (&["h", "21", "-g", "a", "--hash", "sha512"], ValueValidation),
+            (&["h", "21", "-p", "a", "--fsync"], ArgumentConflict),
             (&["h", "21", "-g", "a", "--checksum", "sha256:abc"], ValueValidation),
             (&["h", "21", "-l", "--timeout", "0"], ValueValidation),
             (&["h", "21", "-g", "a\r\nDELE b"], ValueValidation),
@@ -296,12 +382,32 @@ mod tests {
     }
 
     #[test]
+    fn usage_errors_fit_on_one_line() {
+        let render = |args: &[&str]| {
+            let e = Cli::try_parse_from(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
+            one_line_error(&e.to_string())
+        };
+        assert_eq!(render(&["h", "0", "-l"]), "invalid value '0' for '<PORT>': 0 is not in 1..=65535");
+        let missing = render(&["h"]);
+        assert!(missing.starts_with("the following required arguments were not provided:"), "{missing}");
+        assert!(missing.contains("<PORT>") && !missing.contains('\n'), "{missing}");
+        assert_eq!(one_line_error("plain message"), "plain message");
+    }
+
+    #[test]
     fn parses_checksums() {
         let hex = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
         let c = parse_checksum(&format!("SHA256:{hex}")).unwrap();
         assert_eq!(c.algo, Algo::Sha256);
         assert_eq!(c.digest[..2], [0x9f, 0x86]);
         assert!(parse_checksum(hex).is_err());
+        let c = parse_checksum("crc32:CBF43926").unwrap();
+        assert_eq!((c.algo, c.digest), (Algo::Crc32, vec![0xcb, 0xf4, 0x39, 0x26]));
+        assert_eq!(parse_checksum("md5:900150983cd24fb0d6963f7d28e17f72").unwrap().algo, Algo::Md5);
+        assert!(parse_checksum("sha1:00").is_err());
+        assert_eq!(parse_hash_choice("AUTO"), Ok(HashChoice::Auto));
+        assert_eq!(parse_hash_choice("sha-1"), Ok(HashChoice::Only(Algo::Sha1)));
+        assert_eq!(parse_hash_choice("crc32"), Ok(HashChoice::Only(Algo::Crc32)));
         assert_eq!(decode_hex("0aFf"), Some(vec![0x0a, 0xff]));
         assert_eq!(decode_hex("0g"), None);
         assert_eq!(decode_hex("0"), None);

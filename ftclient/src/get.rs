@@ -2,20 +2,19 @@
 //! place only after the server confirmed the transfer (226/250), the byte count matched the
 //! announced size and any checksum matched; every failure leaves nothing under the final name.
 
-use crate::cli::Checksum;
+use crate::cli::{Checksum, HashChoice};
 use crate::localfile::{SyncingFile, Target};
 use crate::progress::{summary, Progress};
 use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
-use crate::verify;
+use crate::verify::{self, Method};
 use anyhow::{anyhow, bail, Context, Result};
 use common::reply::parse_transfer_size;
 use common::text::sanitize;
 use common::Command;
-use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Where the downloaded bytes go.
@@ -44,6 +43,10 @@ pub struct GetOptions {
     pub resume: bool,
     /// Check the file with the server's HASH command when it has one.
     pub verify: bool,
+    /// Which digest to ask the server for.
+    pub hash: HashChoice,
+    /// Make the file durable (fdatasync) before it gets its final name.
+    pub fsync: bool,
     /// A digest the file must have.
     pub checksum: Option<Checksum>,
     /// Where the progress bar goes.
@@ -67,6 +70,8 @@ pub struct Done {
     pub elapsed: Duration,
     /// Where the file was saved (`None`: stdout).
     pub saved: Option<PathBuf>,
+    /// The bytes went straight into `saved`, a device or FIFO, with no temporary file.
+    pub streamed: bool,
     /// The name asked for, when it existed and the file went to NAME.1, NAME.2, ... instead.
     pub instead_of: Option<PathBuf>,
 }
@@ -77,6 +82,9 @@ impl Done {
         let numbers = summary(self.moved, self.total, self.elapsed);
         match (&self.saved, &self.instead_of) {
             (None, _) => format!("wrote {} to stdout: {numbers}", sanitize(remote)),
+            (Some(saved), _) if self.streamed => {
+                format!("wrote {} to {}: {numbers}", sanitize(remote), saved.display())
+            }
             (Some(saved), None) => format!("saved {}: {numbers}", saved.display()),
             (Some(saved), Some(wanted)) => {
                 format!("saved {} ({} already exists): {numbers}", saved.display(), wanted.display())
@@ -93,12 +101,32 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done>
         Some(size) => Some(size),
         None => remote_size(session, &opts.remote)?,
     };
+    let method = verify::plan(session, opts.verify, opts.hash)?;
     match &opts.output {
-        Output::Stdout => to_stdout(session, mode, opts, size),
-        Output::BaseName => to_file(session, mode, opts, size, &Target::new(None, &opts.remote)?),
-        Output::Path(path) => to_file(session, mode, opts, size, &Target::new(Some(path), &opts.remote)?),
-        Output::Target(target) => to_file(session, mode, opts, size, target),
+        Output::Stdout => {
+            let out = std::io::stdout().lock();
+            to_stream(session, mode, opts, method, size, out, None)
+        }
+        Output::BaseName => to_file(session, mode, opts, method, size, &Target::new(None, &opts.remote)?),
+        Output::Path(path) if is_special(path) => {
+            if opts.resume {
+                bail!("--resume cannot continue into {}, which is not a regular file", path.display());
+            }
+            // A device or FIFO (/dev/null, a pipe): there is no temporary file to rename onto
+            // it, and replacing it with a regular file would break it. Write straight into it.
+            let out =
+                OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            to_stream(session, mode, opts, method, size, out, Some(path))
+        }
+        Output::Path(path) => to_file(session, mode, opts, method, size, &Target::new(Some(path), &opts.remote)?),
+        Output::Target(target) => to_file(session, mode, opts, method, size, target),
     }
+}
+
+/// Does `path` exist as something other than a regular file or a directory (a character
+/// device, a FIFO, a socket)? Symbolic links are followed, as `cp` does.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// Asks SIZE; `None` when the server does not say (no SIZE command, or 550 for a path that
@@ -113,31 +141,39 @@ fn remote_size(session: &mut Session, remote: &str) -> Result<Option<u64>> {
 }
 
 /// Downloads into `target` through its temporary file.
-fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>, target: &Target) -> Result<Done> {
+fn to_file(
+    session: &mut Session,
+    mode: Mode,
+    opts: &GetOptions,
+    method: Option<Method>,
+    size: Option<u64>,
+    target: &Target,
+) -> Result<Done> {
     let part = target.part_path();
     let started = Instant::now();
     if opts.resume {
-        if let Some(done) = already_complete(session, opts, size, target, &part) {
+        if let Some(done) = already_complete(session, opts, method, size, target, &part) {
             return Ok(Done {
                 moved: 0,
                 total: done,
                 elapsed: started.elapsed(),
                 saved: Some(target.path()),
+                streamed: false,
                 instead_of: None,
             });
         }
     }
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
-    let early = verify::start_early(session, opts, size);
-    let (total, digest) = if offset > 0 && Some(offset) == size {
+    let early = verify::start_early(opts, method, size);
+    let (total, digests) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
         (offset, None)
     } else {
-        receive_into_part(session, mode, opts, size, offset, &part)?
+        receive_into_part(session, mode, opts, method, size, offset, &part)?
     };
-    let checked = match digest {
-        Some(digest) => verify::check_digest(session, opts, &digest, total, early),
-        None => verify::check(session, opts, &part, early),
+    let checked = match digests {
+        Some(digests) => verify::check_digests(session, opts, method, &digests, Some(&part), total, early),
+        None => verify::check(session, opts, method, &part, early),
     };
     checked.with_context(|| {
         format!(
@@ -150,15 +186,23 @@ fn to_file(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u6
         .commit(&part, opts.overwrite)
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
     let instead_of = (saved != target.path()).then(|| target.path());
-    Ok(Done { moved: total - offset, total, elapsed: started.elapsed(), saved: Some(saved), instead_of })
+    Ok(Done {
+        moved: total - offset,
+        total,
+        elapsed: started.elapsed(),
+        saved: Some(saved),
+        streamed: false,
+        instead_of,
+    })
 }
 
 /// With `--resume` and no temporary file: is the file already there, complete (the remote
-/// size, and the server's SHA-256 when it has one)? Then there is nothing to do (an interrupted
+/// size, and the server's digest when it has one)? Then there is nothing to do (an interrupted
 /// tree transfer continues without fetching its finished files again). Returns the size.
 fn already_complete(
     session: &mut Session,
     opts: &GetOptions,
+    method: Option<Method>,
     size: Option<u64>,
     target: &Target,
     part: &std::path::Path,
@@ -169,7 +213,7 @@ fn already_complete(
     if !is_complete {
         return None;
     }
-    match verify::check(session, opts, &path, None) {
+    match verify::check(session, opts, method, &path, None) {
         Ok(()) => {
             log::info!("{} is already complete", path.display());
             Some(size)
@@ -201,16 +245,17 @@ fn resume_offset(part: &std::path::Path, size: Option<u64>) -> Result<u64> {
 }
 
 /// Runs RETR (after `REST offset` when resuming) and appends the data to `part`. Returns the
-/// file's size once the server confirmed the transfer and the count matched, and its SHA-256
-/// when verification needs it (computed on the way in, so the file is not read again).
+/// file's size once the server confirmed the transfer and the count matched, and its digests
+/// when verification needs them (computed on the way in, so the file is not read again).
 fn receive_into_part(
     session: &mut Session,
     mode: Mode,
     opts: &GetOptions,
+    method: Option<Method>,
     size: Option<u64>,
     offset: u64,
-    part: &std::path::Path,
-) -> Result<(u64, Option<Vec<u8>>)> {
+    part: &Path,
+) -> Result<(u64, Option<verify::Digests>)> {
     let pending = transfer::prepare(session, mode)?;
     if offset > 0 {
         let reply = session.command(&Command::Rest(offset))?;
@@ -224,15 +269,14 @@ fn receive_into_part(
     // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
     let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
     let file = open_part(part, offset)?;
-    let hasher = match (verify::needs_digest(session, opts), offset) {
-        (false, _) => None,
-        (true, 0) => Some(Sha256::new()),
-        (true, _) => {
-            let mut prefix = File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
-            Some(verify::sha256_prefix(&mut prefix, offset, part)?)
-        }
+    let algos = verify::wanted(opts, method);
+    let hashers = if algos.is_empty() || offset == 0 {
+        verify::Hashers::new(&algos)
+    } else {
+        let mut prefix = File::open(part).with_context(|| format!("cannot read {}", part.display()))?;
+        verify::hash_prefix(&mut prefix, offset, &algos, part)?
     };
-    let mut sink = verify::HashingWriter::continuing(SyncingFile::new(file), hasher);
+    let mut sink = verify::HashingWriter::continuing(SyncingFile::new(file, opts.fsync), hashers);
     let mut bar = opts.progress.file(expected, offset, &sanitize(&opts.remote));
     let mut count = offset;
     let outcome = (|| {
@@ -243,8 +287,8 @@ fn receive_into_part(
     })();
     bar.finish();
     let (file, digest) = sink.finish();
-    // The data must be on disk before the name says the file is complete.
-    let outcome = outcome.and_then(|()| file.sync_all().with_context(|| format!("cannot write {}", part.display())));
+    // With --fsync the data must be on disk before the name says the file is complete.
+    let outcome = outcome.and_then(|()| file.finish().with_context(|| format!("cannot write {}", part.display())));
     match outcome {
         Ok(()) => Ok((count, digest)),
         Err(e) if count == 0 => {
@@ -266,7 +310,7 @@ fn receive_into_part(
 }
 
 /// Opens the temporary file: appending at `offset` when resuming, else empty.
-fn open_part(part: &std::path::Path, offset: u64) -> Result<File> {
+fn open_part(part: &Path, offset: u64) -> Result<File> {
     let mut options = OpenOptions::new();
     if offset > 0 {
         options.append(true);
@@ -293,20 +337,30 @@ fn check_count(count: u64, expected: Option<u64>) -> Result<()> {
     }
 }
 
-/// Streams the file to stdout: no temporary file, so a failure can only be reported.
-fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<u64>) -> Result<Done> {
+/// Streams the file to stdout (`path` is `None`) or straight into a device or FIFO: no
+/// temporary file, so a failure can only be reported.
+fn to_stream(
+    session: &mut Session,
+    mode: Mode,
+    opts: &GetOptions,
+    method: Option<Method>,
+    size: Option<u64>,
+    out: impl Write,
+    path: Option<&Path>,
+) -> Result<Done> {
+    let name = path.map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
     let pending = transfer::prepare(session, mode)?;
     let what = format!("cannot get {}", sanitize(&opts.remote));
     let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
     let expected = size.or_else(|| parse_transfer_size(&reply.text()));
     let started = Instant::now();
-    let early = verify::start_early(session, opts, expected);
+    let early = verify::start_early(opts, method, expected);
     let mut bar = opts.progress.file(expected, 0, &sanitize(&opts.remote));
     let mut count = 0;
-    let mut stdout = verify::HashingWriter::new(std::io::stdout().lock(), verify::needs_digest(session, opts));
+    let mut sink = verify::HashingWriter::new(out, &verify::wanted(opts, method));
     let outcome = (|| {
-        transfer::receive(session, &mut stream, &mut stdout, &mut count, expected.unwrap_or(u64::MAX), |n| bar.set(n))?;
-        stdout.flush().context("cannot write to stdout")?;
+        transfer::receive(session, &mut stream, &mut sink, &mut count, expected.unwrap_or(u64::MAX), |n| bar.set(n))?;
+        sink.flush().with_context(|| format!("cannot write to {name}"))?;
         drop(stream);
         transfer::finish(session)?;
         check_count(count, expected)
@@ -314,14 +368,15 @@ fn to_stdout(session: &mut Session, mode: Mode, opts: &GetOptions, size: Option<
     bar.finish();
     outcome.with_context(|| {
         format!(
-            "download of {} to stdout stopped after {count} bytes (the output is incomplete)",
+            "download of {} to {name} stopped after {count} bytes (the output is incomplete)",
             sanitize(&opts.remote)
         )
     })?;
-    if let (_, Some(digest)) = stdout.finish() {
-        verify::check_digest(session, opts, &digest, count, early).with_context(|| {
-            format!("download of {} to stdout failed verification (the output is corrupt)", sanitize(&opts.remote))
+    if let (_, Some(digests)) = sink.finish() {
+        verify::check_digests(session, opts, method, &digests, None, count, early).with_context(|| {
+            format!("download of {} to {name} failed verification (the output is corrupt)", sanitize(&opts.remote))
         })?;
     }
-    Ok(Done { moved: count, total: count, elapsed: started.elapsed(), saved: None, instead_of: None })
+    let saved = path.map(Path::to_owned);
+    Ok(Done { moved: count, total: count, elapsed: started.elapsed(), saved, streamed: true, instead_of: None })
 }

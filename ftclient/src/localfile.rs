@@ -1,5 +1,6 @@
 //! Local files for downloads: the final name, the temporary `.NAME.ftpart` file beside it, the
-//! writer that pushes its data to disk while the download runs, and the move into place that
+//! writer that (with `--fsync`) pushes its data to disk while the download runs, and the move
+//! into place that
 //! never replaces an existing file (NAME.1, NAME.2, ... as wget does) unless asked to.
 
 use anyhow::{bail, Result};
@@ -13,23 +14,26 @@ use std::thread::JoinHandle;
 /// After this many bytes, the data written so far is handed to the disk in the background.
 const EARLY_SYNC_EVERY: u64 = 64 << 20;
 
-/// A file being written whose data goes to disk in the background (`fdatasync` on a helper
-/// thread every [`EARLY_SYNC_EVERY`] bytes) while more arrives. The final sync before the
-/// rename, which a completed download needs for its name to be trusted, then has only the
-/// last part left to wait for, and the page cache never holds a whole big file dirty.
+/// A file being written. With `durable` (`--fsync`), its data goes to disk in the background
+/// (`fdatasync` on a helper thread every [`EARLY_SYNC_EVERY`] bytes) while more arrives; the
+/// final sync before the rename then has only the last part left to wait for, and the page
+/// cache never holds a whole big file dirty. Without it (the default, as curl, wget and lftp)
+/// it is a plain file: the rename after the checks already keeps incomplete data away from
+/// the final name while the machine stays up.
 #[derive(Debug)]
 pub struct SyncingFile {
     file: File,
+    durable: bool,
     since: u64,
     kick: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl SyncingFile {
-    /// Wraps `file`. The helper thread starts only once a file grows past
-    /// [`EARLY_SYNC_EVERY`], so small files (trees of thousands) cost no thread.
-    pub fn new(file: File) -> SyncingFile {
-        SyncingFile { file, since: 0, kick: None, thread: None }
+    /// Wraps `file`, syncing it when `durable`. The helper thread starts only once a file
+    /// grows past [`EARLY_SYNC_EVERY`], so small files (trees of thousands) cost no thread.
+    pub fn new(file: File, durable: bool) -> SyncingFile {
+        SyncingFile { file, durable, since: 0, kick: None, thread: None }
     }
 
     /// Asks the helper thread (started on first use) to sync what was written so far.
@@ -48,10 +52,14 @@ impl SyncingFile {
         }
     }
 
-    /// Waits for the background syncs, then makes everything durable (data and size).
-    pub fn sync_all(mut self) -> io::Result<()> {
+    /// The file is complete: when `durable`, waits for the background syncs, then makes
+    /// everything durable (data and size).
+    pub fn finish(mut self) -> io::Result<()> {
         self.stop();
-        self.file.sync_all()
+        if self.durable {
+            self.file.sync_all()?;
+        }
+        Ok(())
     }
 
     fn stop(&mut self) {
@@ -66,7 +74,7 @@ impl Write for SyncingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.since += n as u64;
-        if self.since >= EARLY_SYNC_EVERY {
+        if self.durable && self.since >= EARLY_SYNC_EVERY {
             self.since = 0;
             self.sync_in_background();
         }
@@ -245,13 +253,16 @@ mod tests {
     fn a_syncing_file_writes_everything() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let mut file = SyncingFile::new(File::create(&path).unwrap());
-        let chunk = vec![7u8; 1 << 20];
-        for _ in 0..(EARLY_SYNC_EVERY >> 20) + 3 {
-            file.write_all(&chunk).unwrap();
+        for durable in [true, false] {
+            let mut file = SyncingFile::new(File::create(&path).unwrap(), durable);
+            let chunk = vec![7u8; 1 << 20];
+            for _ in 0..(EARLY_SYNC_EVERY >> 20) + 3 {
+                file.write_all(&chunk).unwrap();
+            }
+            assert_eq!(file.thread.is_some(), durable, "only durable files sync in the background");
+            file.finish().unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), EARLY_SYNC_EVERY + (3 << 20));
         }
-        file.sync_all().unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), EARLY_SYNC_EVERY + (3 << 20));
     }
 
     #[test]

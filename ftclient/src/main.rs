@@ -1,7 +1,7 @@
 //! ftclient: list, get and put files and directory trees over FTP in active or passive mode.
 //!
 //! `main` parses the command line, sets up logging and Ctrl-C, calls [`run`], and maps the
-//! outcome to the exit status: 0 success, 1 failure, 2 usage (clap exits with 2 itself).
+//! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr).
 
 mod cli;
 mod get;
@@ -19,7 +19,8 @@ mod tree;
 mod verify;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
+use clap::error::ErrorKind;
+use clap::Parser;
 use cli::Cli;
 use get::{GetOptions, Output};
 use list::ListOptions;
@@ -34,17 +35,22 @@ use transfer::Mode;
 use tree::TreeOptions;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&e.to_string()),
+    };
     if cli.resume && cli.output_target() == Some(None) {
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, "--resume cannot be used with -o - (stdout)")
-            .exit();
+        return usage_error("--resume cannot be used with -o - (stdout)");
     }
     if cli.recursive && cli.output_target() == Some(None) {
-        Cli::command().error(clap::error::ErrorKind::ArgumentConflict, "-r cannot be used with -o - (stdout)").exit();
+        return usage_error("-r cannot be used with -o - (stdout)");
     }
     if cli.tftp && cli.output_target() == Some(None) {
-        Cli::command().error(clap::error::ErrorKind::ArgumentConflict, "--tftp cannot write to -o - (stdout)").exit();
+        return usage_error("--tftp cannot write to -o - (stdout)");
     }
     init_logger(&cli);
     match run(&cli) {
@@ -54,6 +60,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a usage error as one line, `ftclient: <message>`, and returns exit status 2.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("ftclient: {}", cli::one_line_error(message));
+    ExitCode::from(2)
 }
 
 /// Warnings by default, more with each `-v`, only errors with `-q`; `RUST_LOG` overrides.
@@ -98,6 +110,8 @@ fn run(cli: &Cli) -> Result<()> {
             overwrite: cli.overwrite,
             resume: cli.resume,
             verify: !cli.no_verify,
+            hash: cli.hash,
+            fsync: cli.fsync,
             quiet: cli.quiet,
             parallel,
         };
@@ -129,6 +143,7 @@ fn run(cli: &Cli) -> Result<()> {
             overwrite: cli.overwrite,
             resume: cli.resume,
             verify: !cli.no_verify,
+            hash: cli.hash,
             progress: Progress::single(cli.quiet),
         };
         let sent = put::run(&mut session, mode, &opts)?;
@@ -147,6 +162,8 @@ fn run(cli: &Cli) -> Result<()> {
             overwrite: cli.overwrite,
             resume: cli.resume,
             verify: !cli.no_verify,
+            hash: cli.hash,
+            fsync: cli.fsync,
             checksum: cli.checksum.clone(),
             progress: Progress::single(cli.quiet),
             listed_size: None,
@@ -170,6 +187,7 @@ fn run_tftp(cli: &Cli) -> Result<()> {
         server: tftpfile::resolve(&cli.host, cli.port)?,
         options: tftp::TftpOptions { blksize: cli.blksize, windowsize: cli.windowsize, ..Default::default() },
         overwrite: cli.overwrite,
+        fsync: cli.fsync,
         progress: Progress::single(cli.quiet),
     };
     let line = match (&cli.get, &cli.put) {

@@ -30,6 +30,8 @@ pub struct PutOptions {
     pub resume: bool,
     /// Check the upload with the server's HASH when it has one.
     pub verify: bool,
+    /// Which digest to ask the server for.
+    pub hash: crate::cli::HashChoice,
     /// Where the progress bar goes.
     pub progress: Progress,
 }
@@ -153,14 +155,15 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         _ => 0,
     };
     let started = Instant::now();
-    let hashing = verify::server_can_hash(session, opts.verify);
+    let method = verify::plan(session, opts.verify, opts.hash)?;
     file.seek(SeekFrom::Start(offset)).with_context(|| format!("cannot read {}", opts.local.display()))?;
     let complete = opts.resume && matches!(found, Remote::File(_)) && offset == len;
-    // The local SHA-256 is computed on a second thread (reading the file on its own) while
+    // The local digest is computed on a second thread (reading the file on its own) while
     // the upload runs, so it costs no time of its own; a failed upload stops it.
     let stop = AtomicBool::new(false);
     let (sent, digest) = std::thread::scope(|scope| {
-        let hasher = hashing.then(|| scope.spawn(|| verify::sha256_file_until(&opts.local, &stop)));
+        let stop = &stop;
+        let hasher = method.map(|m| scope.spawn(move || verify::hash_file_until(&opts.local, &[m.algo()], stop)));
         let sent = if complete {
             log::info!("the server already holds all {len} bytes of {remote}");
             Ok(0)
@@ -175,7 +178,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
     });
     let sent = sent?;
     let digest = digest.transpose()?;
-    check(session, opts, len, digest)
+    check(session, opts, len, method.zip(digest))
         .with_context(|| format!("upload of {} to {remote} failed verification", opts.local.display()))?;
     Ok(Sent { moved: sent, total: len, elapsed: started.elapsed() })
 }
@@ -239,15 +242,20 @@ fn store(
 }
 
 /// After the 226: the remote size must be the local one (when the server tells it), and the
-/// server's SHA-256 the local one (when it can hash).
-fn check(session: &mut Session, opts: &PutOptions, len: u64, digest: Option<Vec<u8>>) -> Result<()> {
+/// server's digest the local one (when it can hash).
+fn check(
+    session: &mut Session,
+    opts: &PutOptions,
+    len: u64,
+    digest: Option<(verify::Method, verify::Digests)>,
+) -> Result<()> {
     match probe(session, &opts.remote)? {
         Remote::File(Some(size)) if size != len => bail!("the server holds {size} bytes, the local file {len}"),
         Remote::Missing => bail!("the server does not show the file after the upload"),
         _ => {}
     }
     match digest {
-        Some(digest) => verify::check_upload(session, &opts.remote, &digest, len),
+        Some((method, digests)) => verify::check_upload(session, method, &opts.remote, &digests, &opts.local, len),
         None => Ok(()),
     }
 }

@@ -1,6 +1,7 @@
 //! The control connection: connect, greeting, login, FEAT, and typed commands whose replies are
 //! checked here. It never moves file bytes; data connections are opened in `transfer`.
 
+use crate::cli::Algo;
 use crate::interrupt;
 use anyhow::{anyhow, bail, Context, Result};
 use common::command::TransferType;
@@ -34,8 +35,10 @@ pub struct Features {
     pub mlst: bool,
     /// `HASH ...`: the algorithm names, the server's current choice first if marked with `*`.
     pub hash: Vec<String>,
-    /// `XSHA256`: the legacy SHA-256 command.
-    pub xsha256: bool,
+    /// `HASH ...`: the algorithm marked with `*` (the server's default), if any.
+    pub hash_default: Option<String>,
+    /// The legacy digest commands listed: `XCRC`, `XSHA256`, `XSHA1`, `XMD5`.
+    pub x_hash: Vec<Algo>,
 }
 
 impl Features {
@@ -47,7 +50,10 @@ impl Features {
             let (name, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
             match name.to_ascii_uppercase().as_str() {
                 "MLST" => features.mlst = true,
-                "XSHA256" => features.xsha256 = true,
+                "XCRC" => features.x_hash.push(Algo::Crc32),
+                "XSHA256" => features.x_hash.push(Algo::Sha256),
+                "XSHA1" => features.x_hash.push(Algo::Sha1),
+                "XMD5" => features.x_hash.push(Algo::Md5),
                 "HASH" => {
                     let mut algos: Vec<(bool, String)> = arg
                         .split(';')
@@ -56,6 +62,7 @@ impl Features {
                         .collect();
                     // The selected algorithm (marked `*`) first.
                     algos.sort_by_key(|(selected, _)| !selected);
+                    features.hash_default = algos.iter().find(|(selected, _)| *selected).map(|(_, a)| a.clone());
                     features.hash = algos.into_iter().map(|(_, a)| a).collect();
                 }
                 _ => {}
@@ -100,6 +107,8 @@ pub struct Session {
     binary: bool,
     /// What FEAT advertised (empty until [`Session::feat`] is called).
     pub features: Features,
+    /// The HASH algorithm this connection selected with `OPTS HASH` (`None`: the default).
+    pub hash_selected: Option<Algo>,
 }
 
 impl Session {
@@ -143,6 +152,7 @@ impl Session {
             timeout,
             binary: false,
             features: Features::default(),
+            hash_selected: None,
         };
         session.greeting()?;
         Ok(session)
@@ -316,12 +326,16 @@ mod tests {
                 " EPRT".into(),
                 " MLST type*;size*;modify*;".into(),
                 " HASH SHA-1;SHA-256*;MD5".into(),
+                " XCRC".into(),
+                " XSHA256".into(),
                 "End".into(),
             ],
         );
         let f = Features::parse(&reply);
         assert!(f.mlst);
         assert_eq!(f.hash, vec!["SHA-256", "SHA-1", "MD5"]);
+        assert_eq!(f.hash_default.as_deref(), Some("SHA-256"));
+        assert_eq!(f.x_hash, vec![Algo::Crc32, Algo::Sha256]);
         // Free text on the first and last lines is not a feature (RFC 2389 section 3.2).
         let reply = Reply::multi(211, vec!["MLST is great".into(), " SIZE".into(), "MLST".into()]);
         assert_eq!(Features::parse(&reply), Features::default());

@@ -1,5 +1,5 @@
 //! `--tftp`: get and put one file over TFTP (the protocol is in `tftp`) with the FTP path's
-//! local rules: a download goes to `.NAME.ftpart`, is synced and only then named (NAME.1,
+//! local rules: a download goes to `.NAME.ftpart`, is checked (and synced with `--fsync`), then named (NAME.1,
 //! NAME.2, ... when NAME exists, unless `--overwrite`); an upload first checks with a read
 //! request whether the remote name exists and refuses to replace it unless `--overwrite`.
 
@@ -24,6 +24,8 @@ pub struct TftpJob {
     pub options: TftpOptions,
     /// Replace an existing file (local for gets, remote for puts).
     pub overwrite: bool,
+    /// Make a downloaded file durable before it gets its final name.
+    pub fsync: bool,
     /// Where the progress bar goes.
     pub progress: Progress,
 }
@@ -96,7 +98,7 @@ pub fn get(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String>
         .open(&part)
         .with_context(|| format!("cannot create {}", part.display()))?;
     let started = Instant::now();
-    let mut sink = Interruptible(SyncingFile::new(file));
+    let mut sink = Interruptible(SyncingFile::new(file, job.fsync));
     let mut bar = LazyBar { progress: &job.progress, label: sanitize(remote), bar: None };
     let result = tftp::get(job.server, remote, &mut sink, &job.options, &mut |n, total| bar.update(n, total));
     bar.finish();
@@ -105,7 +107,7 @@ pub fn get(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String>
             bail!("short transfer: {} of the {tsize} bytes the server announced", outcome.bytes);
         }
         // The data must be on disk before the name says the file is complete.
-        sink.0.sync_all().with_context(|| format!("cannot write {}", part.display()))?;
+        sink.0.finish().with_context(|| format!("cannot write {}", part.display()))?;
         Ok(outcome)
     });
     let outcome = match outcome {

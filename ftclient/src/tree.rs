@@ -34,6 +34,10 @@ pub struct TreeOptions {
     pub resume: bool,
     /// Check every file with the server's HASH when it has one.
     pub verify: bool,
+    /// Which digest to ask the server for.
+    pub hash: crate::cli::HashChoice,
+    /// Make each downloaded file durable before it gets its final name.
+    pub fsync: bool,
     /// No progress and no summary.
     pub quiet: bool,
     /// Transfers at once.
@@ -96,6 +100,8 @@ pub fn get(
             overwrite: opts.overwrite,
             resume: opts.resume,
             verify: opts.verify,
+            hash: opts.hash,
+            fsync: opts.fsync,
             checksum: None,
             progress: progress.clone(),
             listed_size: file.size,
@@ -126,6 +132,7 @@ pub fn put(
             overwrite: opts.overwrite,
             resume: opts.resume,
             verify: opts.verify,
+            hash: opts.hash,
             progress: progress.clone(),
         }))
     })

@@ -1,45 +1,169 @@
-//! Checking a finished download before it gets its final name: against `--checksum`, and
-//! against the server's own SHA-256 when FEAT advertises HASH (draft-bryan-ftpext-hash) or the
-//! legacy XSHA256. For big files the server is asked on a second control connection while the
-//! download runs, so its hashing overlaps the transfer.
+//! Checking a finished transfer before a download gets its final name: against `--checksum`,
+//! and against the server's own digest when FEAT advertises HASH (draft-bryan-ftpext-hash) or
+//! a legacy X-command (XCRC, XSHA256, XSHA1, XMD5). The automatic check catches accidental
+//! damage (truncation, text-mode mangling, bad disks, memory or middleboxes), not a lying
+//! server, so it uses the cheapest digest the server offers: CRC32, then SHA-256, SHA-1, MD5.
+//! For big files the server is asked on a second control connection while the download runs,
+//! so its hashing overlaps the transfer.
 
-use crate::cli::{decode_hex, Algo};
+use crate::cli::{decode_hex, Algo, HashChoice};
 use crate::get::GetOptions;
 use crate::interrupt;
 use crate::session::{ServerError, Session, TICK};
 use anyhow::{bail, Context, Result};
 use common::Command;
-use sha2::{Digest, Sha256};
+use sha2::Digest as _;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The HASH algorithm name the client can check.
-const SHA256: &str = "SHA-256";
+/// How the server is asked for a file's digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `HASH path` (draft-bryan-ftpext-hash), after `OPTS HASH` selected this algorithm (the
+    /// reply names the one the server really used).
+    Hash(Algo),
+    /// A legacy command: `XCRC path`, `XSHA256 path`, `XSHA1 path` or `XMD5 path`.
+    Legacy(Algo),
+}
 
-/// How the server can tell us a file's SHA-256, if at all (`None` also when not `verify`ing).
-fn server_method(session: &Session, verify: bool) -> Option<Method> {
-    if !verify {
-        return None;
-    }
-    if session.features.hash.iter().any(|a| a == SHA256) {
-        Some(Method::Hash)
-    } else if session.features.xsha256 {
-        Some(Method::Xsha256)
-    } else {
-        log::debug!("the server offers neither HASH SHA-256 nor XSHA256; not verifying against it");
-        None
+impl Method {
+    /// The algorithm the server is expected to answer with.
+    pub fn algo(self) -> Algo {
+        match self {
+            Method::Hash(algo) | Method::Legacy(algo) => algo,
+        }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Method {
-    /// `HASH path` (draft-bryan-ftpext-hash).
-    Hash,
-    /// The legacy `XSHA256 path` (ProFTPD mod_digest and others).
-    Xsha256,
+/// Decides how the server will be asked for digests on this connection (`None`: not at all,
+/// because `verify` is off or the server cannot hash). With HASH, the algorithm is selected
+/// with `OPTS HASH` once per connection; when the server refuses, its default is used.
+pub fn plan(session: &mut Session, verify: bool, choice: HashChoice) -> Result<Option<Method>> {
+    if !verify {
+        return Ok(None);
+    }
+    let pick = |offered: &[Algo]| match choice {
+        HashChoice::Auto => Algo::CHEAPEST_FIRST.into_iter().find(|a| offered.contains(a)),
+        HashChoice::Only(algo) => offered.contains(&algo).then_some(algo),
+    };
+    let hash: Vec<Algo> = session.features.hash.iter().filter_map(|name| Algo::from_name(name)).collect();
+    if let Some(algo) = pick(&hash) {
+        return select(session, algo).map(|algo| Some(Method::Hash(algo)));
+    }
+    if let Some(algo) = pick(&session.features.x_hash) {
+        return Ok(Some(Method::Legacy(algo)));
+    }
+    match choice {
+        HashChoice::Only(algo) => {
+            log::warn!("the server offers no {} digest; not verifying against it", algo.name())
+        }
+        HashChoice::Auto => log::debug!("the server offers neither HASH nor an X-digest command; not verifying"),
+    }
+    Ok(None)
+}
+
+/// Makes `algo` the connection's HASH algorithm with `OPTS HASH` unless it already is.
+/// Returns the algorithm the server will probably answer with.
+fn select(session: &mut Session, algo: Algo) -> Result<Algo> {
+    let current = session.hash_selected.or_else(|| session.features.hash_default.as_deref().and_then(Algo::from_name));
+    if current == Some(algo) {
+        return Ok(algo);
+    }
+    let reply = session.command(&Command::Opts(format!("HASH {}", algo.name())))?;
+    if reply.is_success() {
+        session.hash_selected = Some(algo);
+        return Ok(algo);
+    }
+    log::info!("OPTS HASH {} refused ({}); using the server's default", algo.name(), ServerError(reply));
+    session.hash_selected = current;
+    Ok(current.unwrap_or(algo))
+}
+
+/// The algorithms a download computes on the way in: the server's and `--checksum`'s.
+pub fn wanted(opts: &GetOptions, method: Option<Method>) -> Vec<Algo> {
+    let mut algos: Vec<Algo> = method.map(Method::algo).into_iter().collect();
+    if let Some(checksum) = &opts.checksum {
+        if !algos.contains(&checksum.algo) {
+            algos.push(checksum.algo);
+        }
+    }
+    algos
+}
+
+/// One running digest.
+#[derive(Debug, Clone)]
+enum Hasher {
+    Crc32(crc32fast::Hasher),
+    Sha256(sha2::Sha256),
+    Sha1(sha1::Sha1),
+    Md5(md5::Md5),
+}
+
+impl Hasher {
+    fn new(algo: Algo) -> Hasher {
+        match algo {
+            Algo::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
+            Algo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algo::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Algo::Md5 => Hasher::Md5(md5::Md5::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Crc32(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha1(h) => h.update(bytes),
+            Hasher::Md5(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Md5(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// Several digests of the same bytes, computed together.
+#[derive(Debug, Clone, Default)]
+pub struct Hashers(Vec<(Algo, Hasher)>);
+
+impl Hashers {
+    /// Fresh digests for `algos`.
+    pub fn new(algos: &[Algo]) -> Hashers {
+        Hashers(algos.iter().map(|&a| (a, Hasher::new(a))).collect())
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.iter_mut().for_each(|(_, h)| h.update(bytes));
+    }
+
+    /// Only CRC32, which runs at memory speed: not worth a thread.
+    fn cheap(&self) -> bool {
+        self.0.iter().all(|(a, _)| *a == Algo::Crc32)
+    }
+
+    fn finish(self) -> Digests {
+        Digests(self.0.into_iter().map(|(a, h)| (a, h.finish())).collect())
+    }
+}
+
+/// Finished digests, by algorithm.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digests(Vec<(Algo, Vec<u8>)>);
+
+impl Digests {
+    /// The digest for `algo`, if it was computed.
+    pub fn get(&self, algo: Algo) -> Option<&[u8]> {
+        self.0.iter().find(|(a, _)| *a == algo).map(|(_, d)| d.as_slice())
+    }
 }
 
 /// Files at least this big get their server digest early, on a second control connection
@@ -48,23 +172,26 @@ pub const EARLY_HASH_MIN: u64 = 16 << 20;
 
 /// The server's digest being computed on a second control connection during the download.
 #[derive(Debug)]
-pub struct EarlyDigest(mpsc::Receiver<Result<Vec<u8>>>);
+pub struct EarlyDigest(mpsc::Receiver<Result<(Algo, Vec<u8>)>>);
 
-/// Starts asking for the server's SHA-256 of a `len`-byte file on a second connection, so the
+/// Starts asking for the server's digest of a `len`-byte file on a second connection, so the
 /// server hashes while it sends and the check costs almost no time after the transfer.
 /// `None` when there is nothing to ask, the file is small or the size is unknown.
-pub fn start_early(session: &Session, opts: &GetOptions, len: Option<u64>) -> Option<EarlyDigest> {
-    let method = server_method(session, opts.verify)?;
+pub fn start_early(opts: &GetOptions, method: Option<Method>, len: Option<u64>) -> Option<EarlyDigest> {
+    method?;
     let len = len.filter(|&len| len >= EARLY_HASH_MIN)?;
     let login = opts.login.clone()?;
-    let remote = opts.remote.clone();
+    let (remote, choice) = (opts.remote.clone(), opts.hash);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = (|| {
             let mut second = login.connect()?;
             second.feat()?;
+            let Some(method) = plan(&mut second, true, choice)? else {
+                bail!("the second connection offers no digest");
+            };
             let wait = second.timeout() + Duration::from_secs(len / SLOWEST_HASH_RATE);
-            let digest = ask_sha256(&mut second, method, &remote, wait)?;
+            let digest = ask(&mut second, method, &remote, wait)?;
             second.quit();
             Ok(digest)
         })();
@@ -75,7 +202,7 @@ pub fn start_early(session: &Session, opts: &GetOptions, len: Option<u64>) -> Op
 
 impl EarlyDigest {
     /// Waits for the digest, noticing Ctrl-C. The second connection has its own timeouts.
-    fn wait(self) -> Result<Vec<u8>> {
+    fn wait(self) -> Result<(Algo, Vec<u8>)> {
         loop {
             interrupt::check()?;
             match self.0.recv_timeout(TICK) {
@@ -91,49 +218,81 @@ impl EarlyDigest {
 /// the main connection now.
 fn server_digest(
     session: &mut Session,
-    opts: &GetOptions,
+    remote: &str,
     method: Method,
     early: Option<EarlyDigest>,
     len: u64,
-) -> Option<Vec<u8>> {
+) -> Option<(Algo, Vec<u8>)> {
     if let Some(early) = early {
         match early.wait() {
             Ok(digest) => return Some(digest),
             Err(e) => log::info!("asking again on the main connection: the early hash request failed: {e:#}"),
         }
     }
-    server_sha256(session, method, &opts.remote, len)
+    server_hash(session, method, remote, len)
 }
 
-/// Verifies the file at `path` (the finished temporary file) as `opts` asks. The local digest
-/// is computed on another thread while the server's arrives.
-pub fn check(session: &mut Session, opts: &GetOptions, path: &Path, early: Option<EarlyDigest>) -> Result<()> {
-    let method = server_method(session, opts.verify);
-    if method.is_none() && opts.checksum.is_none() {
+/// Verifies the file at `path` (a finished temporary file, or a complete file found by
+/// `--resume`) as `opts` asks, reading it. The local digest is computed on another thread
+/// while the server's arrives.
+pub fn check(
+    session: &mut Session,
+    opts: &GetOptions,
+    method: Option<Method>,
+    path: &Path,
+    early: Option<EarlyDigest>,
+) -> Result<()> {
+    let algos = wanted(opts, method);
+    if algos.is_empty() {
         return Ok(());
     }
     let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
     let (local, server) = std::thread::scope(|scope| {
-        let local = scope.spawn(|| sha256_file(path));
-        let server = method.and_then(|m| server_digest(session, opts, m, early, len));
+        let local = scope.spawn(|| hash_file(path, &algos));
+        let server = method.and_then(|m| server_digest(session, &opts.remote, m, early, len));
         (local.join(), server)
     });
     let local = match local {
         Ok(result) => result?,
         Err(_) => bail!("the hashing thread panicked"),
     };
-    compare_all(opts, &local, server)
+    compare_all(opts.checksum.as_ref(), &local, server, Some(path))
 }
 
-/// Will [`check`] or [`check_digest`] need the local SHA-256?
-pub fn needs_digest(session: &Session, opts: &GetOptions) -> bool {
-    opts.checksum.is_some() || server_method(session, opts.verify).is_some()
+/// Verifies a download whose digests were computed on the way in. `path` is where the bytes
+/// can be read again (`None` for stdout or a device), in case the server answers with another
+/// algorithm than the one computed.
+pub fn check_digests(
+    session: &mut Session,
+    opts: &GetOptions,
+    method: Option<Method>,
+    local: &Digests,
+    path: Option<&Path>,
+    len: u64,
+    early: Option<EarlyDigest>,
+) -> Result<()> {
+    let server = method.and_then(|m| server_digest(session, &opts.remote, m, early, len));
+    compare_all(opts.checksum.as_ref(), local, server, path)
 }
 
-/// A writer that computes the SHA-256 of what passes through it, when enabled. The hashing
-/// runs on a helper thread fed with copies of the written chunks, so it overlaps with the
-/// next read from the network instead of adding to it (SHA-256 costs about as much CPU as
-/// moving the bytes).
+/// Checks an uploaded `len`-byte file `remote` against the digests of the local file (read
+/// again from `path` when the server answers with another algorithm). A server that cannot
+/// hash only costs the check (with a warning), as for downloads.
+pub fn check_upload(
+    session: &mut Session,
+    method: Method,
+    remote: &str,
+    local: &Digests,
+    path: &Path,
+    len: u64,
+) -> Result<()> {
+    let server = server_hash(session, method, remote, len);
+    compare_all(None, local, server, Some(path))
+}
+
+/// A writer that computes digests of what passes through it. Expensive digests run on a
+/// helper thread fed with copies of the written chunks, so they overlap with the next read
+/// from the network instead of adding to it; CRC32 (memory speed) stays inline.
 #[derive(Debug)]
 pub struct HashingWriter<W> {
     inner: W,
@@ -145,7 +304,7 @@ pub struct HashingWriter<W> {
 #[derive(Debug)]
 enum Hashing {
     Off,
-    Inline(Sha256, u64),
+    Inline(Hashers, u64),
     Threaded(Helper),
 }
 
@@ -156,7 +315,7 @@ const THREAD_AFTER: u64 = 4 << 20;
 struct Helper {
     chunks: mpsc::SyncSender<Vec<u8>>,
     spare: mpsc::Receiver<Vec<u8>>,
-    thread: std::thread::JoinHandle<Sha256>,
+    thread: std::thread::JoinHandle<Hashers>,
 }
 
 /// Chunks that may wait for the hashing thread: enough to ride out a slow moment, little
@@ -164,42 +323,43 @@ struct Helper {
 const QUEUED_CHUNKS: usize = 4;
 
 impl<W: Write> HashingWriter<W> {
-    /// Wraps `inner`; hashing costs CPU, so it only happens when `enabled`.
-    pub fn new(inner: W, enabled: bool) -> Self {
-        Self::continuing(inner, enabled.then(Sha256::new))
+    /// Wraps `inner`, computing `algos` (none: hashing nothing).
+    pub fn new(inner: W, algos: &[Algo]) -> Self {
+        Self::continuing(inner, Hashers::new(algos))
     }
 
-    /// Wraps `inner`, continuing `hasher` (which may already hold a resumed file's first
-    /// bytes); `None` hashes nothing.
-    pub fn continuing(inner: W, hasher: Option<Sha256>) -> Self {
-        let hashing = hasher.map_or(Hashing::Off, |hasher| Hashing::Inline(hasher, 0));
+    /// Wraps `inner`, continuing `hashers` (which may already hold a resumed file's first
+    /// bytes).
+    pub fn continuing(inner: W, hashers: Hashers) -> Self {
+        let hashing = if hashers.0.is_empty() { Hashing::Off } else { Hashing::Inline(hashers, 0) };
         HashingWriter { inner, hashing }
     }
 
-    /// The digest of everything written (`None` when not enabled), and the wrapped writer.
-    pub fn finish(self) -> (W, Option<Vec<u8>>) {
-        let digest = match self.hashing {
+    /// The digests of everything written (`None` when hashing nothing), and the wrapped
+    /// writer.
+    pub fn finish(self) -> (W, Option<Digests>) {
+        let digests = match self.hashing {
             Hashing::Off => None,
-            Hashing::Inline(hasher, _) => Some(hasher.finalize().to_vec()),
+            Hashing::Inline(hashers, _) => Some(hashers.finish()),
             Hashing::Threaded(helper) => {
                 drop(helper.chunks);
-                helper.thread.join().ok().map(|hasher| hasher.finalize().to_vec())
+                helper.thread.join().ok().map(Hashers::finish)
             }
         };
-        (self.inner, digest)
+        (self.inner, digests)
     }
 }
 
 impl Helper {
-    fn spawn(mut hasher: Sha256) -> Helper {
+    fn spawn(mut hashers: Hashers) -> Helper {
         let (chunks, queue) = mpsc::sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
         let (recycle, spare) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             for chunk in queue {
-                hasher.update(&chunk);
+                hashers.update(&chunk);
                 let _ = recycle.send(chunk);
             }
-            hasher
+            hashers
         });
         Helper { chunks, spare, thread }
     }
@@ -217,12 +377,12 @@ impl<W: Write> Write for HashingWriter<W> {
         let n = self.inner.write(buf)?;
         match &mut self.hashing {
             Hashing::Off => {}
-            Hashing::Inline(hasher, done) => {
-                hasher.update(&buf[..n]);
+            Hashing::Inline(hashers, done) => {
+                hashers.update(&buf[..n]);
                 *done += n as u64;
-                if *done >= THREAD_AFTER {
-                    let hasher = std::mem::take(hasher);
-                    self.hashing = Hashing::Threaded(Helper::spawn(hasher));
+                if *done >= THREAD_AFTER && !hashers.cheap() {
+                    let hashers = std::mem::take(hashers);
+                    self.hashing = Hashing::Threaded(Helper::spawn(hashers));
                 }
             }
             Hashing::Threaded(helper) => helper.hash(&buf[..n])?,
@@ -235,37 +395,9 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Verifies a download whose SHA-256 was computed on the way (output to stdout).
-pub fn check_digest(
-    session: &mut Session,
-    opts: &GetOptions,
-    local: &[u8],
-    len: u64,
-    early: Option<EarlyDigest>,
-) -> Result<()> {
-    let server = server_method(session, opts.verify).and_then(|m| server_digest(session, opts, m, early, len));
-    compare_all(opts, local, server)
-}
-
-/// Can the server tell the SHA-256 of a file (and should it be asked)?
-pub fn server_can_hash(session: &Session, verify: bool) -> bool {
-    server_method(session, verify).is_some()
-}
-
-/// Checks an uploaded `len`-byte file `remote` against the SHA-256 of the local bytes. A
-/// server that cannot hash only costs the check (with a warning), as for downloads.
-pub fn check_upload(session: &mut Session, remote: &str, local: &[u8], len: u64) -> Result<()> {
-    let Some(method) = server_method(session, true) else { return Ok(()) };
-    if let Some(server) = server_sha256(session, method, remote, len) {
-        compare("the server's SHA-256", &server, local)?;
-        log::info!("SHA-256 of the upload matches the server's: {}", hex(local));
-    }
-    Ok(())
-}
-
-/// The SHA-256 state after the first `len` bytes of `file` (read from its current position).
-pub fn sha256_prefix(file: &mut impl Read, len: u64, name: &Path) -> Result<Sha256> {
-    let mut hasher = Sha256::new();
+/// The digests of the first `len` bytes of `file` (read from its current position).
+pub fn hash_prefix(file: &mut impl Read, len: u64, algos: &[Algo], name: &Path) -> Result<Hashers> {
+    let mut hashers = Hashers::new(algos);
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {
@@ -274,22 +406,42 @@ pub fn sha256_prefix(file: &mut impl Read, len: u64, name: &Path) -> Result<Sha2
         if n == 0 {
             bail!("{} is shorter than {len} bytes", name.display());
         }
-        hasher.update(&buf[..n]);
+        hashers.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok(hasher)
+    Ok(hashers)
 }
 
-fn compare_all(opts: &GetOptions, local: &[u8], server: Option<Vec<u8>>) -> Result<()> {
-    if let Some(expected) = &opts.checksum {
-        match expected.algo {
-            Algo::Sha256 => compare("--checksum", &expected.digest, local)?,
+/// Compares `--checksum` and the server's answer with the local digests. When the server
+/// answered with an algorithm that was not computed, the file at `path` is hashed with it.
+fn compare_all(
+    checksum: Option<&crate::cli::Checksum>,
+    local: &Digests,
+    server: Option<(Algo, Vec<u8>)>,
+    path: Option<&Path>,
+) -> Result<()> {
+    if let Some(expected) = checksum {
+        let Some(actual) = local.get(expected.algo) else {
+            bail!("the {} digest was not computed", expected.algo.name())
+        };
+        compare("--checksum", &expected.digest, actual)?;
+    }
+    let Some((algo, server)) = server else { return Ok(()) };
+    let again;
+    let actual = match (local.get(algo), path) {
+        (Some(actual), _) => actual,
+        (None, Some(path)) => {
+            log::info!("the server answered with {}: hashing {} again", algo.name(), path.display());
+            again = hash_file(path, &[algo])?;
+            again.get(algo).unwrap_or_default()
         }
-    }
-    if let Some(server) = server {
-        compare("the server's SHA-256", &server, local)?;
-        log::info!("SHA-256 matches the server's: {}", hex(local));
-    }
+        (None, None) => {
+            log::warn!("not verified: the server answered with {}, which was not computed on the way", algo.name());
+            return Ok(());
+        }
+    };
+    compare(&format!("the server's {}", algo.name()), &server, actual)?;
+    log::info!("{} matches the server's: {}", algo.name(), hex(actual));
     Ok(())
 }
 
@@ -303,42 +455,46 @@ fn compare(source: &str, expected: &[u8], actual: &[u8]) -> Result<()> {
 /// How fast a server is assumed to hash at worst, to size the wait for its answer.
 const SLOWEST_HASH_RATE: u64 = 20 << 20;
 
-/// Asks the server for the SHA-256 of the `len`-byte file. A server that cannot answer (an
+/// Asks the server for the digest of the `len`-byte file. A server that cannot answer (an
 /// error reply, a timeout) only costs the check, with a warning: that is no evidence of a bad
 /// file, which the byte count and the 226 already vouched for.
-fn server_sha256(session: &mut Session, method: Method, remote: &str, len: u64) -> Option<Vec<u8>> {
+fn server_hash(session: &mut Session, method: Method, remote: &str, len: u64) -> Option<(Algo, Vec<u8>)> {
     let wait = session.timeout() + Duration::from_secs(len / SLOWEST_HASH_RATE);
-    match ask_sha256(session, method, remote, wait) {
+    match ask(session, method, remote, wait) {
         Ok(digest) => Some(digest),
         Err(e) => {
-            log::warn!("not verified against the server's SHA-256: {e:#}");
+            log::warn!("not verified against the server's digest: {e:#}");
             None
         }
     }
 }
 
-/// With HASH: `OPTS HASH SHA-256` unless it is already selected, then `HASH path` answered by
-/// `213 SHA-256 0-<end> <hex> <path>`. With XSHA256: a 2xx reply whose text holds the 64 hex
-/// digits.
-fn ask_sha256(session: &mut Session, method: Method, remote: &str, wait: Duration) -> Result<Vec<u8>> {
-    let reply = match method {
-        Method::Hash => {
-            if session.features.hash.first().map(String::as_str) != Some(SHA256) {
-                let opts = Command::Opts(format!("HASH {SHA256}"));
-                session.expect_success(&opts, || "cannot select SHA-256 for HASH".into())?;
-            }
-            session.command_within(&Command::Hash(remote.to_owned()), wait)?
-        }
-        Method::Xsha256 => session.command_within(&Command::Xsha256(remote.to_owned()), wait)?,
+/// With HASH: `HASH path`, answered by `213 <algo> 0-<end> <hex> <path>` (the algorithm it
+/// names is the one that counts). With a legacy command: a 2xx reply whose text holds the hex
+/// digest.
+fn ask(session: &mut Session, method: Method, remote: &str, wait: Duration) -> Result<(Algo, Vec<u8>)> {
+    let path = remote.to_owned();
+    let cmd = match method {
+        Method::Hash(_) => Command::Hash(path),
+        Method::Legacy(Algo::Crc32) => Command::Xcrc(path),
+        Method::Legacy(Algo::Sha256) => Command::Xsha256(path),
+        Method::Legacy(Algo::Sha1) => Command::Xsha1(path),
+        Method::Legacy(Algo::Md5) => Command::Xmd5(path),
     };
+    let reply = session.command_within(&cmd, wait)?;
     if !reply.is_success() {
         return Err(ServerError(reply)).context("the server could not hash the file");
     }
     let digest = match method {
-        Method::Hash => parse_hash_reply(&reply.text())
-            .filter(|(algo, digest)| algo.eq_ignore_ascii_case(SHA256) && digest.len() == 32)
-            .map(|(_, digest)| digest),
-        Method::Xsha256 => reply.text().split_whitespace().filter(|w| w.len() == 64).find_map(decode_hex),
+        Method::Hash(_) => parse_hash_reply(&reply.text())
+            .and_then(|(name, digest)| Algo::from_name(name).map(|algo| (algo, digest)))
+            .filter(|(algo, digest)| digest.len() == algo.digest_len()),
+        Method::Legacy(algo) => reply
+            .text()
+            .split_whitespace()
+            .filter(|w| w.len() == 2 * algo.digest_len())
+            .find_map(decode_hex)
+            .map(|digest| (algo, digest)),
     };
     digest.ok_or_else(|| anyhow::Error::new(ServerError(reply)).context("unexpected reply to the hash request"))
 }
@@ -355,15 +511,15 @@ fn parse_hash_reply(text: &str) -> Option<(&str, Vec<u8>)> {
     Some((algo, decode_hex(fields.next()?)?))
 }
 
-/// The SHA-256 of a local file, read in large chunks.
-pub fn sha256_file(path: &Path) -> Result<Vec<u8>> {
-    sha256_file_until(path, &AtomicBool::new(false))
+/// The digests of a local file, read in large chunks.
+pub fn hash_file(path: &Path, algos: &[Algo]) -> Result<Digests> {
+    hash_file_until(path, algos, &AtomicBool::new(false))
 }
 
-/// Like [`sha256_file`], but gives up (with an error) once `stop` is set or Ctrl-C is pressed.
-pub fn sha256_file_until(path: &Path, stop: &AtomicBool) -> Result<Vec<u8>> {
+/// Like [`hash_file`], but gives up (with an error) once `stop` is set or Ctrl-C is pressed.
+pub fn hash_file_until(path: &Path, algos: &[Algo], stop: &AtomicBool) -> Result<Digests> {
     let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
+    let mut hashers = Hashers::new(algos);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         interrupt::check()?;
@@ -372,9 +528,9 @@ pub fn sha256_file_until(path: &Path, stop: &AtomicBool) -> Result<Vec<u8>> {
         }
         let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
-            return Ok(hasher.finalize().to_vec());
+            return Ok(hashers.finish());
         }
-        hasher.update(&buf[..n]);
+        hashers.update(&buf[..n]);
     }
 }
 
@@ -401,18 +557,24 @@ mod tests {
     #[test]
     fn hashing_writers_hash_what_they_write() {
         // Inline at first, then on the helper thread.
-        let mut w = HashingWriter::new(Vec::new(), true);
-        for i in 0..100 {
-            w.write_all(&[i as u8; 100_000]).unwrap();
+        for algos in [&[Algo::Sha256, Algo::Crc32][..], &[Algo::Crc32]] {
+            let mut w = HashingWriter::new(Vec::new(), algos);
+            for i in 0..100 {
+                w.write_all(&[i as u8; 100_000]).unwrap();
+            }
+            let (out, digests) = w.finish();
+            let digests = digests.unwrap();
+            assert_eq!(out.len(), 10_000_000);
+            assert_eq!(digests.get(Algo::Crc32), Some(&crc32fast::hash(&out).to_be_bytes()[..]));
+            if algos.contains(&Algo::Sha256) {
+                assert_eq!(digests.get(Algo::Sha256), Some(&sha2::Sha256::digest(&out)[..]));
+            }
         }
-        let (out, digest) = w.finish();
-        assert_eq!(Some(Sha256::digest(&out).to_vec()), digest);
-        assert_eq!(out.len(), 10_000_000);
         // Only what passes through counts, not what the inner writer held before.
-        let mut w = HashingWriter::new(b"before".to_vec(), true);
+        let mut w = HashingWriter::new(b"before".to_vec(), &[Algo::Sha256]);
         w.write_all(b"abc").unwrap();
-        assert_eq!(w.finish().1, Some(Sha256::digest(b"abc").to_vec()));
-        let (_, none) = HashingWriter::new(Vec::new(), false).finish();
+        assert_eq!(w.finish().1.unwrap().get(Algo::Sha256), Some(&sha2::Sha256::digest(b"abc")[..]));
+        let (_, none) = HashingWriter::new(Vec::new(), &[]).finish();
         assert_eq!(none, None);
     }
 
@@ -421,9 +583,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"abc").unwrap();
-        assert_eq!(
-            hex(&sha256_file(&path).unwrap()),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        let all = hash_file(&path, &Algo::CHEAPEST_FIRST).unwrap();
+        for (algo, expected) in [
+            (Algo::Sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (Algo::Sha1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (Algo::Md5, "900150983cd24fb0d6963f7d28e17f72"),
+            (Algo::Crc32, "352441c2"),
+        ] {
+            assert_eq!(hex(all.get(algo).unwrap()), expected, "{algo:?}");
+        }
+        let mut prefix = hash_prefix(&mut &b"abcdef"[..], 3, &[Algo::Crc32], &path).unwrap();
+        prefix.update(b"");
+        assert_eq!(prefix.finish().get(Algo::Crc32).map(hex).as_deref(), Some("352441c2"));
     }
 }

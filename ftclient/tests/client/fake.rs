@@ -70,6 +70,10 @@ pub struct Script {
     pub hash: Option<String>,
     /// The XSHA256 answer text (the hex digest); `None` answers 500.
     pub xsha256: Option<String>,
+    /// The XCRC answer text (the hex digest); `None` answers 500.
+    pub xcrc: Option<String>,
+    /// Refuse `OPTS HASH` (501), so the server's default algorithm stays.
+    pub refuse_opts_hash: bool,
     /// The LIST data.
     pub list: Vec<u8>,
 }
@@ -85,6 +89,8 @@ impl Default for Script {
             size: None,
             hash: None,
             xsha256: None,
+            xcrc: None,
+            refuse_opts_hash: false,
             list: Vec::new(),
         }
     }
@@ -193,7 +199,14 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
                 rest = n;
                 conn.reply(350, &format!("Restarting at {n}."));
             }
+            Command::Opts(arg) if script.refuse_opts_hash && arg.to_ascii_uppercase().starts_with("HASH") => {
+                conn.reply(501, "cannot change the algorithm")
+            }
             Command::Opts(_) => conn.reply(200, "ok"),
+            Command::Xcrc(_) => match &script.xcrc {
+                Some(hex) => conn.reply(250, hex),
+                None => conn.reply(500, "no XCRC"),
+            },
             Command::Hash(_) => match &script.hash {
                 Some(text) => conn.reply(213, text),
                 None => conn.reply(502, "no HASH"),

@@ -113,17 +113,69 @@ fn downloads_are_verified_with_the_servers_hash() {
     let server = start(&tree, "127.0.0.1");
     let dir = tempfile::tempdir().unwrap();
     let port = server.local_addr().port().to_string();
+    // The cheapest digest the server offers (CRC32) unless --hash names another.
     let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-v"]).ok();
-    assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
+    assert!(run.stderr.contains("CRC32 matches the server's"), "{}", run.stderr);
     assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), tree.read("big.bin"));
-    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", "-", "-v"]).ok();
-    assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
-    assert_eq!(run.stdout, tree.read("big.bin"));
+    for algo in ["sha256", "sha1", "md5"] {
+        let args = ["127.0.0.1", &port, "-g", "big.bin", "-o", "-", "-v", "--hash", algo];
+        let run = crate::support::ftclient(dir.path(), &args).ok();
+        let name = match algo {
+            "sha256" => "SHA-256",
+            "sha1" => "SHA-1",
+            _ => "MD5",
+        };
+        assert!(run.stderr.contains(&format!("{name} matches the server's")), "{}", run.stderr);
+        assert_eq!(run.stdout, tree.read("big.bin"));
+    }
 
     // From 16 MiB on, a second connection asks for the hash while the download runs.
     std::fs::write(tree.root.path().join("large.bin"), crate::support::bytes(17 << 20, 3)).unwrap();
     let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "large.bin", "-v"]).ok();
     assert_eq!(run.stderr.matches(": connected to ").count(), 2, "{}", run.stderr);
-    assert!(run.stderr.contains("SHA-256 matches the server's"), "{}", run.stderr);
+    assert!(run.stderr.contains("CRC32 matches the server's"), "{}", run.stderr);
     assert_eq!(std::fs::read(dir.path().join("large.bin")).unwrap(), tree.read("large.bin"));
+}
+
+#[test]
+fn devices_and_fifos_are_written_into_and_directories_receive_the_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let port = server.local_addr().port().to_string();
+    let get = |output: &str| crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", output]);
+
+    // /dev/null is written into: no /dev/null.1, no temporary file in /dev, still a device.
+    // (Never --overwrite here: an old bug renamed a regular file over /dev/null.)
+    let beside_null = || {
+        let names = crate::support::dir_names(std::path::Path::new("/dev"));
+        names.into_iter().filter(|n| n.contains("null")).collect::<Vec<_>>()
+    };
+    let before = beside_null();
+    let run = get("/dev/null").ok();
+    assert!(run.stderr.contains("wrote big.bin to /dev/null"), "{}", run.stderr);
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert_eq!(beside_null(), before, "no /dev/null.1 or /dev/.null.ftpart may appear");
+
+    // A FIFO gets the bytes, read by a thread; nothing else appears beside it.
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo (coreutils) runs");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    get(fifo.to_str().unwrap()).ok();
+    assert_eq!(reader.join().unwrap(), tree.read("big.bin"));
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(crate::support::dir_names(dir.path()), vec!["pipe"]);
+    // --resume cannot continue into a FIFO: a one-line error before anything is sent.
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", "pipe", "--resume"])
+        .fails_with("--resume cannot continue into pipe");
+
+    // An existing directory receives the file under its remote name, like cp.
+    std::fs::create_dir(dir.path().join("into")).unwrap();
+    get("into").ok();
+    assert_eq!(std::fs::read(dir.path().join("into/big.bin")).unwrap(), tree.read("big.bin"));
 }

@@ -373,6 +373,72 @@ fn the_legacy_xsha256_is_used_when_advertised() {
     assert_only_part(dir.path());
 }
 
+fn crc32_hex(data: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(data))
+}
+
+#[test]
+fn the_cheapest_digest_is_chosen_and_the_one_the_reply_names_is_checked() {
+    // The server offers CRC32 but keeps answering SHA-256 (OPTS accepted or refused): the
+    // client then computes SHA-256 from the temporary file and checks that.
+    for refuse_opts_hash in [false, true] {
+        let script = |hex: &str| Script {
+            feat: Some(vec![" EPSV", " SIZE", " HASH SHA-256*;CRC32"]),
+            size: Some(LEN as u64),
+            hash: Some(format!("SHA-256 0-{} {hex} f", LEN - 1)),
+            refuse_opts_hash,
+            ..Script::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::start(script(&sha256_hex(&content())), 1, whole());
+        run(dir.path(), &fake, &["-g", "f"]).ok();
+        assert!(fake.commands().iter().any(|c| c == "OPTS HASH CRC32"), "{:?}", fake.commands());
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), content());
+
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Fake::start(script(&sha256_hex(b"other")), 1, whole());
+        run(dir.path(), &fake, &["-g", "f"]).fails_with("the server's SHA-256 is");
+        assert_only_part(dir.path());
+    }
+    // The server's default is already the cheapest: no OPTS at all; CRC32 is checked.
+    let script = |hex: &str| Script {
+        feat: Some(vec![" EPSV", " SIZE", " HASH SHA-256;CRC32*"]),
+        size: Some(LEN as u64),
+        hash: Some(format!("CRC32 0-{} {hex} f", LEN - 1)),
+        ..Script::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(script(&crc32_hex(&content())), 1, whole());
+    run(dir.path(), &fake, &["-g", "f"]).ok();
+    assert!(!fake.commands().iter().any(|c| c.starts_with("OPTS")), "{:?}", fake.commands());
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(script(&crc32_hex(b"other")), 1, whole());
+    run(dir.path(), &fake, &["-g", "f"]).fails_with("the server's CRC32 is");
+    assert_only_part(dir.path());
+}
+
+#[test]
+fn xcrc_is_preferred_among_the_legacy_commands() {
+    let script = |hex: String| Script {
+        feat: Some(vec![" EPSV", " SIZE", " XSHA256", " XCRC"]),
+        size: Some(LEN as u64),
+        xcrc: Some(hex),
+        xsha256: Some(sha256_hex(&content())),
+        ..Script::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(script(crc32_hex(&content()).to_uppercase()), 1, whole());
+    run(dir.path(), &fake, &["-g", "f"]).ok();
+    assert!(fake.commands().iter().any(|c| c == "XCRC f"), "{:?}", fake.commands());
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(script(crc32_hex(b"other")), 2, whole());
+    run(dir.path(), &fake, &["-g", "f"]).fails_with("the server's CRC32 is");
+    // --hash sha256 picks XSHA256 instead.
+    std::fs::remove_file(dir.path().join(".f.ftpart")).unwrap();
+    run(dir.path(), &fake, &["-g", "f", "--hash", "sha256"]).ok();
+    assert!(fake.commands().iter().any(|c| c == "XSHA256 f"), "{:?}", fake.commands());
+}
+
 #[test]
 fn stdout_downloads_are_verified_too() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,17 +6,21 @@ use crate::support::ftclient;
 fn bad_arguments_exit_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (&["127.0.0.1", "0", "-l"][..], "invalid value '0' for '<PORT>'"),
+        (&["127.0.0.1", "0", "-l"][..], "ftclient: invalid value '0' for '<PORT>': 0 is not in 1..=65535"),
         (&["127.0.0.1", "65536", "-l"], "invalid value '65536' for '<PORT>'"),
         (&["127.0.0.1", "21", "-l", "80"], "invalid value '80' for '[DATA_PORT]'"),
         (&["127.0.0.1", "21", "-l", "x"], "invalid value 'x' for '[DATA_PORT]'"),
         (&["127.0.0.1", "21"], "required"),
+        (&["127.0.0.1", "21", "-r", "-g", "t", "-o", "-"], "ftclient: -r cannot be used with -o - (stdout)"),
         (&["127.0.0.1", "21", "-l", "-g", "a"], "cannot be used with"),
         (&["127.0.0.1", "21", "-g", "a", "-o", "-", "--resume"], "--resume cannot be used with -o -"),
         (&["127.0.0.1", "21", "-g", "a", "--checksum", "sha256:12"], "64 hex digits"),
     ] {
         let run = ftclient(dir.path(), args);
         assert_eq!(run.code(), 2, "{args:?}: {run:?}");
+        // One line, `ftclient: <message>`, as for every other error.
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.starts_with("ftclient: ") && !run.stderr.contains("error:"), "{}", run.stderr);
         assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty());
     }
@@ -26,6 +30,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
 fn help_shows_examples() {
     let dir = tempfile::tempdir().unwrap();
     let run = ftclient(dir.path(), &["--help"]).ok();
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
     let help = run.out();
     for needle in ["Examples:", "-g docs/a.txt", "--resume", "DATA_PORT", ".NAME.ftpart"] {
         assert!(help.contains(needle), "{needle} missing from --help");

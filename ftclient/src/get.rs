@@ -164,12 +164,12 @@ fn to_file(
         }
     }
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
-    let early = verify::start_early(opts, method, size);
+    let mut early = verify::start_early(opts, method, size);
     let (total, digests) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
         (offset, None)
     } else {
-        receive_into_part(session, mode, opts, method, size, offset, &part)?
+        receive_into_part(session, mode, opts, method, size, offset, &part, &mut early)?
     };
     let checked = match digests {
         Some(digests) => verify::check_digests(session, opts, method, &digests, Some(&part), total, early),
@@ -246,7 +246,10 @@ fn resume_offset(part: &std::path::Path, size: Option<u64>) -> Result<u64> {
 
 /// Runs RETR (after `REST offset` when resuming) and appends the data to `part`. Returns the
 /// file's size once the server confirmed the transfer and the count matched, and its digests
-/// when verification needs them (computed on the way in, so the file is not read again).
+/// when verification needs them (computed on the way in, so the file is not read again). For
+/// a small file the server's digest is asked for in the same write as the RETR; its answer
+/// goes to `early`.
+#[allow(clippy::too_many_arguments)]
 fn receive_into_part(
     session: &mut Session,
     mode: Mode,
@@ -255,6 +258,7 @@ fn receive_into_part(
     size: Option<u64>,
     offset: u64,
     part: &Path,
+    early: &mut Option<verify::EarlyDigest>,
 ) -> Result<(u64, Option<verify::Digests>)> {
     let pending = transfer::prepare(session, mode)?;
     if offset > 0 {
@@ -265,7 +269,17 @@ fn receive_into_part(
         }
     }
     let what = format!("cannot get {}", sanitize(&opts.remote));
-    let (reply, mut stream) = transfer::start(session, pending, &Command::Retr(opts.remote.clone()), &what)?;
+    let retr = Command::Retr(opts.remote.clone());
+    let (reply, mut stream) = match verify::ask_ahead(method, size, offset) {
+        Some(method) => {
+            verify::send_ahead(session, method, &opts.remote)?;
+            session.send(&retr)?;
+            *early = Some(verify::read_ahead(session, method)?);
+            let reply = session.read_reply()?;
+            (reply.clone(), transfer::established(session, pending, reply, &what)?)
+        }
+        None => transfer::start(session, pending, &retr, &what)?,
+    };
     // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
     let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
     let file = open_part(part, offset)?;
@@ -318,6 +332,10 @@ fn open_part(part: &Path, offset: u64) -> Result<File> {
         options.write(true).create(true).truncate(true);
     }
     let file = options.open(part).with_context(|| format!("cannot create {}", part.display()))?;
+    if offset == 0 {
+        // Truncated on open: nothing to check (one system call less per file of a tree).
+        return Ok(file);
+    }
     let len = file.metadata().with_context(|| format!("cannot read {}", part.display()))?.len();
     if len != offset {
         bail!("{} changed size while resuming ({len} bytes, expected {offset})", part.display());

@@ -175,8 +175,17 @@ impl Target {
         }
         for n in 0..=MAX_ALTERNATIVES {
             let candidate = self.numbered(n);
-            // A hard link fails if the name exists, so no check-then-rename race can clobber a
-            // file. File systems without hard links fall back to the racy check.
+            // renameat2(RENAME_NOREPLACE) fails if the name exists, so no check-then-rename
+            // race can clobber a file; it is one directory operation where link + unlink are
+            // two (which matters for trees of small files).
+            match no_replace_rename(part, &candidate) {
+                Ok(()) => return Ok(candidate),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                // Not supported by this file system (or kernel): a hard link also refuses an
+                // existing name.
+                Err(_) => {}
+            }
+            // File systems without hard links fall back to the racy check.
             match std::fs::hard_link(part, &candidate) {
                 Ok(()) => {
                     std::fs::remove_file(part)?;
@@ -194,6 +203,20 @@ impl Target {
             io::ErrorKind::AlreadyExists,
             format!("{} and {MAX_ALTERNATIVES} numbered alternatives exist", self.path().display()),
         ))
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`), atomically.
+fn no_replace_rename(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+        renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(io::Error::from)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (from, to);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }
 

@@ -200,6 +200,32 @@ pub fn start_early(opts: &GetOptions, method: Option<Method>, len: Option<u64>) 
     Some(EarlyDigest(rx))
 }
 
+/// Files up to this size have their digest asked for just before the RETR, in the same
+/// write (pipelined): the server hashes them in no time, and a tree of small files saves a
+/// round trip per file.
+pub const AHEAD_MAX: u64 = 1 << 20;
+
+/// Should the server's digest of this download be asked for ahead of the RETR?
+pub fn ask_ahead(method: Option<Method>, size: Option<u64>, offset: u64) -> Option<Method> {
+    method.filter(|_| offset == 0 && size.is_some_and(|size| size <= AHEAD_MAX))
+}
+
+/// Sends the digest request for `remote` without waiting for the answer: the caller sends
+/// the next command, then reads this answer with [`read_ahead`] first.
+pub fn send_ahead(session: &mut Session, method: Method, remote: &str) -> Result<()> {
+    session.send(&hash_command(method, remote))
+}
+
+/// Reads the answer to [`send_ahead`]'s request: a digest to check once the file is complete.
+/// Only a broken control connection is an error; a refusal is left to the check, which asks
+/// again.
+pub fn read_ahead(session: &mut Session, method: Method) -> Result<EarlyDigest> {
+    let reply = session.read_reply()?;
+    let (tx, rx) = mpsc::channel();
+    let _ = tx.send(parse_answer(method, reply));
+    Ok(EarlyDigest(rx))
+}
+
 impl EarlyDigest {
     /// Waits for the digest, noticing Ctrl-C. The second connection has its own timeouts.
     fn wait(self) -> Result<(Algo, Vec<u8>)> {
@@ -473,15 +499,24 @@ fn server_hash(session: &mut Session, method: Method, remote: &str, len: u64) ->
 /// names is the one that counts). With a legacy command: a 2xx reply whose text holds the hex
 /// digest.
 fn ask(session: &mut Session, method: Method, remote: &str, wait: Duration) -> Result<(Algo, Vec<u8>)> {
+    let reply = session.command_within(&hash_command(method, remote), wait)?;
+    parse_answer(method, reply)
+}
+
+/// The command that asks for the digest of `remote`.
+fn hash_command(method: Method, remote: &str) -> Command {
     let path = remote.to_owned();
-    let cmd = match method {
+    match method {
         Method::Hash(_) => Command::Hash(path),
         Method::Legacy(Algo::Crc32) => Command::Xcrc(path),
         Method::Legacy(Algo::Sha256) => Command::Xsha256(path),
         Method::Legacy(Algo::Sha1) => Command::Xsha1(path),
         Method::Legacy(Algo::Md5) => Command::Xmd5(path),
-    };
-    let reply = session.command_within(&cmd, wait)?;
+    }
+}
+
+/// The algorithm and digest in the reply to [`hash_command`].
+fn parse_answer(method: Method, reply: common::Reply) -> Result<(Algo, Vec<u8>)> {
     if !reply.is_success() {
         return Err(ServerError(reply)).context("the server could not hash the file");
     }

@@ -16,6 +16,7 @@ use common::listing::EntryKind;
 use common::path::unquote_257;
 use common::text::sanitize;
 use common::Command;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 /// Directories deeper than this are not entered (a server with a symlink loop could otherwise
@@ -150,10 +151,35 @@ fn transfer_all(
 ) -> Result<()> {
     let total: u64 = walk.files.iter().filter_map(|f| f.size).sum();
     let progress = Progress::group(total, walk.files.len(), opts.quiet);
-    let jobs = walk.files.iter().map(|file| Job { label: file.rel.clone(), kind: job(file, &progress) }).collect();
+    let jobs = interleave_dirs(&walk.files)
+        .into_iter()
+        .map(|file| Job { label: file.rel.clone(), kind: job(file, &progress) })
+        .collect();
     let report = pool::run(session, login, mode, opts.parallel, jobs, &progress);
     progress.finish();
     conclude(verb, report, walk, opts)
+}
+
+/// The files in an order that takes one from each directory in turn, so parallel workers
+/// create files in different directories and do not queue for one directory's lock.
+fn interleave_dirs(files: &[TreeFile]) -> Vec<&TreeFile> {
+    let mut dirs: Vec<(&str, VecDeque<&TreeFile>)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for file in files {
+        let dir = file.rel.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let i = *index.entry(dir).or_insert_with(|| {
+            dirs.push((dir, VecDeque::new()));
+            dirs.len() - 1
+        });
+        dirs[i].1.push_back(file);
+    }
+    let mut order = Vec::with_capacity(files.len());
+    while order.len() < files.len() {
+        for (_, queue) in &mut dirs {
+            order.extend(queue.pop_front());
+        }
+    }
+    order
 }
 
 /// Prints the summary and the failures; fails when any file failed.
@@ -352,6 +378,15 @@ fn walk_local(root: &Path) -> Result<Walk> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaves_directories() {
+        let file = |rel: &str| TreeFile { rel: rel.to_owned(), size: None, local: None };
+        let files: Vec<TreeFile> = ["a/1", "a/2", "a/3", "b/1", "top", "b/2"].into_iter().map(file).collect();
+        let order: Vec<&str> = interleave_dirs(&files).into_iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(order, ["a/1", "b/1", "top", "a/2", "b/2", "a/3"]);
+        assert!(interleave_dirs(&[]).is_empty());
+    }
 
     #[test]
     fn checks_names() {

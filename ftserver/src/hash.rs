@@ -1,10 +1,16 @@
 //! File digests for `HASH` (draft-bryan-ftpext-hash) and the legacy `XSHA256`/`XSHA1`/`XMD5`/
-//! `XCRC` commands: the algorithms, a limit on concurrent hash jobs, and hashing that stops when
-//! asked to (the client sent something or hung up, or the server is stopping).
+//! `XCRC` commands: the algorithms, a limit on concurrent hash jobs, hashing that stops when
+//! asked to (the client sent something or hung up, or the server is stopping), and a small
+//! cache of recent digests of unchanged files (a client that verifies every download asks for
+//! the same popular file again and again).
 
 use sha2::Digest as _;
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// A digest algorithm a client can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,9 +107,86 @@ pub enum HashError {
 /// Bytes read between two calls of `keep_going`.
 const CHECK_EVERY: u64 = 8 << 20;
 
+/// What identifies a file's contents without reading them: the inode, the size and both
+/// timestamps (ctime changes on every write, even one that restores the mtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// Something [`digest`] can read; a regular file also says what identifies its contents, so
+/// its digest can be remembered.
+pub trait Source: Read {
+    /// The contents' identity, or `None` when the digest must not be remembered.
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
+}
+
+impl Source for &[u8] {}
+
+impl Source for File {
+    fn identity(&self) -> Option<Identity> {
+        let m = self.metadata().ok().filter(|m| m.is_file())?;
+        Some(Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// How many recent digests are remembered (a few hundred bytes each).
+const CACHED: usize = 64;
+
+/// The most recent digests of whole files, newest last.
+static CACHE: Mutex<VecDeque<(Identity, Algorithm, Vec<u8>)>> = Mutex::new(VecDeque::new());
+
+fn cached(id: Identity, algorithm: Algorithm) -> Option<Vec<u8>> {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let at = cache.iter().position(|(i, a, _)| *i == id && *a == algorithm)?;
+    let entry = cache.remove(at)?;
+    let digest = entry.2.clone();
+    cache.push_back(entry);
+    Some(digest)
+}
+
+fn remember(id: Identity, algorithm: Algorithm, digest: &[u8]) {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|(i, a, _)| !(*i == id && *a == algorithm));
+    if cache.len() >= CACHED {
+        cache.pop_front();
+    }
+    cache.push_back((id, algorithm, digest.to_vec()));
+}
+
 /// Digests everything `input` yields. `keep_going` is asked every few MiB; when it returns false
-/// hashing stops with [`HashError::Aborted`]. Memory use is one 1 MiB buffer.
+/// hashing stops with [`HashError::Aborted`]. Memory use is one 1 MiB buffer. The digest of an
+/// unchanged file (same inode, size and timestamps) asked for again comes from a small cache;
+/// a digest is only remembered when the file did not change while it was read.
 pub fn digest(
+    input: &mut impl Source,
+    algorithm: Algorithm,
+    keep_going: impl FnMut() -> bool,
+) -> Result<(Vec<u8>, u64), HashError> {
+    let before = input.identity();
+    if let Some(digest) = before.and_then(|id| cached(id, algorithm)) {
+        return Ok((digest, before.map_or(0, |id| id.size)));
+    }
+    let (digest, total) = digest_all(input, algorithm, keep_going)?;
+    if let Some(id) = before.filter(|id| id.size == total && input.identity() == Some(*id)) {
+        remember(id, algorithm, &digest);
+    }
+    Ok((digest, total))
+}
+
+fn digest_all(
     input: &mut impl Read,
     algorithm: Algorithm,
     mut keep_going: impl FnMut() -> bool,
@@ -207,6 +290,31 @@ mod tests {
         });
         assert!(matches!(result, Err(HashError::Aborted)));
         assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn remembers_digests_of_unchanged_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        let open = || File::open(&path).unwrap();
+        let (first, _) = digest(&mut open(), Algorithm::Crc32, || true).unwrap();
+        assert_eq!(hex(&first), "352441c2");
+        let id = open().identity().unwrap();
+        assert_eq!(cached(id, Algorithm::Crc32), Some(first));
+        assert_eq!(cached(id, Algorithm::Md5), None);
+        // Same size, mtime put back: the ctime still shows the change, so it is read again.
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"xyz").unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        let (second, len) = digest(&mut open(), Algorithm::Crc32, || true).unwrap();
+        assert_eq!((second, len), (crc32fast::hash(b"xyz").to_be_bytes().to_vec(), 3));
+        // The cache stays bounded.
+        for i in 0..CACHED as u64 + 5 {
+            let id = Identity { dev: 0, ino: i, size: 0, mtime: (0, 0), ctime: (0, 0) };
+            remember(id, Algorithm::Sha1, b"x");
+        }
+        assert!(CACHE.lock().unwrap().len() <= CACHED);
     }
 
     #[test]

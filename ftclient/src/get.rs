@@ -14,6 +14,7 @@ use common::text::sanitize;
 use common::Command;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -104,8 +105,13 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done>
     let method = verify::plan(session, opts.verify, opts.hash)?;
     match &opts.output {
         Output::Stdout => {
-            let out = std::io::stdout().lock();
-            to_stream(session, mode, opts, method, size, out, None)
+            // Straight to the file descriptor: Rust's stdout is line-buffered, which splits
+            // every chunk of binary data at its last newline (two writes instead of one).
+            let stdout = std::io::stdout().lock();
+            match stdout.as_fd().try_clone_to_owned() {
+                Ok(fd) => to_stream(session, mode, opts, method, size, File::from(fd), None),
+                Err(_) => to_stream(session, mode, opts, method, size, stdout, None),
+            }
         }
         Output::BaseName => to_file(session, mode, opts, method, size, &Target::new(None, &opts.remote)?),
         Output::Path(path) if is_special(path) => {

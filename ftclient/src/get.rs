@@ -278,8 +278,7 @@ fn receive_into_part(
     let retr = Command::Retr(opts.remote.clone());
     let (reply, mut stream) = match verify::ask_ahead(method, size, offset) {
         Some(method) => {
-            verify::send_ahead(session, method, &opts.remote)?;
-            session.send(&retr)?;
+            session.send_pipelined(&[&verify::hash_command(method, &opts.remote), &retr])?;
             *early = Some(verify::read_ahead(session, method)?);
             let reply = session.read_reply()?;
             (reply.clone(), transfer::established(session, pending, reply, &what)?)

@@ -210,13 +210,7 @@ pub fn ask_ahead(method: Option<Method>, size: Option<u64>, offset: u64) -> Opti
     method.filter(|_| offset == 0 && size.is_some_and(|size| size <= AHEAD_MAX))
 }
 
-/// Sends the digest request for `remote` without waiting for the answer: the caller sends
-/// the next command, then reads this answer with [`read_ahead`] first.
-pub fn send_ahead(session: &mut Session, method: Method, remote: &str) -> Result<()> {
-    session.send(&hash_command(method, remote))
-}
-
-/// Reads the answer to [`send_ahead`]'s request: a digest to check once the file is complete.
+/// Reads the answer to a [`hash_command`] pipelined ahead of the RETR: a digest to check once the file is complete.
 /// Only a broken control connection is an error; a refusal is left to the check, which asks
 /// again.
 pub fn read_ahead(session: &mut Session, method: Method) -> Result<EarlyDigest> {
@@ -504,7 +498,7 @@ fn ask(session: &mut Session, method: Method, remote: &str, wait: Duration) -> R
 }
 
 /// The command that asks for the digest of `remote`.
-fn hash_command(method: Method, remote: &str) -> Command {
+pub fn hash_command(method: Method, remote: &str) -> Command {
     let path = remote.to_owned();
     match method {
         Method::Hash(_) => Command::Hash(path),

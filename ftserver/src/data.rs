@@ -60,6 +60,11 @@ impl PassiveListener {
         if addr.is_ipv6() {
             socket.set_only_v6(true)?;
         }
+        // Every finished data connection leaves its port in TIME_WAIT for a minute; without
+        // SO_REUSEADDR those ports cannot be listened on again, and a busy server (tens of
+        // thousands of small transfers a minute) runs out of passive ports and answers 425.
+        // Only this listener's own port is reused; connections are still unique 4-tuples.
+        socket.set_reuse_address(true)?;
         socket.bind(&SockAddr::from(addr))?;
         socket.listen(PASSIVE_BACKLOG)?;
         let port = socket.local_addr()?.as_socket().map_or(port, |a| a.port());

@@ -6,7 +6,7 @@ use crate::support::{client_bin, dir_names, ftclient, wait_output, ChildGuard};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SERVE_ROOT: &str = "FT_TEST_SERVE_ROOT";
 
@@ -73,11 +73,7 @@ fn ftserver_killed_mid_download_then_resume_completes_a_verified_file() {
         .spawn()
         .unwrap();
     let part = dir.path().join(".big.bin.ftpart");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 4 << 20 {
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::park_timeout(Duration::from_millis(1));
-    }
+    crate::support::wait_for_len(&part, 4 << 20);
     server.0.kill().unwrap(); // SIGKILL: no 426, no goodbye, sockets reset by the kernel
     let _ = server.0.wait();
     let failed = wait_output(child);

@@ -1,10 +1,9 @@
 //! ftclient against pyftpdlib, the FTP server from pip, started on a port the kernel picks.
 
 use crate::scenarios::{self, Endpoint};
-use crate::support::{dir_names, spawn_with_port, wait_output, ChildGuard, Tree, BIG, LIMIT};
+use crate::support::{dir_names, spawn_with_port, wait_output, ChildGuard, Tree, BIG};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Binds port 0 and prints the port, which `python3 -m pyftpdlib` does not do reliably.
 const LAUNCHER: &str = r#"
@@ -98,11 +97,7 @@ fn a_server_killed_mid_download_is_resumed_after_a_restart() {
         .spawn()
         .unwrap();
     let part = dir.path().join(".big.bin.ftpart");
-    let deadline = Instant::now() + LIMIT;
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 100_000 {
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::park_timeout(Duration::from_millis(10));
-    }
+    crate::support::wait_for_len(&part, 100_000);
     server.0.kill().unwrap(); // SIGKILL
     let _ = server.0.wait();
     let failed = wait_output(child);

@@ -221,3 +221,13 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Waits until the file at `path` holds at least `len` bytes (a download in progress), polling
+/// with a bounded deadline; panics if it never does.
+pub fn wait_for_len(path: &Path, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(path).map_or(0, |m| m.len()) < len {
+        assert!(Instant::now() < deadline, "{} never reached {len} bytes: the download never started", path.display());
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
+}

@@ -840,18 +840,22 @@ impl LossyRig {
     }
 }
 
-/// curl, lock-step with blksize 1468 (no windowsize). curl derives its timers from its time
-/// limits: `--connect-timeout 5` makes it retransmit the request after 1 s and send `timeout 1`
-/// (by default 6 s), and `-m 120` makes it retransmit a block after 5 s (without a limit 72 s, so
-/// a lost final ACK would stall an upload far beyond any server's dally).
+/// curl, lock-step with blksize 1468 (no windowsize), downloading. curl derives its timers from
+/// its time limits: `--connect-timeout 5` makes it retransmit the request after 1 s and send
+/// `timeout 1` (by default 6 s), and `-m 120` makes it retransmit a block after 5 s.
+///
+/// curl's uploads are not run under loss: curl 7.88 answers a retransmitted OACK (sent by the
+/// server when DATA 1 is lost, as RFC 2347 asks) by sending its *second* block numbered 1, so
+/// about one upload in five arrived one block short, both sides reporting success. The server
+/// stores exactly the blocks it is sent, in order; uploads under loss are covered with
+/// tftp-hpa, atftp and our own client, and curl uploads without loss in `curl_gets_and_puts`.
 #[test]
 fn loss_curl_lock_step() {
     let Some(rig) = LossyRig::new(100_000) else { return };
     let (port, local) = (rig.port(), rig.local("curl"));
     let common = ["-sS", "--connect-timeout", "5", "-m", "120", "--tftp-blksize", "1468"];
     rig.run("curl", &[&common[..], &["-o", &local, &format!("tftp://127.0.0.1:{port}/f")]].concat());
-    rig.run("curl", &[&common[..], &["-T", &local, &format!("tftp://127.0.0.1:{port}/up")]].concat());
-    rig.check(&local, "up");
+    assert_same_file(Path::new(&local), &rig.data);
 }
 
 /// atftp with windowsize 16 in both directions. atftp 0.8's windowed sender recovers from a loss

@@ -2,7 +2,7 @@
 //! middle of a download, restarted, and `--resume` completes the file, verified by the hash the
 //! server offers.
 
-use crate::support::{client_bin, dir_names, ftclient, wait_output, ChildGuard};
+use crate::support::{dir_names, ftclient, wait_output, ChildGuard};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -65,13 +65,7 @@ fn ftserver_killed_mid_download_then_resume_completes_a_verified_file() {
 
     let (mut server, port) = serve(root.path());
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(client_bin())
-        .args(["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::spawn_ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin"]);
     let part = dir.path().join(".big.bin.ftpart");
     crate::support::wait_for_len(&part, 4 << 20);
     server.0.kill().unwrap(); // SIGKILL: no 426, no goodbye, sockets reset by the kernel

@@ -3,7 +3,7 @@
 use crate::scenarios::{self, Endpoint};
 use crate::support::{dir_names, spawn_with_port, wait_output, ChildGuard, Tree, BIG};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Binds port 0 and prints the port, which `python3 -m pyftpdlib` does not do reliably.
 const LAUNCHER: &str = r#"
@@ -89,13 +89,7 @@ fn a_server_killed_mid_download_is_resumed_after_a_restart() {
     // 1 MB/s: the download of big.bin takes about three seconds, time enough to kill the server.
     let (mut server, port) = start_throttled(&tree, "127.0.0.1", Some(1_000_000));
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(crate::support::client_bin())
-        .args(["127.0.0.1", &port.to_string(), "-g", "big.bin"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::spawn_ftclient(dir.path(), &["127.0.0.1", &port.to_string(), "-g", "big.bin"]);
     let part = dir.path().join(".big.bin.ftpart");
     crate::support::wait_for_len(&part, 100_000);
     server.0.kill().unwrap(); // SIGKILL

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const LEN: usize = 1_000_003;
@@ -331,13 +331,7 @@ fn ctrl_c_stops_the_download_and_keeps_nothing_under_the_final_name() {
         }),
     );
     let port = fake.port.to_string();
-    let child = Command::new(crate::support::client_bin())
-        .args(["127.0.0.1", &port, "-g", "f"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::support::spawn_ftclient(dir.path(), &["127.0.0.1", &port, "-g", "f"]);
     let pid = child.id().to_string();
     // Wait (bounded) until the first bytes reached the temporary file.
     let part = dir.path().join(".f.ftpart");

@@ -55,9 +55,10 @@ pub fn client_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ftclient"))
 }
 
-/// Runs ftclient with `args` in `dir` and waits for it (at most [`LIMIT`]).
-pub fn ftclient(dir: &Path, args: &[&str]) -> Run {
-    let child = Command::new(client_bin())
+/// Starts ftclient with `args` in `dir`, stdout and stderr piped, without waiting for it (for
+/// tests that act while it runs; finish with [`wait_output`]).
+pub fn spawn_ftclient(dir: &Path, args: &[&str]) -> Child {
+    Command::new(client_bin())
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
@@ -65,8 +66,12 @@ pub fn ftclient(dir: &Path, args: &[&str]) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("cannot start ftclient");
-    wait_output(child)
+        .expect("cannot start ftclient")
+}
+
+/// Runs ftclient with `args` in `dir` and waits for it (at most [`LIMIT`]).
+pub fn ftclient(dir: &Path, args: &[&str]) -> Run {
+    wait_output(spawn_ftclient(dir, args))
 }
 
 /// Waits for a child with piped stdout/stderr, killing it after [`LIMIT`].

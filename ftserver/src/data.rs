@@ -251,7 +251,7 @@ pub enum ReceiveError {
 /// Receives an upload: reads the data connection to its end and writes what arrives to `file`
 /// at its current position. TYPE A converts CRLF to LF (RFC 959 3.1.1.1). `room` is how many
 /// more bytes the file may take (`--max-upload-size`); `keep_going` is asked every few MiB, as
-/// for downloads.
+/// for downloads. `tap` sees every byte written to the file, in order (to hash them on the way).
 ///
 /// Returns the bytes received from the network (for the log, even on failure) and how receiving
 /// ended: `Ok` only on a clean end-of-file from the client.
@@ -261,9 +261,10 @@ pub fn receive_file(
     ascii: bool,
     room: Option<u64>,
     keep_going: impl FnMut() -> bool,
+    tap: impl FnMut(&[u8]),
 ) -> (u64, Result<(), ReceiveError>) {
     let mut received = 0u64;
-    let result = receive_counted(input, file, ascii, room, keep_going, &mut received);
+    let result = receive_counted(input, file, ascii, room, keep_going, tap, &mut received);
     (received, result)
 }
 
@@ -273,6 +274,7 @@ fn receive_counted(
     ascii: bool,
     room: Option<u64>,
     mut keep_going: impl FnMut() -> bool,
+    mut tap: impl FnMut(&[u8]),
     received: &mut u64,
 ) -> Result<(), ReceiveError> {
     let mut buf = vec![0u8; SEND_BUFFER];
@@ -285,7 +287,9 @@ fn receive_counted(
         if room.is_some_and(|room| *written > room) {
             return Err(ReceiveError::TooLarge);
         }
-        file.write_all(bytes).map_err(ReceiveError::Disk)
+        file.write_all(bytes).map_err(ReceiveError::Disk)?;
+        tap(bytes);
+        Ok(())
     };
     loop {
         if *received >= next_check {

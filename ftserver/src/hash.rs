@@ -52,7 +52,8 @@ impl Algorithm {
     }
 }
 
-enum Hasher {
+/// A digest being computed, fed piece by piece (an upload hashed on its way to the disk).
+pub enum Hasher {
     Sha256(sha2::Sha256),
     Sha1(sha1::Sha1),
     Md5(md5::Md5),
@@ -60,7 +61,8 @@ enum Hasher {
 }
 
 impl Hasher {
-    fn new(algorithm: Algorithm) -> Hasher {
+    /// Starts a digest.
+    pub fn new(algorithm: Algorithm) -> Hasher {
         match algorithm {
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
             Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
@@ -69,7 +71,8 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    /// Adds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(bytes),
             Hasher::Sha1(h) => h.update(bytes),
@@ -78,7 +81,8 @@ impl Hasher {
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    /// The digest of everything added.
+    pub fn finish(self) -> Vec<u8> {
         match self {
             Hasher::Sha256(h) => h.finalize().to_vec(),
             Hasher::Sha1(h) => h.finalize().to_vec(),
@@ -164,6 +168,15 @@ fn remember(id: Identity, algorithm: Algorithm, digest: &[u8]) {
         cache.pop_front();
     }
     cache.push_back((id, algorithm, digest.to_vec()));
+}
+
+/// Remembers `digest` as the digest of `file`'s whole contents, which are `size` bytes long (an
+/// upload hashed as it arrived, so the client's check afterwards costs no second read). Call it
+/// once the file has its final name: linking and renaming change the ctime the cache keys on.
+pub fn remember_file(file: &File, algorithm: Algorithm, digest: &[u8], size: u64) {
+    if let Some(id) = file.identity().filter(|id| id.size == size) {
+        remember(id, algorithm, digest);
+    }
 }
 
 /// Digests everything `input` yields. `keep_going` is asked every few MiB; when it returns false

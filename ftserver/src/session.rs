@@ -46,6 +46,9 @@ pub(crate) struct Session<'a> {
     facts: Facts,
     /// The algorithm for `HASH`, chosen with `OPTS HASH`.
     hash_algorithm: Algorithm,
+    /// The client chose `hash_algorithm` itself: it means to check its transfers, so uploads
+    /// are hashed as they arrive and its `HASH` afterwards needs no second read of the file.
+    hash_chosen: bool,
     /// The last transfer was stopped by an ABOR, which is still to be answered with 226.
     aborted: bool,
     /// The path named by the RNFR just before, for RNTO.
@@ -154,6 +157,7 @@ impl<'a> Session<'a> {
             epsv_all: false,
             facts: Facts::default(),
             hash_algorithm: Algorithm::Sha256,
+            hash_chosen: false,
             aborted: false,
             rename_from: None,
             transfers: 0,
@@ -332,6 +336,7 @@ impl<'a> Session<'a> {
                 self.epsv_all = false;
                 self.facts = Facts::default();
                 self.hash_algorithm = Algorithm::Sha256;
+                self.hash_chosen = false;
                 self.rename_from = None;
                 self.reply(220, "Service ready for new user.")?;
             }
@@ -383,7 +388,10 @@ impl<'a> Session<'a> {
             // draft-bryan-ftpext-hash section 4: no argument asks for the current choice.
             if !value.is_empty() {
                 match Algorithm::from_name(value) {
-                    Some(algorithm) => self.hash_algorithm = algorithm,
+                    Some(algorithm) => {
+                        self.hash_algorithm = algorithm;
+                        self.hash_chosen = true;
+                    }
                     None => return self.reply(501, "Unknown algorithm, current selection not changed."),
                 }
             }

@@ -4,6 +4,7 @@
 use super::{abor_pending, capitalise, Session};
 use crate::data::{self, ReceiveError};
 use crate::fs::{FsError, Target};
+use crate::hash;
 use crate::upload::{self, Start, Upload, UploadError};
 use common::path::VirtualPath;
 use common::text::sanitize;
@@ -173,10 +174,26 @@ impl Session<'_> {
         let room = config.max_upload_size.map(|max| max.saturating_sub(upload.offset()));
         let control = self.ctrl.get_ref();
         let mut abor = false;
-        let (n, received) = data::receive_file(&mut stream, upload.file(), self.ascii, room, || {
-            abor = abor_pending(control);
-            !abor && !shared.stop.load(Ordering::SeqCst)
-        });
+        // A client that chose a HASH algorithm will ask for the digest next: compute it from the
+        // bytes on their way to the disk (only a whole file, not a resumed one).
+        let mut hasher = (self.hash_chosen && upload.offset() == 0).then(|| hash::Hasher::new(self.hash_algorithm));
+        let mut stored = 0u64;
+        let (n, received) = data::receive_file(
+            &mut stream,
+            upload.file(),
+            self.ascii,
+            room,
+            || {
+                abor = abor_pending(control);
+                !abor && !shared.stop.load(Ordering::SeqCst)
+            },
+            |bytes| {
+                stored += bytes.len() as u64;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(bytes);
+                }
+            },
+        );
         data::finish(stream);
         // End-of-file is the end of the file in stream mode (RFC 959 3.4.1), but only from a
         // client that is still connected: a killed client's data connection ends the same way.
@@ -197,8 +214,13 @@ impl Session<'_> {
         match received {
             Ok(()) => {
                 let name = upload.name().to_owned();
+                // A second descriptor of the same inode, to read its identity under the final name.
+                let file = upload.file().try_clone().ok();
                 match upload.commit(config.overwrite) {
                     Ok(()) => {
+                        if let (Some(file), Some(hasher)) = (file, hasher) {
+                            hash::remember_file(&file, self.hash_algorithm, &hasher.finish(), stored);
+                        }
                         self.log_transfer(verb, &vp, n, started, "ok");
                         match kind {
                             StoreKind::Stou => self.reply(226, format!("Transfer complete, stored as {name}.")),

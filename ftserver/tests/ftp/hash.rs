@@ -87,3 +87,46 @@ fn jobs_are_limited_and_abortable() {
         assert!(Instant::now() < deadline, "the abandoned HASH job kept its slot");
     }
 }
+
+/// An upload after `OPTS HASH` is hashed as it arrives and the digest remembered; what HASH
+/// answers afterwards must still be the digest of the bytes on disk: after TYPE A conversion,
+/// after a resumed upload (not hashed on arrival), and after the file changed behind the
+/// server's back.
+#[test]
+fn digests_after_uploads_are_those_of_the_stored_bytes() {
+    let server = TestServer::writable(true);
+    let mut raw = server.login();
+    let check = |raw: &mut Raw, name: &str, algorithm: &str, column: usize| {
+        let path = server.root.path().join(name);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let expected = &python_digests(&path)[column];
+        assert_eq!(raw.expect(&format!("HASH {name}"), 213).text(), format!("{algorithm} 0-{size} {expected} {name}"));
+    };
+    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    for (column, algorithm) in ["SHA-256", "SHA-1", "MD5", "CRC32"].iter().enumerate() {
+        raw.expect(&format!("OPTS HASH {algorithm}"), 200);
+        raw.expect("TYPE I", 200);
+        let name = format!("up-{column}.bin");
+        assert_eq!(raw.passive_upload(&format!("STOR {name}"), &bytes).code, 226);
+        check(&mut raw, &name, algorithm, column);
+        // TYPE A: the digest is of the file as stored, LF line ends.
+        raw.expect("TYPE A", 200);
+        assert_eq!(raw.passive_upload("STOR text.txt", b"one\r\ntwo\r\nthree\r").code, 226);
+        assert_eq!(std::fs::read(server.root.path().join("text.txt")).unwrap(), b"one\ntwo\nthree\r");
+        check(&mut raw, "text.txt", algorithm, column);
+    }
+    // A resumed upload: the first part arrived in another transfer.
+    raw.expect("OPTS HASH CRC32", 200);
+    raw.expect("TYPE I", 200);
+    assert_eq!(raw.passive_upload("STOR resumed.bin", &bytes[..1000]).code, 226);
+    raw.expect("REST 1000", 350);
+    assert_eq!(raw.passive_upload("STOR resumed.bin", &bytes[1000..]).code, 226);
+    assert_eq!(std::fs::read(server.root.path().join("resumed.bin")).unwrap(), bytes);
+    check(&mut raw, "resumed.bin", "CRC32", 3);
+    // Changed in place, same size: the remembered digest no longer applies.
+    assert_eq!(raw.passive_upload("STOR changed.bin", &bytes).code, 226);
+    let mut changed = bytes.clone();
+    changed[12345] ^= 0xff;
+    std::fs::write(server.root.path().join("changed.bin"), &changed).unwrap();
+    check(&mut raw, "changed.bin", "CRC32", 3);
+}

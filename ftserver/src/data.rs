@@ -274,6 +274,17 @@ fn send_counted(
     }
 }
 
+// `SO_RCVLOWAT` (socket(7)), which neither std nor socket2 offers; nix's macro defines it.
+use nix::{libc, setsockopt_impl, sockopt_impl};
+sockopt_impl!(RcvLowat, SetOnly, libc::SOL_SOCKET, libc::SO_RCVLOWAT, usize);
+
+/// While an upload is received, the kernel wakes the receiving thread only once this much has
+/// arrived (or the connection ended, or the read timeout passed, which returns what is there).
+/// Without it every arriving segment is a wake-up, which on loopback the sending process pays
+/// for; measured with ftclient downloads of 1 GiB (the same option on the client's side) the
+/// sender's CPU fell from 0.43 to 0.35 s and throughput rose from 2.4 to 3.0 GB/s.
+const LOW_WATER: usize = SEND_BUFFER;
+
 /// Why receiving an upload stopped before the client's end-of-file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
@@ -321,6 +332,10 @@ fn receive_counted(
     received: &mut u64,
 ) -> Result<(), ReceiveError> {
     let mut buf = vec![0u8; SEND_BUFFER];
+    // A hint only: a kernel that refuses it costs some speed, never correctness.
+    if let Err(e) = nix::sys::socket::setsockopt(input, RcvLowat, &LOW_WATER) {
+        log::debug!("SO_RCVLOWAT refused: {e}");
+    }
     let mut converted = Vec::new();
     let mut conv = FromNetwork::new();
     let mut written = 0u64;

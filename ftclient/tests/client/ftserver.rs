@@ -129,12 +129,23 @@ fn downloads_are_verified_with_the_servers_hash() {
         assert_eq!(run.stdout, tree.read("big.bin"));
     }
 
-    // From 16 MiB on, a second connection asks for the hash while the download runs.
-    std::fs::write(tree.root.path().join("large.bin"), crate::support::bytes(17 << 20, 3)).unwrap();
-    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "large.bin", "-v"]).ok();
+    // Below 128 MiB the hash is asked for on the same connection after the transfer.
+    std::fs::write(tree.root.path().join("mid.bin"), crate::support::bytes(17 << 20, 3)).unwrap();
+    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "mid.bin", "-v"]).ok();
+    assert_eq!(run.stderr.matches(": connected to ").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("CRC32 matches the server's"), "{}", run.stderr);
+    assert_eq!(std::fs::read(dir.path().join("mid.bin")).unwrap(), tree.read("mid.bin"));
+
+    // From 128 MiB on, a second connection asks for the hash while the download runs (a
+    // sparse file: mostly zeros, one marked byte near the end).
+    let large = std::fs::File::create(tree.root.path().join("large.bin")).unwrap();
+    large.set_len((128 << 20) + 5).unwrap();
+    std::os::unix::fs::FileExt::write_at(&large, b"x", 128 << 20).unwrap();
+    drop(large);
+    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "large.bin", "-o", "-", "-v"]).ok();
     assert_eq!(run.stderr.matches(": connected to ").count(), 2, "{}", run.stderr);
     assert!(run.stderr.contains("CRC32 matches the server's"), "{}", run.stderr);
-    assert_eq!(std::fs::read(dir.path().join("large.bin")).unwrap(), tree.read("large.bin"));
+    assert!(run.stdout == tree.read("large.bin"), "large.bin differs");
 }
 
 #[test]

@@ -527,6 +527,98 @@ fn duplicate_request_does_not_start_a_second_transfer() {
     raw.ack(1, tid);
 }
 
+/// A write's first reply stands until DATA 1: a copy of the WRQ from the same port is answered
+/// with the OACK again, from the transfer's TID, and starts no second transfer (with a limit of
+/// one, a probe from another port is refused as busy). The same holds for ACK 0 without options.
+#[test]
+fn repeated_write_request_gets_the_first_reply_again() {
+    let server = Server::start(|c| {
+        c.writable = true;
+        c.max_transfers = 1;
+        c.timeout = Duration::from_secs(60);
+    });
+    let raw = Raw::new(&server);
+    let options = [("blksize", "8")];
+    raw.wrq("w", &options);
+    let tid = raw.expect_oack(&options);
+    raw.wrq("w", &options);
+    assert_eq!(raw.expect_oack(&options), tid);
+    let probe = Raw::new(&server);
+    probe.wrq("other", &[]);
+    assert_eq!(probe.expect_error(0), server.addr(), "the probe is refused: one transfer runs");
+    raw.wrq("w", &options);
+    assert_eq!(raw.expect_oack(&options), tid);
+    raw.data(1, b"12345678", tid);
+    assert_eq!(raw.expect_ack(1), tid);
+    // After DATA 1 the request is old news: no answer to it, the transfer goes on.
+    raw.wrq("w", &options);
+    raw.data(2, b"9", tid);
+    assert_eq!(raw.expect_ack(2), tid);
+    assert_eq!(fs::read(server.root().join("w")).unwrap(), b"123456789");
+
+    // A new server: the first transfer may hold its slot a moment after its last ACK.
+    let server = patient(true);
+    let raw = Raw::new(&server);
+    raw.wrq("plain", &[]);
+    let tid = raw.expect_ack(0);
+    raw.wrq("plain", &[]);
+    assert_eq!(raw.expect_ack(0), tid);
+    raw.data(1, b"x", tid);
+    assert_eq!(raw.expect_ack(1), tid);
+    assert_eq!(fs::read(server.root().join("plain")).unwrap(), b"x");
+}
+
+/// While a write waits for DATA 1 the server sends nothing on its own timer: a client that
+/// stays silent sees no packet at all until the transfer gives up after its retries (its socket
+/// closes: the client's connected socket then gets "connection refused").
+#[test]
+fn write_waits_for_data_1_without_repeating_its_reply() {
+    let server = Server::start(|c| {
+        c.writable = true;
+        c.timeout = Duration::from_millis(20);
+        c.retries = 2;
+    });
+    let raw = Raw::new(&server);
+    let options = [("blksize", "8")];
+    raw.wrq("silent", &options);
+    let tid = raw.expect_oack(&options);
+    raw.sock.connect(tid).unwrap();
+    raw.sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 1024];
+    loop {
+        assert!(Instant::now() < deadline, "the silent transfer never ended");
+        // An ACK means nothing to a receiver; it only makes a closed port visible.
+        match raw.sock.send(&tftp::ack_bytes(0)).and_then(|_| raw.sock.recv(&mut buf)) {
+            Ok(len) => panic!("the server repeated itself: {:?}", Packet::parse(&buf[..len])),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Err(e) => assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{e}"),
+        }
+    }
+    wait_for_no_temp_files(server.root());
+    assert!(!server.root().join("silent").exists());
+}
+
+/// curl 7.88 answers a second OACK by sending its next block as block 1. When that happens (the
+/// network duplicated the OACK), block 1 arrives twice with different bytes: the upload ends
+/// with error 4 and nothing is stored, instead of a file with a block missing.
+#[test]
+fn block_1_with_different_data_ends_the_upload() {
+    let server = patient(true);
+    let raw = Raw::new(&server);
+    raw.wrq("changed", &[("blksize", "8")]);
+    let tid = raw.expect_oack(&[("blksize", "8")]);
+    raw.data(1, b"first...", tid);
+    raw.expect_ack(1);
+    // The same block again is a plain duplicate.
+    raw.data(1, b"first...", tid);
+    raw.expect_ack(1);
+    raw.data(1, b"second..", tid);
+    assert_eq!(raw.expect_error(4), tid);
+    wait_for_no_temp_files(server.root());
+    assert!(!server.root().join("changed").exists());
+}
+
 #[test]
 fn malformed_packets_are_answered_and_survived() {
     let server = patient(true);
@@ -712,8 +804,9 @@ struct LossyNetns {
 }
 
 impl LossyNetns {
-    /// `None` (after saying so loudly) when not root: namespaces need CAP_SYS_ADMIN.
-    fn create() -> Option<LossyNetns> {
+    /// `None` (after saying so loudly) when not root: namespaces need CAP_SYS_ADMIN. Without
+    /// `duplicate` the loopback only drops (and, with netem, reorders and delays).
+    fn create(duplicate: bool) -> Option<LossyNetns> {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("SKIPPED: TFTP loss tests need root to create a network namespace");
             return None;
@@ -724,23 +817,26 @@ impl LossyNetns {
         assert!(status.success(), "ip netns add {name} failed");
         let ns = LossyNetns { name };
         run_in(Some(&ns.name), "ip", &["link", "set", "lo", "up"]);
-        let netem = "qdisc add dev lo root netem loss 5% duplicate 2% reorder 10% delay 1ms";
+        let dup_percent = if duplicate { 2 } else { 0 };
+        let netem = format!("qdisc add dev lo root netem loss 5% duplicate {dup_percent}% reorder 10% delay 1ms");
         let tc = Command::new("ip").args(["netns", "exec", &ns.name, "tc"]).args(netem.split(' ')).output().unwrap();
         if !tc.status.success() {
             // Some kernels (this project's VMs) are built without sch_netem. nftables on the
             // loopback's ingress can still drop and duplicate; it cannot reorder or delay.
             eprintln!(
-                "NOTE: tc netem unavailable ({}); emulating 5% loss and 2% duplication with nftables, \
-                 without reordering or delay",
+                "NOTE: tc netem unavailable ({}); emulating 5% loss and {dup_percent}% duplication with \
+                 nftables, without reordering or delay",
                 String::from_utf8_lossy(&tc.stderr).trim()
             );
-            let rules = r#"table netdev lossy {
-                chain in {
-                    type filter hook ingress device "lo" priority 0; policy accept;
-                    meta l4proto udp numgen random mod 100 < 2 dup to "lo"
-                    meta l4proto udp numgen random mod 100 < 5 drop
-                }
-            }"#;
+            let rules = format!(
+                r#"table netdev lossy {{
+                    chain in {{
+                        type filter hook ingress device "lo" priority 0; policy accept;
+                        meta l4proto udp numgen random mod 100 < {dup_percent} dup to "lo"
+                        meta l4proto udp numgen random mod 100 < 5 drop
+                    }}
+                }}"#
+            );
             let mut nft = Command::new("ip")
                 .args(["netns", "exec", &ns.name, "nft", "-f", "-"])
                 .stdin(std::process::Stdio::piped())
@@ -788,8 +884,13 @@ struct LossyRig {
 }
 
 impl LossyRig {
+    /// 5% loss and 2% duplication.
     fn new(size: usize) -> Option<LossyRig> {
-        let ns = LossyNetns::create()?;
+        LossyRig::create(size, true)
+    }
+
+    fn create(size: usize, duplicate: bool) -> Option<LossyRig> {
+        let ns = LossyNetns::create(duplicate)?;
         let root = tempfile::tempdir().unwrap();
         let server = ns.server(root.path());
         let data = bytes(size, 10);
@@ -843,19 +944,56 @@ impl LossyRig {
 /// curl, lock-step with blksize 1468 (no windowsize), downloading. curl derives its timers from
 /// its time limits: `--connect-timeout 5` makes it retransmit the request after 1 s and send
 /// `timeout 1` (by default 6 s), and `-m 120` makes it retransmit a block after 5 s.
-///
-/// curl's uploads are not run under loss: curl 7.88 answers a retransmitted OACK (sent by the
-/// server when DATA 1 is lost, as RFC 2347 asks) by sending its *second* block numbered 1, so
-/// about one upload in five arrived one block short, both sides reporting success. The server
-/// stores exactly the blocks it is sent, in order; uploads under loss are covered with
-/// tftp-hpa, atftp and our own client, and curl uploads without loss in `curl_gets_and_puts`.
 #[test]
 fn loss_curl_lock_step() {
     let Some(rig) = LossyRig::new(100_000) else { return };
     let (port, local) = (rig.port(), rig.local("curl"));
-    let common = ["-sS", "--connect-timeout", "5", "-m", "120", "--tftp-blksize", "1468"];
-    rig.run("curl", &[&common[..], &["-o", &local, &format!("tftp://127.0.0.1:{port}/f")]].concat());
+    rig.run("curl", &[&CURL_UNDER_LOSS[..], &["-o", &local, &format!("tftp://127.0.0.1:{port}/f")]].concat());
     assert_same_file(Path::new(&local), &rig.data);
+}
+
+/// curl's options for the loss tests (see `loss_curl_lock_step`).
+const CURL_UNDER_LOSS: [&str; 7] = ["-sS", "--connect-timeout", "5", "-m", "120", "--tftp-blksize", "1468"];
+
+/// 30 curl uploads of a small file under 5% loss, at once, each complete. curl 7.88 answers
+/// every OACK it receives while sending by sending its *next* block as block 1. When the server
+/// repeated its OACK on a timer after a lost DATA 1, that cost uploads their second block (1 to
+/// 7 in 30 in our runs, both sides reporting success); the server now repeats it only for a
+/// repeated WRQ (`repeated_write_request_gets_the_first_reply_again`), which curl sends only
+/// before it has seen an OACK. `--connect-timeout 30` gives curl six tries at the request (with
+/// 5 s, three in a row lost in 5% loss ended about one run in a thousand).
+///
+/// No duplication here: an OACK (or WRQ) the network duplicates still makes curl skip a block,
+/// which no server can prevent. The server refuses the upload when block 1 then arrives twice
+/// with different bytes (`block_1_with_different_data_ends_the_upload`); if that second block 1
+/// is lost as well, it cannot tell.
+#[test]
+fn loss_curl_uploads() {
+    let Some(rig) = LossyRig::create(1468 * 6 + 100, false) else { return };
+    let port = rig.port();
+    // Seven blocks: the first two are the ones at stake, more only make the test longer.
+    let source = rig.local("small");
+    fs::write(&source, &rig.data).unwrap();
+    let curl = ["-sS", "--connect-timeout", "30", "-m", "120", "--tftp-blksize", "1468", "-T", &source];
+    let uploads: Vec<_> = (0..30)
+        .map(|i| {
+            let url = format!("tftp://127.0.0.1:{port}/up{i}");
+            Command::new("timeout")
+                .args(["-k", "5", "300", "ip", "netns", "exec", &rig.ns.name, "curl"])
+                .args(curl)
+                .arg(url)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Every child is waited for before anything is asserted (timeout(1) bounds each).
+    let outputs: Vec<_> = uploads.into_iter().map(|child| child.wait_with_output().unwrap()).collect();
+    for (i, output) in outputs.iter().enumerate() {
+        assert!(output.status.success(), "upload {i}: {}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+        let got = fs::read(rig.root.path().join(format!("up{i}"))).unwrap_or_else(|e| panic!("upload {i}: {e}"));
+        assert!(got == rig.data, "upload {i}: {} bytes stored, {} sent", got.len(), rig.data.len());
+    }
 }
 
 /// atftp with windowsize 16 in both directions. atftp 0.8's windowed sender recovers from a loss

@@ -4,8 +4,11 @@
 //! its own thread and its own ephemeral UDP socket (a new transfer ID) bound to the listener's
 //! IP address, up to [`TftpConfig::max_transfers`] at once (beyond that the client gets error 0
 //! "server busy"). A request identical to the one that started a running transfer, from the same
-//! address and port, is a retransmission and is dropped, so it never starts a second transfer (a
-//! different request from that port is a new transfer: some boot ROMs reuse their port).
+//! address and port, is a retransmission: it never starts a second transfer (a different request
+//! from that port is a new transfer: some boot ROMs reuse their port) but is handed to the running
+//! transfer, which counts it and is woken by an empty datagram from the listener, so a write can
+//! answer it with its first reply from its own socket (see `transfer` for why a write waits for
+//! the client's retransmitted request instead of repeating its OACK on a timer).
 //! When the listener is bound to the unspecified address (`0.0.0.0`, `::`), the kernel picks each
 //! transfer's source address by route, which on a multi-homed host may not be the address the
 //! client asked; bind a specific address there.
@@ -31,7 +34,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -155,9 +158,9 @@ struct Shared {
     /// Partial files being written, so two uploads never write the same one.
     uploads: crate::upload::Busy,
     stop: Arc<AtomicBool>,
-    /// Running transfers by client address: their id and the request datagram that started
-    /// them (the same datagram again from the same address is a duplicate).
-    active: Mutex<HashMap<SocketAddr, (u64, Vec<u8>)>>,
+    /// Running transfers by client address (the same request datagram again from the same
+    /// address is a duplicate, handed to the transfer).
+    active: Mutex<HashMap<SocketAddr, Active>>,
     /// The source of transfer ids.
     ids: AtomicU64,
 }
@@ -194,8 +197,19 @@ fn refuse(socket: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) 
     let _ = socket.send_to(&tftp::error_bytes(code, message), peer);
 }
 
-/// Starts a transfer thread for `request`, unless it duplicates a running one or the server is
-/// at its limit.
+/// A running transfer as the listener knows it.
+struct Active {
+    id: u64,
+    /// The request datagram that started it.
+    request: Vec<u8>,
+    /// The transfer's socket address (its TID), where the listener's wake-ups go.
+    tid: SocketAddr,
+    /// Copies of the request received since the transfer last looked.
+    repeats: Arc<AtomicU32>,
+}
+
+/// Starts a transfer thread for `request`; a duplicate of a running one is handed to it instead,
+/// and beyond the limit the client is told the server is busy.
 fn start(
     socket: &UdpSocket,
     local_ip: std::net::IpAddr,
@@ -205,10 +219,14 @@ fn start(
     datagram: &[u8],
 ) {
     let id = shared.ids.fetch_add(1, Ordering::Relaxed);
-    {
+    let (tid_socket, repeats) = {
         let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
-        if active.get(&peer).is_some_and(|(_, first)| first == datagram) {
-            log::debug!("tftp: {peer}: duplicate request ignored");
+        if let Some(running) = active.get(&peer).filter(|running| running.request == datagram) {
+            log::debug!("tftp: {peer}: duplicate request handed to its transfer");
+            running.repeats.fetch_add(1, Ordering::AcqRel);
+            // The datagram's content does not matter (the count is the message); it only ends
+            // the transfer's blocking receive.
+            let _ = socket.send_to(&[], SocketAddr::new(wake_ip(running.tid), running.tid.port()));
             return;
         }
         if active.len() >= shared.config.max_transfers {
@@ -217,11 +235,24 @@ fn start(
             refuse(socket, peer, ErrorCode::NotDefined, "server busy, try again later");
             return;
         }
-        active.insert(peer, (id, datagram.to_vec()));
-    }
+        // The transfer's socket is bound here, so the listener knows where to wake it.
+        let tid_socket = match transfer::bind(local_ip) {
+            Ok(bound) => bound,
+            Err(e) => {
+                drop(active);
+                log::warn!("tftp: {peer}: cannot bind a transfer socket on {local_ip}: {e}");
+                refuse(socket, peer, ErrorCode::NotDefined, "server busy, try again later");
+                return;
+            }
+        };
+        let tid = tid_socket.local_addr().unwrap_or(SocketAddr::new(local_ip, 0));
+        let repeats = Arc::new(AtomicU32::new(0));
+        active.insert(peer, Active { id, request: datagram.to_vec(), tid, repeats: repeats.clone() });
+        (tid_socket, repeats)
+    };
     let guard = ActiveGuard { shared: shared.clone(), peer, id };
     let spawned = std::thread::Builder::new().name(format!("tftp-{peer}")).spawn(move || {
-        transfer::run(guard, local_ip, peer, request);
+        transfer::run(guard, tid_socket, repeats, peer, request);
     });
     if let Err(e) = spawned {
         // The closure (and its guard) was dropped, so the peer is no longer marked active.
@@ -241,7 +272,7 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
         // A newer transfer from the same port may have replaced this one's entry.
-        if active.get(&self.peer).is_some_and(|(id, _)| *id == self.id) {
+        if active.get(&self.peer).is_some_and(|running| running.id == self.id) {
             active.remove(&self.peer);
         }
     }

@@ -2,7 +2,8 @@
 //! sender of a read request or the receiver of a write request.
 //!
 //! Retransmission is driven by the timer only, never by a duplicate ACK (RFC 1350's Sorcerer's
-//! Apprentice rule). The sender keeps the current window of DATA packets, header included, in one
+//! Apprentice rule); the one exception is a write's first reply, which is repeated only when
+//! the client repeats its request (see `receive`). The sender keeps the current window of DATA packets, header included, in one
 //! buffer allocated at the start, so retransmitting never re-reads the file and sending never
 //! allocates. Block numbers are tracked as `u64` and put on the wire modulo 65536, so any file
 //! size crosses the rollover.
@@ -19,7 +20,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a transfer ended early.
@@ -76,20 +78,14 @@ fn io_failure(e: io::Error) -> Failure {
     }
 }
 
-/// Runs one transfer to its end and logs how it ended.
-pub(super) fn run(guard: ActiveGuard, local_ip: IpAddr, peer: SocketAddr, request: Request) {
+/// Runs one transfer on `socket` (its TID) to its end and logs how it ended. `repeats` counts the
+/// copies of the request the listener has received since (see [`Got::RequestAgain`]).
+pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>, peer: SocketAddr, request: Request) {
     let shared = guard.shared.clone();
     let shared = &*shared;
     let name = sanitize(&request.filename);
-    let socket = match bind(local_ip) {
-        Ok(socket) => socket,
-        Err(e) => {
-            log::warn!("tftp: {peer}: cannot bind a transfer socket on {local_ip}: {e}");
-            return;
-        }
-    };
-    let mut t =
-        Transfer { socket, peer, shared, timeout: shared.config.timeout, buf: vec![0u8; tftp::MAX_PACKET + 1], name };
+    let timeout = shared.config.timeout;
+    let mut t = Transfer { socket, peer, shared, repeats, timeout, buf: vec![0u8; tftp::MAX_PACKET + 1], name };
     let result = match request.direction {
         tftp::Direction::Read => read(&mut t, &request).map(|()| None),
         tftp::Direction::Write => write(&mut t, &request).map(Some),
@@ -121,7 +117,7 @@ pub(super) fn run(guard: ActiveGuard, local_ip: IpAddr, peer: SocketAddr, reques
 }
 
 /// A fresh socket on the listener's IP address and an ephemeral port: the server's transfer ID.
-fn bind(local_ip: IpAddr) -> io::Result<UdpSocket> {
+pub(super) fn bind(local_ip: IpAddr) -> io::Result<UdpSocket> {
     UdpSocket::bind(SocketAddr::new(local_ip, 0))
 }
 
@@ -140,16 +136,29 @@ fn size_buffers(socket: &UdpSocket, n: &Negotiated) {
 const STOP_POLL: Duration = Duration::from_millis(500);
 
 /// The shortest wait for a lost final ACK's retransmitted DATA, see [`dally`].
-const MIN_DALLY: Duration = Duration::from_secs(7);
+const MIN_DALLY: Duration = Duration::from_secs(15);
 
 /// Progress is logged each time this many more bytes have been transferred.
 const PROGRESS_STEP: u64 = 32 << 20;
+
+/// What a wait for the peer ended with.
+enum Got {
+    /// A datagram from the peer, this long, in the transfer's buffer.
+    Datagram(usize),
+    /// The deadline passed.
+    Deadline,
+    /// The listener received the request again (one or more copies): the client has not seen
+    /// our first reply.
+    RequestAgain,
+}
 
 /// The state every transfer has: the socket, the peer, the receive buffer.
 struct Transfer<'a> {
     socket: UdpSocket,
     peer: SocketAddr,
     shared: &'a Shared,
+    /// Copies of the request the listener received, not yet looked at.
+    repeats: Arc<AtomicU32>,
     /// The retransmission timeout (the client's `timeout` option, or the configured one).
     timeout: Duration,
     /// Receive buffer: one byte more than the largest packet, to see oversized ones.
@@ -179,21 +188,25 @@ impl Transfer<'_> {
         }
     }
 
-    /// Waits until `deadline` for a datagram from the peer and returns its length (the bytes
-    /// are in `self.buf`), or `None` at the deadline. A datagram from anyone else is answered
-    /// with error 5 and the wait goes on (RFC 1350 section 4).
-    fn recv(&mut self, deadline: Instant) -> Result<Option<usize>, Failure> {
+    /// Waits until `deadline` for a datagram from the peer (its bytes are then in `self.buf`)
+    /// or a copy of the request. A datagram from anyone else is answered with error 5 and the
+    /// wait goes on (RFC 1350 section 4), except an empty one: the listener's wake-up, or noise.
+    fn recv(&mut self, deadline: Instant) -> Result<Got, Failure> {
         loop {
             if self.shared.stop.load(Ordering::Relaxed) {
                 return Err(Failure::Stopped);
             }
+            if self.repeats.swap(0, Ordering::AcqRel) > 0 {
+                return Ok(Got::RequestAgain);
+            }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(None);
+                return Ok(Got::Deadline);
             }
             self.socket.set_read_timeout(Some((deadline - now).min(STOP_POLL))).map_err(Failure::Socket)?;
             match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) if from == self.peer => return Ok(Some(len)),
+                Ok((len, from)) if from == self.peer => return Ok(Got::Datagram(len)),
+                Ok((0, _)) => {}
                 Ok((_, from)) => {
                     log::debug!("tftp: {}: packet from stranger {from} answered with error 5", self.peer);
                     let _ = self.socket.send_to(&tftp::error_bytes(ErrorCode::UnknownTid, "unknown transfer id"), from);
@@ -205,6 +218,18 @@ impl Transfer<'_> {
                     return Err(Failure::Peer(0, "port unreachable".into()))
                 }
                 Err(e) => return Err(Failure::Socket(e)),
+            }
+        }
+    }
+
+    /// [`Transfer::recv`] for a read or after the upload: a copy of the request is ignored (a
+    /// read's timer repeats its first reply anyway).
+    fn recv_datagram(&mut self, deadline: Instant) -> Result<Option<usize>, Failure> {
+        loop {
+            match self.recv(deadline)? {
+                Got::Datagram(len) => return Ok(Some(len)),
+                Got::Deadline => return Ok(None),
+                Got::RequestAgain => {}
             }
         }
     }
@@ -222,7 +247,7 @@ impl Transfer<'_> {
         if *retries > self.config().retries {
             return Err(Failure::TimedOut(self.config().retries));
         }
-        log::debug!("tftp: {}: {}: timeout, retransmission {retries}", self.peer, self.name);
+        log::debug!("tftp: {}: {}: timeout {retries}", self.peer, self.name);
         Ok(())
     }
 
@@ -293,7 +318,7 @@ fn send_oack(t: &mut Transfer<'_>, n: &Negotiated) -> Result<(), Failure> {
     loop {
         t.send(&oack);
         let deadline = t.deadline(retries);
-        while let Some(len) = t.recv(deadline)? {
+        while let Some(len) = t.recv_datagram(deadline)? {
             match Packet::parse(&t.buf[..len]) {
                 Ok(Packet::Ack(0)) => return Ok(()),
                 Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
@@ -354,7 +379,7 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
 
         let deadline = t.deadline(retries);
         let mut advanced = false;
-        while let Some(len) = t.recv(deadline)? {
+        while let Some(len) = t.recv_datagram(deadline)? {
             match Packet::parse(&t.buf[..len]) {
                 Ok(Packet::Ack(block)) => {
                     let (from, to, done) = match window.ack(block) {
@@ -468,12 +493,31 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
 
 /// Receives DATA into `sink` until the short final block, which is written and flushed but not
 /// acknowledged (the caller does that once the file is in place); returns its block number.
+///
+/// Until block 1 arrives the first reply (OACK, or ACK 0 without options) is sent again only
+/// when the client sends its request again, never on our timer. RFC 1350 (section 2) lets
+/// either side recover a loss: "the intended recipient will timeout and may retransmit his last
+/// packet"; the client, which sends the data, has both losses of this phase covered by its own
+/// timer: a lost reply makes it repeat the WRQ (curl, tftp-hpa, atftp and ours all do), a lost
+/// DATA 1 makes it repeat DATA 1. Our repeating the OACK on a timer, as tftpd-hpa does, adds
+/// nothing and breaks curl 7.88: it answers every OACK it receives while sending by sending
+/// its *next* block numbered 1 (RFC 2347 says an OACK acknowledges the request, not a block),
+/// so a lost DATA 1 cost one block of the file and both sides reported success. We wait the
+/// whole retry budget (the same backed-off deadlines as a retransmitting sender) and answer
+/// each copy of the request the listener hands us.
+///
+/// A block 1 that comes again with other bytes (the same bug, when the network duplicated our
+/// OACK or the client's WRQ) ends the upload with error 4: the client's numbering no longer
+/// matches its file, and storing a file with a block missing is the one outcome worse than
+/// failing.
 fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u16, Failure> {
     let blksize = usize::from(n.blksize);
     // The answer to the request (OACK or ACK 0) stands until block 1 arrives.
     let first_reply =
         if n.oack.is_empty() { tftp::ack_bytes(0).to_vec() } else { Packet::Oack(n.oack.clone()).to_bytes() };
     t.send(&first_reply);
+    // Block 1 as received, to recognise a different block sent under its number.
+    let mut first_block = Vec::new();
     // When an ACK last went out: out-of-order blocks are answered at most once per timeout.
     let mut acked_at = Instant::now();
     let mut progress = Progress::new();
@@ -481,13 +525,26 @@ fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u
     let mut retries = 0;
     let mut deadline = t.deadline(retries);
     loop {
-        let Some(len) = t.recv(deadline)? else {
-            t.retry(&mut retries)?;
-            resend_ack(t, &window, &first_reply);
-            acked_at = Instant::now();
-            window.rewind();
-            deadline = t.deadline(retries);
-            continue;
+        let len = match t.recv(deadline)? {
+            Got::Datagram(len) => len,
+            Got::Deadline => {
+                t.retry(&mut retries)?;
+                if window.expected() > 1 {
+                    resend_ack(t, &window, &first_reply);
+                    acked_at = Instant::now();
+                }
+                window.rewind();
+                deadline = t.deadline(retries);
+                continue;
+            }
+            Got::RequestAgain => {
+                if window.expected() == 1 {
+                    log::debug!("tftp: {}: {}: request repeated, first reply sent again", t.peer, t.name);
+                    t.send(&first_reply);
+                    acked_at = Instant::now();
+                }
+                continue;
+            }
         };
         let (block, data) = match Packet::parse(&t.buf[..len]) {
             Ok(Packet::Data { block, data }) => (block, data),
@@ -498,8 +555,17 @@ fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u
             let message = format!("block of {} bytes, negotiated blksize {blksize}", data.len());
             return Err(refuse(ErrorCode::IllegalOperation, message));
         }
+        // Before the block numbers roll over, a block 1 is the first block again.
+        if block == 1 && (2..=1 << 16).contains(&window.expected()) && data != first_block {
+            let message = "block 1 sent again with different data (the client answered a repeated OACK \
+                           or request by sending its next block as block 1)";
+            return Err(refuse(ErrorCode::IllegalOperation, message));
+        }
         match window.data(block) {
             tftp::Receipt::Accept { ack } => {
+                if window.expected() == 2 {
+                    first_block = data.to_vec();
+                }
                 sink.write(data).map_err(io_failure)?;
                 progress.add(data.len() as u64, t, "received");
                 if data.len() < blksize {
@@ -542,13 +608,19 @@ fn resend_ack(t: &Transfer<'_>, window: &tftp::ReceiveWindow, first_reply: &[u8]
 
 /// After the final ACK, answers the final DATA if it comes again (our ACK was lost), as RFC 1350
 /// section 6 suggests. The client retransmits on its own timer, which without a negotiated
-/// timeout is unknown (5 s for tftp-hpa, 6 s for curl), so this lasts three of our timeouts and
-/// at least [`MIN_DALLY`]. The upload is already in place and the transfer slot released.
+/// timeout is unknown: tftp-hpa's is 5 s; curl 7.88's is 5 s counted in whole seconds of
+/// time(), so its retransmission comes 5 to 7 s later, and the next 10 to 14 s later. This lasts
+/// three of our timeouts and at least [`MIN_DALLY`], long enough for two of curl's, and starts
+/// again after each answer (a dally of 7 s missed curl's first retransmission now and then
+/// under loss: curl waited out its 120 s limit for a file that was in place). The upload is
+/// already in place and the transfer slot released.
 fn dally(t: &mut Transfer<'_>, last: u16) {
-    let deadline = Instant::now() + (t.timeout * 3).max(MIN_DALLY);
-    while let Ok(Some(len)) = t.recv(deadline) {
+    let period = (t.timeout * 3).max(MIN_DALLY);
+    let mut deadline = Instant::now() + period;
+    while let Ok(Some(len)) = t.recv_datagram(deadline) {
         if matches!(Packet::parse(&t.buf[..len]), Ok(Packet::Data { block, .. }) if block == last) {
             t.send(&tftp::ack_bytes(last));
+            deadline = Instant::now() + period;
         }
     }
 }

@@ -1,6 +1,8 @@
 //! TFTP packets (RFC 1350) with option extensions (RFC 2347 OACK, 2348 blksize, 2349 timeout and
 //! tsize, 7440 windowsize): parse from `&[u8]`, format into bytes, netascii conversion that keeps
-//! its state across block boundaries, and option negotiation as a pure function.
+//! its state across block boundaries, option negotiation as a pure function, and the windowed
+//! send and receive loops both programs run ([`send_blocks`], [`receive_blocks`]) over a
+//! [`Link`] each implements on its own socket.
 //!
 //! Parsing is lenient where the RFCs let real clients be sloppy (a missing final NUL, an option
 //! name without a value, unknown options) and strict only where the packet cannot be understood
@@ -8,6 +10,7 @@
 
 use core::fmt;
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 /// The largest block size RFC 2348 allows (65535 minus IP and UDP headers).
 pub const MAX_BLKSIZE: u16 = 65464;
@@ -734,6 +737,301 @@ impl ReceiveWindow {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The sending and receiving loops, shared by the server and the client over a `Link`.
+
+/// What a [`Link::wait`] ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A datagram from the peer, this long, at the start of the buffer.
+    Datagram(usize),
+    /// The deadline passed.
+    Deadline,
+    /// The peer sent its request again (a server learns it from its listener): it has not seen
+    /// the first reply.
+    RequestAgain,
+}
+
+/// One side of a transfer as [`send_blocks`] and [`receive_blocks`] see it: a datagram socket
+/// to the peer's transfer ID, the timer settings and a progress report. Each program implements
+/// it over its own socket, so these loops never touch one.
+pub trait Link {
+    /// The link's own failures (a socket error, a shutdown).
+    type Error;
+
+    /// Sends one datagram to the peer.
+    fn send(&mut self, packet: &[u8]) -> Result<(), Self::Error>;
+
+    /// Waits until `deadline` for a datagram from the peer, received into `buf`. A datagram
+    /// from anyone else is the link's business (RFC 1350 section 4 answers it with error 5)
+    /// and does not end the wait.
+    fn wait(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Wait, Self::Error>;
+
+    /// The retransmission timeout before any backing off ([`backoff`]).
+    fn timeout(&self) -> Duration;
+
+    /// How many timeouts in a row end the transfer.
+    fn retries(&self) -> u32;
+
+    /// `bytes` more were acknowledged by the peer (sending) or received in order (receiving).
+    fn progress(&mut self, bytes: u64);
+
+    /// The timer fired for the `retry`th time in a row (for a log line).
+    fn timed_out(&mut self, retry: u32) {
+        let _ = retry;
+    }
+}
+
+/// How long to wait after `retries` timeouts in a row: the timeout, doubled after each (up to
+/// 16 times it), so a peer whose own timer is slower than ours (tftp-hpa's is 5 s) is waited
+/// for and a congested path is not flooded.
+pub fn backoff(timeout: Duration, retries: u32) -> Duration {
+    timeout * (1u32 << retries.min(4))
+}
+
+/// Why [`send_blocks`] or [`receive_blocks`] ended before the final block.
+#[derive(Debug)]
+pub enum Stop<E> {
+    /// The link failed.
+    Link(E),
+    /// The peer sent an ERROR packet.
+    Peer {
+        /// Its error code.
+        code: u16,
+        /// Its message, as sent (not sanitised).
+        message: String,
+    },
+    /// No answer after this many timeouts in a row.
+    TimedOut(u32),
+    /// Reading the source or writing the sink failed.
+    Io(io::Error),
+    /// The peer broke the protocol; the message says how (fit for an ERROR 4).
+    Protocol(String),
+}
+
+/// Counts one timeout; fails once the retries are exhausted.
+fn count_timeout<L: Link + ?Sized>(link: &mut L, retries: &mut u32) -> Result<(), Stop<L::Error>> {
+    *retries += 1;
+    if *retries > link.retries() {
+        return Err(Stop::TimedOut(link.retries()));
+    }
+    link.timed_out(*retries);
+    Ok(())
+}
+
+/// Sends `source` as DATA blocks of `blksize` bytes, `windowsize` of them at a time (RFC 7440;
+/// a window of 1 is RFC 1350 lock-step), until the short final block is acknowledged, and
+/// returns the bytes sent. The answer to the request (OACK or ACK 0) is the caller's.
+///
+/// The window's packets, headers included, are kept in one buffer allocated here, so a
+/// retransmission never reads `source` again and sending never allocates. Retransmission is on
+/// the timer only, never on a duplicate ACK (the Sorcerer's Apprentice rule, RFC 1123 section
+/// 4.2.3.1); an ACK inside the window restarts the window after it ([`SendWindow::ack`]).
+/// A repeated request is ignored.
+pub fn send_blocks<L: Link + ?Sized>(
+    link: &mut L,
+    source: &mut impl Read,
+    blksize: u16,
+    windowsize: u16,
+) -> Result<u64, Stop<L::Error>> {
+    let blksize = usize::from(blksize);
+    let slots = usize::from(windowsize.max(1));
+    let slot_len = DATA_HEADER + blksize;
+    let mut ring = vec![0u8; slot_len * slots];
+    let mut lens = vec![0usize; slots];
+    let mut window = SendWindow::new(windowsize);
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+    let mut bytes = 0u64;
+    // The last block read from the source (a retransmitted one is still in the ring).
+    let mut read_upto = 0u64;
+    let mut retries = 0;
+    loop {
+        while let Some(block) = window.next_to_send() {
+            let s = window.slot(block);
+            let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
+            if block > read_upto {
+                lens[s] = read_block(source, &mut packet[DATA_HEADER..]).map_err(Stop::Io)?;
+                write_data_header(packet, block as u16);
+                read_upto = block;
+            }
+            link.send(&packet[..DATA_HEADER + lens[s]]).map_err(Stop::Link)?;
+            window.sent(lens[s] < blksize);
+        }
+        let deadline = Instant::now() + backoff(link.timeout(), retries);
+        let advanced = loop {
+            let len = match link.wait(&mut buf, deadline).map_err(Stop::Link)? {
+                Wait::Datagram(len) => len,
+                Wait::Deadline => break false,
+                Wait::RequestAgain => continue,
+            };
+            let block = match Packet::parse(&buf[..len]) {
+                Ok(Packet::Ack(block)) => block,
+                Ok(Packet::Error { code, message }) => return Err(Stop::Peer { code, message }),
+                _ => continue,
+            };
+            let (from, to, done) = match window.ack(block) {
+                AckEffect::Ignored => continue,
+                AckEffect::Advanced { from, to } => (from, to, false),
+                AckEffect::Done { from, to } => (from, to, true),
+            };
+            let acked: u64 = (from..=to).map(|b| lens[window.slot(b)] as u64).sum();
+            bytes += acked;
+            link.progress(acked);
+            if done {
+                return Ok(bytes);
+            }
+            break true;
+        };
+        if advanced {
+            retries = 0;
+        } else {
+            count_timeout(link, &mut retries)?;
+            window.rewind();
+        }
+    }
+}
+
+/// How [`receive_blocks`] receives.
+#[derive(Debug, Clone, Copy)]
+pub struct Receiving<'a> {
+    /// The negotiated block size.
+    pub blksize: u16,
+    /// The negotiated window size (1 for lock-step).
+    pub windowsize: u16,
+    /// The answer that stands until block 1 arrives: the receiving server's OACK or ACK 0, the
+    /// receiving client's ACK 0. Sending it the first time is the caller's.
+    pub first_reply: &'a [u8],
+    /// Whether our timer repeats `first_reply` (a client's ACK 0), or only a repeated request
+    /// does (a server's answer to a WRQ: see `ftserver::tftp::transfer` for why).
+    pub first_reply_on_timer: bool,
+    /// A datagram that already arrived and is to be handled first (a client's DATA 1 that
+    /// answered its read request).
+    pub pending: Option<&'a [u8]>,
+}
+
+/// What [`receive_blocks`] received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The block number of the short final block, which is written but not acknowledged: the
+    /// caller acknowledges it once the data is safe.
+    pub last_block: u16,
+    /// The bytes written to the sink.
+    pub bytes: u64,
+}
+
+/// Receives DATA into `sink` until the short final block (RFC 1350; RFC 7440 windows): blocks
+/// in order are written, a full window is acknowledged, a duplicate or a block after a gap is
+/// answered once with the last ACK in order ([`ReceiveWindow::data`]), and the timer repeats
+/// that ACK (before block 1: `first_reply`, see [`Receiving::first_reply_on_timer`]). Old
+/// blocks that keep coming mean our ACK was lost too: they are answered at most once per
+/// timeout. The sink is not flushed.
+///
+/// A block larger than `blksize` ends the transfer, and so does a block 1 that comes again with
+/// other bytes (before the block numbers roll over): curl 7.88 sends its *next* block as block
+/// 1 whenever an OACK arrives while it sends, so one the network duplicated would cost the file
+/// a block, both sides reporting success. Failing is better than storing that.
+pub fn receive_blocks<L: Link + ?Sized>(
+    link: &mut L,
+    sink: &mut impl Write,
+    r: Receiving<'_>,
+) -> Result<Received, Stop<L::Error>> {
+    let blksize = usize::from(r.blksize);
+    let mut buf = vec![0u8; MAX_PACKET + 1];
+    let mut pending = r.pending.map(|datagram| {
+        let len = datagram.len().min(buf.len());
+        buf[..len].copy_from_slice(&datagram[..len]);
+        len
+    });
+    let mut window = ReceiveWindow::new(r.windowsize);
+    // Block 1 as received, to recognise another block sent under its number.
+    let mut first_block = Vec::new();
+    let mut bytes = 0u64;
+    let mut retries = 0;
+    // When an ACK last went out: old blocks are answered at most once per timeout.
+    let mut acked_at = Instant::now();
+    let mut deadline = acked_at + backoff(link.timeout(), 0);
+    loop {
+        let wait = match pending.take() {
+            Some(len) => Wait::Datagram(len),
+            None => link.wait(&mut buf, deadline).map_err(Stop::Link)?,
+        };
+        let len = match wait {
+            Wait::Datagram(len) => len,
+            Wait::Deadline => {
+                count_timeout(link, &mut retries)?;
+                if window.expected() > 1 || r.first_reply_on_timer {
+                    reack(link, &window, r.first_reply)?;
+                    acked_at = Instant::now();
+                }
+                window.rewind();
+                deadline = Instant::now() + backoff(link.timeout(), retries);
+                continue;
+            }
+            Wait::RequestAgain => {
+                if window.expected() == 1 {
+                    link.send(r.first_reply).map_err(Stop::Link)?;
+                    acked_at = Instant::now();
+                }
+                continue;
+            }
+        };
+        let (block, size, receipt) = match Packet::parse(&buf[..len]) {
+            Ok(Packet::Data { block, data }) => {
+                if data.len() > blksize {
+                    return Err(Stop::Protocol(format!("block of {} bytes, negotiated blksize {blksize}", data.len())));
+                }
+                if block == 1 && (2..=1 << 16).contains(&window.expected()) && data != first_block {
+                    return Err(Stop::Protocol("block 1 sent again with different data".into()));
+                }
+                let receipt = window.data(block);
+                if let Receipt::Accept { .. } = receipt {
+                    if window.expected() == 2 {
+                        first_block = data.to_vec();
+                    }
+                    sink.write_all(data).map_err(Stop::Io)?;
+                }
+                (block, data.len(), receipt)
+            }
+            Ok(Packet::Error { code, message }) => return Err(Stop::Peer { code, message }),
+            _ => continue,
+        };
+        match receipt {
+            Receipt::Accept { ack } => {
+                bytes += size as u64;
+                link.progress(size as u64);
+                if size < blksize {
+                    return Ok(Received { last_block: block, bytes });
+                }
+                if ack {
+                    link.send(&ack_bytes(block)).map_err(Stop::Link)?;
+                    acked_at = Instant::now();
+                }
+                retries = 0;
+                deadline = Instant::now() + backoff(link.timeout(), 0);
+            }
+            Receipt::Reack => {
+                reack(link, &window, r.first_reply)?;
+                acked_at = Instant::now();
+            }
+            // The sender keeps retransmitting old blocks: our re-ACK was lost too. Answer again,
+            // but no more than once per timeout (a sender that retransmits on its own timer is
+            // still ahead of ours, which backs off).
+            Receipt::Ignore if acked_at.elapsed() >= link.timeout() => {
+                reack(link, &window, r.first_reply)?;
+                acked_at = Instant::now();
+                window.rewind();
+            }
+            Receipt::Ignore => {}
+        }
+    }
+}
+
+/// Acknowledges the last block received in order (`first_reply` before block 1).
+fn reack<L: Link + ?Sized>(link: &mut L, window: &ReceiveWindow, first_reply: &[u8]) -> Result<(), Stop<L::Error>> {
+    let sent = if window.expected() == 1 { link.send(first_reply) } else { link.send(&ack_bytes(window.last_ack())) };
+    sent.map_err(Stop::Link)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -991,6 +1289,176 @@ mod tests {
         assert_eq!(w.data(3), Receipt::Ignore);
         w.rewind();
         assert_eq!((w.expected(), w.last_ack()), (4, 3));
+    }
+
+    /// What a scripted peer does next.
+    enum Peer {
+        Sends(Vec<u8>),
+        IsSilent,
+        RepeatsItsRequest,
+    }
+
+    /// A link to a scripted peer: `wait` takes the next step, `send` records the packet. When the
+    /// script runs out the peer is silent, so the retries run out.
+    struct Scripted {
+        steps: std::collections::VecDeque<Peer>,
+        sent: Vec<Vec<u8>>,
+        progress: u64,
+    }
+
+    impl Scripted {
+        fn new(steps: Vec<Peer>) -> Self {
+            Scripted { steps: steps.into(), sent: Vec::new(), progress: 0 }
+        }
+
+        /// The packets sent, parsed.
+        fn sent(&self) -> Vec<Packet<'_>> {
+            self.sent.iter().map(|p| Packet::parse(p).unwrap()).collect()
+        }
+    }
+
+    impl Link for Scripted {
+        type Error = ();
+
+        fn send(&mut self, packet: &[u8]) -> Result<(), ()> {
+            self.sent.push(packet.to_vec());
+            Ok(())
+        }
+
+        fn wait(&mut self, buf: &mut [u8], _deadline: Instant) -> Result<Wait, ()> {
+            Ok(match self.steps.pop_front().unwrap_or(Peer::IsSilent) {
+                Peer::Sends(packet) => {
+                    buf[..packet.len()].copy_from_slice(&packet);
+                    Wait::Datagram(packet.len())
+                }
+                Peer::IsSilent => Wait::Deadline,
+                Peer::RepeatsItsRequest => Wait::RequestAgain,
+            })
+        }
+
+        /// Long: the script decides when the timer fires, and old blocks are answered at most
+        /// once per timeout.
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+
+        fn retries(&self) -> u32 {
+            2
+        }
+
+        fn progress(&mut self, bytes: u64) {
+            self.progress += bytes;
+        }
+    }
+
+    fn ack(block: u16) -> Peer {
+        Peer::Sends(ack_bytes(block).to_vec())
+    }
+
+    fn data(block: u16, payload: &[u8]) -> Peer {
+        Peer::Sends(Packet::Data { block, data: payload }.to_bytes())
+    }
+
+    fn data_packet(block: u16, payload: &[u8]) -> Packet<'_> {
+        Packet::Data { block, data: payload }
+    }
+
+    /// A window of 2 over 5 bytes in blocks of 2: a lost ACK makes the timer resend the whole
+    /// window, an ACK inside the window restarts after it, a duplicate ACK does nothing.
+    #[test]
+    fn sender_follows_acks_and_its_timer() {
+        let mut link = Scripted::new(vec![Peer::IsSilent, ack(1), ack(1), ack(3), ack(3)]);
+        let sent = send_blocks(&mut link, &mut &b"abcde"[..], 2, 2).unwrap();
+        assert_eq!((sent, link.progress), (5, 5));
+        let expected = [
+            data_packet(1, b"ab"),
+            data_packet(2, b"cd"),
+            data_packet(1, b"ab"),
+            data_packet(2, b"cd"),
+            data_packet(2, b"cd"),
+            data_packet(3, b"e"),
+        ];
+        assert_eq!(link.sent(), expected);
+    }
+
+    #[test]
+    fn sender_stops_on_error_and_after_its_retries() {
+        let error = Peer::Sends(error_bytes(ErrorCode::DiskFull, "full"));
+        let mut link = Scripted::new(vec![error]);
+        let stop = send_blocks(&mut link, &mut &b"abc"[..], 8, 1).unwrap_err();
+        assert!(matches!(stop, Stop::Peer { code: 3, ref message } if message == "full"), "{stop:?}");
+        let mut link = Scripted::new(vec![Peer::RepeatsItsRequest]);
+        assert!(matches!(send_blocks(&mut link, &mut &b"abc"[..], 8, 1), Err(Stop::TimedOut(2))));
+        assert_eq!(link.sent.len(), 3, "the block and two retransmissions");
+    }
+
+    /// Lock-step, as a server receives a WRQ: before block 1 the timer sends nothing and a
+    /// repeated request gets the first reply; afterwards the timer repeats the last ACK. The
+    /// final block is not acknowledged (the caller does it).
+    #[test]
+    fn receiver_repeats_its_first_reply_only_for_a_repeated_request() {
+        let oack = Packet::Oack(vec![("blksize".into(), "2".into())]).to_bytes();
+        let steps = vec![
+            Peer::IsSilent,
+            Peer::RepeatsItsRequest,
+            data(1, b"ab"),
+            Peer::IsSilent,
+            Peer::RepeatsItsRequest,
+            data(2, b"c"),
+        ];
+        let mut link = Scripted::new(steps);
+        let mut out = Vec::new();
+        let r = Receiving { blksize: 2, windowsize: 1, first_reply: &oack, first_reply_on_timer: false, pending: None };
+        let received = receive_blocks(&mut link, &mut out, r).unwrap();
+        assert_eq!(received, Received { last_block: 2, bytes: 3 });
+        assert_eq!((out.as_slice(), link.progress), (&b"abc"[..], 3));
+        assert_eq!(link.sent, [oack.clone(), ack_bytes(1).to_vec(), ack_bytes(1).to_vec()]);
+
+        // A client's ACK 0 is repeated by its timer.
+        let mut link = Scripted::new(vec![Peer::IsSilent, data(1, b"a")]);
+        let r = Receiving { first_reply: &ack_bytes(0), first_reply_on_timer: true, ..r };
+        receive_blocks(&mut link, &mut Vec::new(), r).unwrap();
+        assert_eq!(link.sent, [ack_bytes(0).to_vec()]);
+    }
+
+    /// A pending DATA 1 is handled first; a window of 2 is acknowledged at its end; a block
+    /// after a gap gets the last ACK in order once.
+    #[test]
+    fn receiver_windows_and_pending_block() {
+        let first = Packet::Data { block: 1, data: b"ab" }.to_bytes();
+        let steps = vec![data(3, b"ef"), data(4, b"gh"), data(2, b"cd"), data(3, b"ef"), data(4, b"")];
+        let mut link = Scripted::new(steps);
+        let mut out = Vec::new();
+        let r = Receiving {
+            blksize: 2,
+            windowsize: 2,
+            first_reply: &[],
+            first_reply_on_timer: true,
+            pending: Some(&first),
+        };
+        let received = receive_blocks(&mut link, &mut out, r).unwrap();
+        assert_eq!(received, Received { last_block: 4, bytes: 6 });
+        assert_eq!(out, b"abcdef");
+        assert_eq!(link.sent, [ack_bytes(1).to_vec(), ack_bytes(3).to_vec()]);
+    }
+
+    /// curl 7.88's answer to a second OACK: its next block numbered 1. Refused, not stored.
+    #[test]
+    fn receiver_refuses_a_changed_block_1_and_oversized_blocks() {
+        let r = Receiving {
+            blksize: 2,
+            windowsize: 1,
+            first_reply: &ack_bytes(0),
+            first_reply_on_timer: false,
+            pending: None,
+        };
+        let mut link = Scripted::new(vec![data(1, b"ab"), data(1, b"ab"), data(1, b"cd")]);
+        let stop = receive_blocks(&mut link, &mut Vec::new(), r).unwrap_err();
+        assert!(matches!(stop, Stop::Protocol(ref m) if m.contains("block 1")), "{stop:?}");
+        let mut link = Scripted::new(vec![data(1, b"abc")]);
+        assert!(matches!(receive_blocks(&mut link, &mut Vec::new(), r), Err(Stop::Protocol(_))));
+        let mut link = Scripted::new(vec![data(1, b"ab")]);
+        assert!(matches!(receive_blocks(&mut link, &mut Vec::new(), r), Err(Stop::TimedOut(2))));
     }
 
     proptest::proptest! {

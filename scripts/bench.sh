@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Benchmarks ft against vsftpd, pyftpdlib, curl, lftp, tftpd-hpa, py3tftp and a raw TCP pipe on
+# Benchmarks ft against vsftpd, pyftpdlib, curl, lftp, tftpd-hpa, py3tftp, a raw TCP pipe and iperf3 on
 # loopback, and writes BENCHMARKS.md. Usage: scripts/bench.sh [--rounds N] [--cases 1,2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in vsftpd lftp socat in.tftpd atftp curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in vsftpd lftp socat in.tftpd atftp curl iperf3; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
     echo "bench: installing peers (missing: ${need[*]})"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends vsftpd lftp socat tftpd-hpa atftp curl iproute2 >/dev/null
+    apt-get install -y -qq --no-install-recommends vsftpd lftp socat tftpd-hpa atftp curl iperf3 iproute2 >/dev/null
 fi
 python3 -c 'import pyftpdlib, py3tftp' 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check pyftpdlib py3tftp

@@ -586,6 +586,52 @@ impl<W: Write> Write for NetasciiWriter<W> {
     }
 }
 
+/// Where received DATA payloads go in either mode: as they are (octet) or decoded from netascii.
+#[derive(Debug)]
+pub enum ModeWriter<W: Write> {
+    /// Octet: the payloads as they are.
+    Octet(W),
+    /// Netascii: the payloads decoded.
+    Netascii(NetasciiWriter<W>),
+}
+
+impl<W: Write> ModeWriter<W> {
+    /// Writes into `inner` as `mode` says.
+    pub fn new(inner: W, mode: Mode) -> Self {
+        match mode {
+            Mode::Octet => ModeWriter::Octet(inner),
+            Mode::Netascii => ModeWriter::Netascii(NetasciiWriter::new(inner)),
+        }
+    }
+
+    /// Writes what netascii holds back, flushes, and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            ModeWriter::Octet(mut inner) => {
+                inner.flush()?;
+                Ok(inner)
+            }
+            ModeWriter::Netascii(writer) => writer.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for ModeWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            ModeWriter::Octet(inner) => inner.write(data),
+            ModeWriter::Netascii(writer) => writer.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ModeWriter::Octet(inner) => inner.flush(),
+            ModeWriter::Netascii(writer) => writer.flush(),
+        }
+    }
+}
+
 /// The sending side's window (RFC 7440; RFC 1350 lock-step is a window of 1). Blocks count from
 /// 1 as `u64` and go on the wire as `block as u16`, so any file size crosses the rollover.
 /// Retransmission is the caller's timer calling [`SendWindow::rewind`], never a duplicate ACK.
@@ -1289,6 +1335,16 @@ mod tests {
         assert_eq!(w.data(3), Receipt::Ignore);
         w.rewind();
         assert_eq!((w.expected(), w.last_ack()), (4, 3));
+    }
+
+    #[test]
+    fn mode_writer_passes_octet_and_decodes_netascii() {
+        let mut octet = ModeWriter::new(Vec::new(), Mode::Octet);
+        octet.write_all(b"a\r\nb\r").unwrap();
+        assert_eq!(octet.finish().unwrap(), b"a\r\nb\r");
+        let mut text = ModeWriter::new(Vec::new(), Mode::Netascii);
+        text.write_all(b"a\r\nb\r").unwrap();
+        assert_eq!(text.finish().unwrap(), b"a\nb\r", "the CR held back at the end is written");
     }
 
     /// What a scripted peer does next.

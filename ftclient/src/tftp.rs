@@ -12,7 +12,7 @@
 //! module moves bytes between a socket and a reader or writer, and reports progress through a
 //! callback.
 
-use common::tftp::{self, Direction, Mode, NetasciiReader, NetasciiWriter, Packet, Request, DATA_HEADER};
+use common::tftp::{self, Direction, Mode, NetasciiReader, Packet, Request, Stop, Wait};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -134,7 +134,6 @@ struct Client {
     peer: Option<SocketAddr>,
     timeout: Duration,
     retries: u32,
-    buf: Vec<u8>,
 }
 
 impl Client {
@@ -151,7 +150,6 @@ impl Client {
             peer: None,
             timeout: opts.timeout.max(Duration::from_millis(10)),
             retries: opts.retries,
-            buf: vec![0; tftp::MAX_PACKET + 1],
         })
     }
 
@@ -189,15 +187,16 @@ impl Client {
     }
 
     /// Waits until `deadline` for a datagram from the server (any port until its TID is known,
-    /// then only the TID; strangers get error 5). Returns its length, `None` at the deadline.
-    fn recv(&mut self, deadline: Instant) -> Result<Option<usize>, TftpError> {
+    /// then only the TID; strangers get error 5) into `buf`. Returns its length, `None` at the
+    /// deadline.
+    fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Option<usize>, TftpError> {
         loop {
             let now = Instant::now();
             if now >= deadline {
                 return Ok(None);
             }
             self.socket.set_read_timeout(Some(deadline - now))?;
-            match self.socket.recv_from(&mut self.buf) {
+            match self.socket.recv_from(buf) {
                 Ok((len, from)) => match self.peer {
                     Some(peer) if peer == from => return Ok(Some(len)),
                     None if from.ip() == self.server.ip() => {
@@ -216,34 +215,40 @@ impl Client {
         }
     }
 
-    fn deadline(&self, retries: u32) -> Instant {
-        Instant::now() + self.timeout * (1u32 << retries.min(4))
-    }
-
-    fn retry(&self, retries: &mut u32) -> Result<(), TftpError> {
-        *retries += 1;
-        if *retries > self.retries {
-            return Err(TftpError::TimedOut(self.peer.unwrap_or(self.server), self.retries));
-        }
-        Ok(())
-    }
-
     /// Sends the request until the first answer, which is returned as owned values.
     fn start(&mut self, request: &[u8]) -> Result<First, TftpError> {
+        let mut buf = vec![0u8; tftp::MAX_PACKET + 1];
         let mut retries = 0;
         loop {
             self.send(request)?;
-            let deadline = self.deadline(retries);
-            while let Some(len) = self.recv(deadline)? {
-                match Packet::parse(&self.buf[..len]) {
+            let deadline = Instant::now() + tftp::backoff(self.timeout, retries);
+            while let Some(len) = self.recv(&mut buf, deadline)? {
+                match Packet::parse(&buf[..len]) {
                     Ok(Packet::Oack(options)) => return Ok(First::Oack(options)),
                     Ok(Packet::Ack(0)) => return Ok(First::Ack0),
-                    Ok(Packet::Data { block: 1, data }) => return Ok(First::Data1(data.len())),
+                    Ok(Packet::Data { block: 1, .. }) => {
+                        buf.truncate(len);
+                        return Ok(First::Data1(buf));
+                    }
                     Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
                     _ => {}
                 }
             }
-            self.retry(&mut retries)?;
+            retries += 1;
+            if retries > self.retries {
+                return Err(TftpError::TimedOut(self.server, self.retries));
+            }
+        }
+    }
+
+    /// The error a shared loop's stop becomes.
+    fn stopped(&self, stop: Stop<TftpError>) -> TftpError {
+        match stop {
+            Stop::Link(e) => e,
+            Stop::Peer { code, message } => server_error(code, &message),
+            Stop::TimedOut(retries) => TftpError::TimedOut(self.peer.unwrap_or(self.server), retries),
+            Stop::Io(e) => TftpError::Io(e),
+            Stop::Protocol(message) => TftpError::Protocol(message),
         }
     }
 
@@ -254,83 +259,32 @@ impl Client {
         progress: Progress<'_>,
     ) -> Result<Outcome, TftpError> {
         let asked = parse_asked(request);
-        let first = self.start(request)?;
-        let (mut outcome, mut pending) = match first {
+        let (mut outcome, pending) = match self.start(request)? {
             First::Oack(options) => {
                 let outcome = granted(&options, &asked)?;
                 self.send(&tftp::ack_bytes(0))?;
                 (outcome, None)
             }
-            First::Data1(len) => (plain_outcome(), Some(len)),
+            First::Data1(datagram) => (plain_outcome(), Some(datagram)),
             First::Ack0 => return Err(TftpError::Protocol("ACK 0 in answer to a read request".into())),
         };
         let mode = Mode::from_name(&mode_of(request));
-        let mut sink = if mode == Mode::Netascii { Sink::Netascii(NetasciiWriter::new(out)) } else { Sink::Octet(out) };
-        let blksize = usize::from(outcome.blksize);
-        let mut window = tftp::ReceiveWindow::new(outcome.windowsize);
-        let mut retries = 0;
-        let mut deadline = self.deadline(0);
-        // When an ACK last went out: out-of-order blocks are answered at most once per timeout.
-        let mut acked_at = Instant::now();
-        loop {
-            let len = match pending.take() {
-                Some(len) => len + DATA_HEADER,
-                None => match self.recv(deadline)? {
-                    Some(len) => len,
-                    None => {
-                        self.retry(&mut retries)?;
-                        self.send(&tftp::ack_bytes(window.last_ack()))?;
-                        acked_at = Instant::now();
-                        window.rewind();
-                        deadline = self.deadline(retries);
-                        continue;
-                    }
-                },
-            };
-            let (block, data) = match Packet::parse(&self.buf[..len]) {
-                Ok(Packet::Data { block, data }) => (block, data),
-                Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
-                _ => continue,
-            };
-            if data.len() > blksize {
-                return Err(TftpError::Protocol(format!("block of {} bytes, expected {blksize}", data.len())));
-            }
-            match window.data(block) {
-                tftp::Receipt::Accept { ack } => {
-                    match &mut sink {
-                        Sink::Octet(w) => w.write_all(data)?,
-                        Sink::Netascii(w) => w.write_all(data)?,
-                    }
-                    outcome.bytes += data.len() as u64;
-                    progress(outcome.bytes, outcome.tsize);
-                    let last = data.len() < blksize;
-                    if ack || last {
-                        self.send(&tftp::ack_bytes(block))?;
-                        acked_at = Instant::now();
-                    }
-                    if last {
-                        match sink {
-                            Sink::Octet(w) => w.flush()?,
-                            Sink::Netascii(w) => drop(w.finish()?),
-                        }
-                        return Ok(outcome);
-                    }
-                    retries = 0;
-                    deadline = self.deadline(0);
-                }
-                tftp::Receipt::Reack => {
-                    self.send(&tftp::ack_bytes(window.last_ack()))?;
-                    acked_at = Instant::now();
-                }
-                // Old blocks keep coming: our re-ACK was lost too; answer once per timeout.
-                tftp::Receipt::Ignore if acked_at.elapsed() >= self.timeout => {
-                    self.send(&tftp::ack_bytes(window.last_ack()))?;
-                    acked_at = Instant::now();
-                    window.rewind();
-                }
-                tftp::Receipt::Ignore => {}
-            }
-        }
+        let mut sink = tftp::ModeWriter::new(out, mode);
+        let receiving = tftp::Receiving {
+            blksize: outcome.blksize,
+            windowsize: outcome.windowsize,
+            first_reply: &tftp::ack_bytes(0),
+            first_reply_on_timer: true,
+            pending: pending.as_deref(),
+        };
+        let mut link = ClientLink { client: self, progress, bytes: 0, total: outcome.tsize };
+        let received = tftp::receive_blocks(&mut link, &mut sink, receiving);
+        let received = received.map_err(|stop| self.stopped(stop))?;
+        sink.finish()?;
+        // Acknowledged once written: a local failure leaves the server retransmitting.
+        self.send(&tftp::ack_bytes(received.last_block))?;
+        outcome.bytes = received.bytes;
+        Ok(outcome)
     }
 
     fn send_file(
@@ -350,68 +304,54 @@ impl Client {
         let mode = Mode::from_name(&mode_of(request));
         let mut input: Box<dyn Read + '_> =
             if mode == Mode::Netascii { Box::new(NetasciiReader::new(input)) } else { Box::new(input) };
-        let blksize = usize::from(outcome.blksize);
-        let slot_len = DATA_HEADER + blksize;
-        let mut ring = vec![0u8; slot_len * usize::from(outcome.windowsize)];
-        let mut lens = vec![0usize; usize::from(outcome.windowsize)];
-        let mut window = tftp::SendWindow::new(outcome.windowsize);
-        let mut read_upto = 0u64;
-        let mut retries = 0;
-        loop {
-            while let Some(block) = window.next_to_send() {
-                let s = window.slot(block);
-                let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
-                if block > read_upto {
-                    lens[s] = tftp::read_block(&mut input, &mut packet[DATA_HEADER..])?;
-                    tftp::write_data_header(packet, block as u16);
-                    read_upto = block;
-                }
-                self.send(&packet[..DATA_HEADER + lens[s]])?;
-                window.sent(lens[s] < blksize);
-            }
-            let deadline = self.deadline(retries);
-            let mut advanced = false;
-            while let Some(len) = self.recv(deadline)? {
-                match Packet::parse(&self.buf[..len]) {
-                    Ok(Packet::Ack(block)) => {
-                        let (from, to, done) = match window.ack(block) {
-                            tftp::AckEffect::Ignored => continue,
-                            tftp::AckEffect::Advanced { from, to } => (from, to, false),
-                            tftp::AckEffect::Done { from, to } => (from, to, true),
-                        };
-                        outcome.bytes += (from..=to).map(|b| lens[window.slot(b)] as u64).sum::<u64>();
-                        progress(outcome.bytes, size);
-                        if done {
-                            return Ok(outcome);
-                        }
-                        retries = 0;
-                        advanced = true;
-                        break;
-                    }
-                    Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
-                    _ => {}
-                }
-            }
-            if !advanced {
-                self.retry(&mut retries)?;
-                window.rewind();
-            }
-        }
+        let mut link = ClientLink { client: self, progress, bytes: 0, total: size };
+        let sent = tftp::send_blocks(&mut link, &mut input, outcome.blksize, outcome.windowsize);
+        outcome.bytes = sent.map_err(|stop| self.stopped(stop))?;
+        Ok(outcome)
     }
 }
 
-/// Where a download's blocks go: as they are, or decoded from netascii.
-enum Sink<'a> {
-    Octet(&'a mut dyn Write),
-    Netascii(NetasciiWriter<&'a mut dyn Write>),
+/// The client as the shared send and receive loops see it: its socket and the progress callback.
+struct ClientLink<'c, 'p> {
+    client: &'c mut Client,
+    progress: Progress<'p>,
+    /// Bytes so far, as the callback wants them.
+    bytes: u64,
+    /// The size announced, if known.
+    total: Option<u64>,
+}
+
+impl tftp::Link for ClientLink<'_, '_> {
+    type Error = TftpError;
+
+    fn send(&mut self, packet: &[u8]) -> Result<(), TftpError> {
+        Ok(self.client.send(packet)?)
+    }
+
+    fn wait(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Wait, TftpError> {
+        Ok(self.client.recv(buf, deadline)?.map_or(Wait::Deadline, Wait::Datagram))
+    }
+
+    fn timeout(&self) -> Duration {
+        self.client.timeout
+    }
+
+    fn retries(&self) -> u32 {
+        self.client.retries
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        (self.progress)(self.bytes, self.total);
+    }
 }
 
 /// The first answer to a request.
 enum First {
     Oack(Vec<(String, String)>),
     Ack0,
-    /// DATA 1 (its length; the datagram stays in the buffer).
-    Data1(usize),
+    /// DATA 1, the whole datagram.
+    Data1(Vec<u8>),
 }
 
 fn server_error(code: u16, message: &str) -> TftpError {

@@ -1,12 +1,11 @@
 //! One TFTP transfer on its own socket (a new transfer ID): option negotiation, then the windowed
-//! sender of a read request or the receiver of a write request.
+//! sender of a read request or the receiver of a write request, which are the loops in
+//! `common::tftp` (`send_blocks`, `receive_blocks`) run over this socket ([`tftp::Link`]).
 //!
 //! Retransmission is driven by the timer only, never by a duplicate ACK (RFC 1350's Sorcerer's
-//! Apprentice rule); the one exception is a write's first reply, which is repeated only when
-//! the client repeats its request (see `receive`). The sender keeps the current window of DATA packets, header included, in one
-//! buffer allocated at the start, so retransmitting never re-reads the file and sending never
-//! allocates. Block numbers are tracked as `u64` and put on the wire modulo 65536, so any file
-//! size crosses the rollover.
+//! Apprentice rule); a write's first reply is the exception: it is repeated only when the client
+//! repeats its request (see `receive`). Block numbers are tracked as `u64` and put on the wire
+//! modulo 65536, so any file size crosses the rollover.
 
 use super::{ActiveGuard, Shared, TftpConfig};
 use crate::fs::FsError;
@@ -14,7 +13,7 @@ use crate::upload::{is_disk_full, Start, Upload, UploadError};
 use common::path::VirtualPath;
 use common::text::sanitize;
 use common::tftp::{
-    self, ErrorCode, Limits, Mode, Negotiated, NetasciiReader, NetasciiWriter, Packet, Request, DATA_HEADER,
+    self, ErrorCode, Limits, Mode, Negotiated, NetasciiReader, Packet, Request, Stop, Wait, DATA_HEADER,
 };
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -79,13 +78,14 @@ fn io_failure(e: io::Error) -> Failure {
 }
 
 /// Runs one transfer on `socket` (its TID) to its end and logs how it ended. `repeats` counts the
-/// copies of the request the listener has received since (see [`Got::RequestAgain`]).
+/// copies of the request the listener has received since (see [`Wait::RequestAgain`]).
 pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>, peer: SocketAddr, request: Request) {
     let shared = guard.shared.clone();
     let shared = &*shared;
     let name = sanitize(&request.filename);
     let timeout = shared.config.timeout;
-    let mut t = Transfer { socket, peer, shared, repeats, timeout, buf: vec![0u8; tftp::MAX_PACKET + 1], name };
+    let progress = Progress::new("");
+    let mut t = Transfer { socket, peer, shared, repeats, timeout, progress, name };
     let result = match request.direction {
         tftp::Direction::Read => read(&mut t, &request).map(|()| None),
         tftp::Direction::Write => write(&mut t, &request).map(Some),
@@ -138,21 +138,14 @@ const STOP_POLL: Duration = Duration::from_millis(500);
 /// The shortest wait for a lost final ACK's retransmitted DATA, see [`dally`].
 const MIN_DALLY: Duration = Duration::from_secs(15);
 
+/// The receive buffer for the exchanges outside the data phase, which expect an ACK or a DATA
+/// block's number.
+const SMALL_PACKET: usize = 1024;
+
 /// Progress is logged each time this many more bytes have been transferred.
 const PROGRESS_STEP: u64 = 32 << 20;
 
-/// What a wait for the peer ended with.
-enum Got {
-    /// A datagram from the peer, this long, in the transfer's buffer.
-    Datagram(usize),
-    /// The deadline passed.
-    Deadline,
-    /// The listener received the request again (one or more copies): the client has not seen
-    /// our first reply.
-    RequestAgain,
-}
-
-/// The state every transfer has: the socket, the peer, the receive buffer.
+/// The state every transfer has: the socket, the peer, the timer, the progress.
 struct Transfer<'a> {
     socket: UdpSocket,
     peer: SocketAddr,
@@ -161,8 +154,8 @@ struct Transfer<'a> {
     repeats: Arc<AtomicU32>,
     /// The retransmission timeout (the client's `timeout` option, or the configured one).
     timeout: Duration,
-    /// Receive buffer: one byte more than the largest packet, to see oversized ones.
-    buf: Vec<u8>,
+    /// Bytes sent or received so far.
+    progress: Progress,
     /// The file name as requested, sanitised for logs.
     name: String,
 }
@@ -174,7 +167,7 @@ impl Transfer<'_> {
 
     /// Sends to the peer. A datagram the kernel refuses (ENOBUFS, a firewall's EPERM) is treated
     /// as a lost packet: the timer retransmits it, and the retry limit ends a hopeless transfer.
-    fn send(&self, packet: &[u8]) {
+    fn send_packet(&self, packet: &[u8]) {
         if let Err(e) = self.socket.send_to(packet, self.peer) {
             log::debug!("tftp: {}: {}: send: {e}", self.peer, self.name);
         }
@@ -188,24 +181,24 @@ impl Transfer<'_> {
         }
     }
 
-    /// Waits until `deadline` for a datagram from the peer (its bytes are then in `self.buf`)
-    /// or a copy of the request. A datagram from anyone else is answered with error 5 and the
-    /// wait goes on (RFC 1350 section 4), except an empty one: the listener's wake-up, or noise.
-    fn recv(&mut self, deadline: Instant) -> Result<Got, Failure> {
+    /// Waits until `deadline` for a datagram from the peer (received into `buf`) or a copy of
+    /// the request. A datagram from anyone else is answered with error 5 and the wait goes on
+    /// (RFC 1350 section 4), except an empty one: the listener's wake-up, or noise.
+    fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Wait, Failure> {
         loop {
             if self.shared.stop.load(Ordering::Relaxed) {
                 return Err(Failure::Stopped);
             }
             if self.repeats.swap(0, Ordering::AcqRel) > 0 {
-                return Ok(Got::RequestAgain);
+                return Ok(Wait::RequestAgain);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(Got::Deadline);
+                return Ok(Wait::Deadline);
             }
             self.socket.set_read_timeout(Some((deadline - now).min(STOP_POLL))).map_err(Failure::Socket)?;
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) if from == self.peer => return Ok(Got::Datagram(len)),
+            match self.socket.recv_from(buf) {
+                Ok((len, from)) if from == self.peer => return Ok(Wait::Datagram(len)),
                 Ok((0, _)) => {}
                 Ok((_, from)) => {
                     log::debug!("tftp: {}: packet from stranger {from} answered with error 5", self.peer);
@@ -224,31 +217,41 @@ impl Transfer<'_> {
 
     /// [`Transfer::recv`] for a read or after the upload: a copy of the request is ignored (a
     /// read's timer repeats its first reply anyway).
-    fn recv_datagram(&mut self, deadline: Instant) -> Result<Option<usize>, Failure> {
+    fn recv_datagram(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Option<usize>, Failure> {
         loop {
-            match self.recv(deadline)? {
-                Got::Datagram(len) => return Ok(Some(len)),
-                Got::Deadline => return Ok(None),
-                Got::RequestAgain => {}
+            match self.recv(buf, deadline)? {
+                Wait::Datagram(len) => return Ok(Some(len)),
+                Wait::Deadline => return Ok(None),
+                Wait::RequestAgain => {}
             }
         }
     }
 
-    /// When to give up waiting for an answer to what was just sent: the timeout, doubled after
-    /// each retransmission in a row (up to 16 times), so a peer whose own timer is slower than
-    /// ours (tftp-hpa's is 5 s) is waited for, and a congested path is not flooded.
+    /// When to give up waiting for an answer to what was just sent ([`tftp::backoff`]).
     fn deadline(&self, retries: u32) -> Instant {
-        Instant::now() + self.timeout * (1u32 << retries.min(4))
+        Instant::now() + tftp::backoff(self.timeout, retries)
     }
 
     /// Counts one retransmission; fails once the retries are exhausted.
-    fn retry(&self, retries: &mut u32) -> Result<(), Failure> {
+    fn retry(&mut self, retries: &mut u32) -> Result<(), Failure> {
         *retries += 1;
         if *retries > self.config().retries {
             return Err(Failure::TimedOut(self.config().retries));
         }
-        log::debug!("tftp: {}: {}: timeout {retries}", self.peer, self.name);
+        tftp::Link::timed_out(self, *retries);
         Ok(())
+    }
+
+    /// Starts counting the bytes of the data phase.
+    fn start_progress(&mut self, verb: &'static str) {
+        self.progress = Progress::new(verb);
+    }
+
+    /// Logs the end of the data phase.
+    fn progress_done(&self) {
+        let p = &self.progress;
+        let secs = p.start.elapsed().as_secs_f64();
+        log::info!("tftp: {}: {}: {} {} bytes in {secs:.2}s ({})", self.peer, self.name, p.verb, p.bytes, p.rate());
     }
 
     /// Applies negotiated options that change the transfer itself.
@@ -260,24 +263,64 @@ impl Transfer<'_> {
     }
 }
 
-/// Counts bytes and logs the rate every [`PROGRESS_STEP`].
+/// The shared send and receive loops' view of a transfer.
+impl tftp::Link for Transfer<'_> {
+    type Error = Failure;
+
+    fn send(&mut self, packet: &[u8]) -> Result<(), Failure> {
+        self.send_packet(packet);
+        Ok(())
+    }
+
+    fn wait(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Wait, Failure> {
+        self.recv(buf, deadline)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn retries(&self) -> u32 {
+        self.config().retries
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        let p = &mut self.progress;
+        p.bytes += bytes;
+        if p.bytes >= p.next_report {
+            p.next_report += PROGRESS_STEP;
+            log::info!("tftp: {}: {}: {} MiB {} ({})", self.peer, self.name, p.bytes >> 20, p.verb, p.rate());
+        }
+    }
+
+    fn timed_out(&mut self, retry: u32) {
+        log::debug!("tftp: {}: {}: timeout {retry}", self.peer, self.name);
+    }
+}
+
+/// The failure a shared loop's stop is.
+fn stopped(stop: Stop<Failure>) -> Failure {
+    match stop {
+        Stop::Link(failure) => failure,
+        Stop::Peer { code, message } => Failure::Peer(code, message),
+        Stop::TimedOut(retries) => Failure::TimedOut(retries),
+        Stop::Io(e) => io_failure(e),
+        Stop::Protocol(message) => refuse(ErrorCode::IllegalOperation, message),
+    }
+}
+
+/// Counts bytes, for a log line every [`PROGRESS_STEP`] and at the end.
 struct Progress {
     start: Instant,
     bytes: u64,
     next_report: u64,
+    /// "sent" or "received".
+    verb: &'static str,
 }
 
 impl Progress {
-    fn new() -> Self {
-        Progress { start: Instant::now(), bytes: 0, next_report: PROGRESS_STEP }
-    }
-
-    fn add(&mut self, n: u64, t: &Transfer<'_>, verb: &str) {
-        self.bytes += n;
-        if self.bytes >= self.next_report {
-            self.next_report += PROGRESS_STEP;
-            log::info!("tftp: {}: {}: {} MiB {verb} ({})", t.peer, t.name, self.bytes >> 20, self.rate());
-        }
+    fn new(verb: &'static str) -> Self {
+        Progress { start: Instant::now(), bytes: 0, next_report: PROGRESS_STEP, verb }
     }
 
     fn rate(&self) -> String {
@@ -287,11 +330,6 @@ impl Progress {
         } else {
             format!("{:.1} KiB/s", per_sec / 1024.0)
         }
-    }
-
-    fn done(&self, t: &Transfer<'_>, verb: &str) {
-        let secs = self.start.elapsed().as_secs_f64();
-        log::info!("tftp: {}: {}: {verb} {} bytes in {secs:.2}s ({})", t.peer, t.name, self.bytes, self.rate());
     }
 }
 
@@ -314,12 +352,14 @@ fn source(file: File, mode: Mode) -> Box<dyn Read> {
 /// Sends the OACK and waits for its ACK 0, retransmitting on the timer.
 fn send_oack(t: &mut Transfer<'_>, n: &Negotiated) -> Result<(), Failure> {
     let oack = Packet::Oack(n.oack.clone()).to_bytes();
+    // An ACK or an ERROR: a longer datagram is cut short, which still parses.
+    let mut buf = [0u8; SMALL_PACKET];
     let mut retries = 0;
     loop {
-        t.send(&oack);
+        t.send_packet(&oack);
         let deadline = t.deadline(retries);
-        while let Some(len) = t.recv_datagram(deadline)? {
-            match Packet::parse(&t.buf[..len]) {
+        while let Some(len) = t.recv_datagram(&mut buf, deadline)? {
+            match Packet::parse(&buf[..len]) {
                 Ok(Packet::Ack(0)) => return Ok(()),
                 Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
                 _ => {}
@@ -353,59 +393,10 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
         send_oack(t, &n)?;
     }
 
-    let blksize = usize::from(n.blksize);
-    let slot_len = DATA_HEADER + blksize;
-    // The window's DATA packets, headers included, kept for retransmission.
-    let mut ring = vec![0u8; slot_len * usize::from(n.windowsize)];
-    let mut lens = vec![0usize; usize::from(n.windowsize)];
-    let mut window = tftp::SendWindow::new(n.windowsize);
-    let mut progress = Progress::new();
-    // The last block read from the file (a retransmitted one is still in the ring).
-    let mut read_upto = 0u64;
-    let mut retries = 0;
-    loop {
-        while let Some(block) = window.next_to_send() {
-            let s = window.slot(block);
-            let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
-            if block > read_upto {
-                let len = tftp::read_block(&mut source, &mut packet[DATA_HEADER..]).map_err(io_failure)?;
-                tftp::write_data_header(packet, block as u16);
-                lens[s] = len;
-                read_upto = block;
-            }
-            t.send(&packet[..DATA_HEADER + lens[s]]);
-            window.sent(lens[s] < blksize);
-        }
-
-        let deadline = t.deadline(retries);
-        let mut advanced = false;
-        while let Some(len) = t.recv_datagram(deadline)? {
-            match Packet::parse(&t.buf[..len]) {
-                Ok(Packet::Ack(block)) => {
-                    let (from, to, done) = match window.ack(block) {
-                        tftp::AckEffect::Ignored => continue,
-                        tftp::AckEffect::Advanced { from, to } => (from, to, false),
-                        tftp::AckEffect::Done { from, to } => (from, to, true),
-                    };
-                    let bytes: usize = (from..=to).map(|b| lens[window.slot(b)]).sum();
-                    progress.add(bytes as u64, t, "sent");
-                    if done {
-                        progress.done(t, "sent");
-                        return Ok(());
-                    }
-                    retries = 0;
-                    advanced = true;
-                    break;
-                }
-                Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
-                _ => {}
-            }
-        }
-        if !advanced {
-            t.retry(&mut retries)?;
-            window.rewind();
-        }
-    }
+    t.start_progress("sent");
+    tftp::send_blocks(t, &mut source, n.blksize, n.windowsize).map_err(stopped)?;
+    t.progress_done();
+    Ok(())
 }
 
 /// Free bytes for an unprivileged writer on the file system holding `dir`, when known.
@@ -414,40 +405,8 @@ fn free_space(dir: &Path) -> Option<u64> {
     Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
 }
 
-/// Where DATA payloads go: the file as it is, or converted from netascii.
-enum Sink<'f> {
-    Octet(BufWriter<&'f mut File>),
-    Netascii(NetasciiWriter<BufWriter<&'f mut File>>),
-}
-
 /// Write buffer size: large sequential writes, few system calls.
 const WRITE_BUFFER: usize = 1 << 20;
-
-impl<'f> Sink<'f> {
-    fn new(file: &'f mut File, mode: Mode) -> Self {
-        let file = BufWriter::with_capacity(WRITE_BUFFER, file);
-        match mode {
-            Mode::Octet => Sink::Octet(file),
-            Mode::Netascii => Sink::Netascii(NetasciiWriter::new(file)),
-        }
-    }
-
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        match self {
-            Sink::Octet(file) => file.write_all(data),
-            Sink::Netascii(file) => file.write_all(data),
-        }
-    }
-
-    fn finish(self) -> io::Result<()> {
-        let file = match self {
-            Sink::Octet(file) => file,
-            Sink::Netascii(file) => file.finish()?,
-        };
-        file.into_inner().map_err(|e| e.into_error())?;
-        Ok(())
-    }
-}
 
 /// Serves a write request: checks, negotiation, then DATA into the upload's partial file,
 /// which is moved into place when the short final block has arrived and deleted otherwise.
@@ -476,11 +435,11 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
         n.blksize,
         n.windowsize
     );
-    let sink = Sink::new(upload.file(), mode);
+    let sink = tftp::ModeWriter::new(BufWriter::with_capacity(WRITE_BUFFER, upload.file()), mode);
     match receive(t, &n, sink) {
         Ok(last) => {
             upload.commit(overwrite).map_err(upload_failure)?;
-            t.send(&tftp::ack_bytes(last));
+            t.send_packet(&tftp::ack_bytes(last));
             Ok(last)
         }
         Err(e) => {
@@ -491,8 +450,9 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
     }
 }
 
-/// Receives DATA into `sink` until the short final block, which is written and flushed but not
-/// acknowledged (the caller does that once the file is in place); returns its block number.
+/// Receives DATA into `sink` ([`tftp::receive_blocks`]) until the short final block, which is
+/// written and flushed but not acknowledged (the caller does that once the file is in place);
+/// returns its block number.
 ///
 /// Until block 1 arrives the first reply (OACK, or ACK 0 without options) is sent again only
 /// when the client sends its request again, never on our timer. RFC 1350 (section 2) lets
@@ -504,106 +464,28 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
 /// its *next* block numbered 1 (RFC 2347 says an OACK acknowledges the request, not a block),
 /// so a lost DATA 1 cost one block of the file and both sides reported success. We wait the
 /// whole retry budget (the same backed-off deadlines as a retransmitting sender) and answer
-/// each copy of the request the listener hands us.
+/// each copy of the request the listener hands us (`first_reply_on_timer: false`).
 ///
 /// A block 1 that comes again with other bytes (the same bug, when the network duplicated our
 /// OACK or the client's WRQ) ends the upload with error 4: the client's numbering no longer
 /// matches its file, and storing a file with a block missing is the one outcome worse than
 /// failing.
-fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: Sink<'_>) -> Result<u16, Failure> {
-    let blksize = usize::from(n.blksize);
-    // The answer to the request (OACK or ACK 0) stands until block 1 arrives.
+fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: tftp::ModeWriter<impl Write>) -> Result<u16, Failure> {
     let first_reply =
         if n.oack.is_empty() { tftp::ack_bytes(0).to_vec() } else { Packet::Oack(n.oack.clone()).to_bytes() };
-    t.send(&first_reply);
-    // Block 1 as received, to recognise a different block sent under its number.
-    let mut first_block = Vec::new();
-    // When an ACK last went out: out-of-order blocks are answered at most once per timeout.
-    let mut acked_at = Instant::now();
-    let mut progress = Progress::new();
-    let mut window = tftp::ReceiveWindow::new(n.windowsize);
-    let mut retries = 0;
-    let mut deadline = t.deadline(retries);
-    loop {
-        let len = match t.recv(deadline)? {
-            Got::Datagram(len) => len,
-            Got::Deadline => {
-                t.retry(&mut retries)?;
-                if window.expected() > 1 {
-                    resend_ack(t, &window, &first_reply);
-                    acked_at = Instant::now();
-                }
-                window.rewind();
-                deadline = t.deadline(retries);
-                continue;
-            }
-            Got::RequestAgain => {
-                if window.expected() == 1 {
-                    log::debug!("tftp: {}: {}: request repeated, first reply sent again", t.peer, t.name);
-                    t.send(&first_reply);
-                    acked_at = Instant::now();
-                }
-                continue;
-            }
-        };
-        let (block, data) = match Packet::parse(&t.buf[..len]) {
-            Ok(Packet::Data { block, data }) => (block, data),
-            Ok(Packet::Error { code, message }) => return Err(Failure::Peer(code, message)),
-            _ => continue,
-        };
-        if data.len() > blksize {
-            let message = format!("block of {} bytes, negotiated blksize {blksize}", data.len());
-            return Err(refuse(ErrorCode::IllegalOperation, message));
-        }
-        // Before the block numbers roll over, a block 1 is the first block again.
-        if block == 1 && (2..=1 << 16).contains(&window.expected()) && data != first_block {
-            let message = "block 1 sent again with different data (the client answered a repeated OACK \
-                           or request by sending its next block as block 1)";
-            return Err(refuse(ErrorCode::IllegalOperation, message));
-        }
-        match window.data(block) {
-            tftp::Receipt::Accept { ack } => {
-                if window.expected() == 2 {
-                    first_block = data.to_vec();
-                }
-                sink.write(data).map_err(io_failure)?;
-                progress.add(data.len() as u64, t, "received");
-                if data.len() < blksize {
-                    sink.finish().map_err(io_failure)?;
-                    progress.done(t, "received");
-                    return Ok(block);
-                }
-                if ack {
-                    t.send(&tftp::ack_bytes(block));
-                    acked_at = Instant::now();
-                }
-                retries = 0;
-                deadline = t.deadline(retries);
-            }
-            tftp::Receipt::Reack => {
-                resend_ack(t, &window, &first_reply);
-                acked_at = Instant::now();
-            }
-            // The sender keeps retransmitting old blocks: our re-ACK was lost too. Answer again,
-            // but no more than once per timeout (a sender that retransmits on its own timer is
-            // still ahead of ours, which backs off).
-            tftp::Receipt::Ignore if acked_at.elapsed() >= t.timeout => {
-                resend_ack(t, &window, &first_reply);
-                acked_at = Instant::now();
-                window.rewind();
-            }
-            tftp::Receipt::Ignore => {}
-        }
-    }
-}
-
-/// Acknowledges the last block received in order (the OACK or ACK 0 before block 1).
-fn resend_ack(t: &Transfer<'_>, window: &tftp::ReceiveWindow, first_reply: &[u8]) {
-    if window.expected() == 1 {
-        t.send(first_reply)
-    } else {
-        t.send(&tftp::ack_bytes(window.last_ack()))
-    }
+    t.send_packet(&first_reply);
+    t.start_progress("received");
+    let receiving = tftp::Receiving {
+        blksize: n.blksize,
+        windowsize: n.windowsize,
+        first_reply: &first_reply,
+        first_reply_on_timer: false,
+        pending: None,
+    };
+    let received = tftp::receive_blocks(t, &mut sink, receiving).map_err(stopped)?;
+    sink.finish().map_err(io_failure)?;
+    t.progress_done();
+    Ok(received.last_block)
 }
 
 /// After the final ACK, answers the final DATA if it comes again (our ACK was lost), as RFC 1350
@@ -617,9 +499,11 @@ fn resend_ack(t: &Transfer<'_>, window: &tftp::ReceiveWindow, first_reply: &[u8]
 fn dally(t: &mut Transfer<'_>, last: u16) {
     let period = (t.timeout * 3).max(MIN_DALLY);
     let mut deadline = Instant::now() + period;
-    while let Ok(Some(len)) = t.recv_datagram(deadline) {
-        if matches!(Packet::parse(&t.buf[..len]), Ok(Packet::Data { block, .. }) if block == last) {
-            t.send(&tftp::ack_bytes(last));
+    // Only the block number matters: a longer datagram is cut short, which still parses.
+    let mut buf = [0u8; SMALL_PACKET];
+    while let Ok(Some(len)) = t.recv_datagram(&mut buf, deadline) {
+        if matches!(Packet::parse(&buf[..len]), Ok(Packet::Data { block, .. }) if block == last) {
+            t.send_packet(&tftp::ack_bytes(last));
             deadline = Instant::now() + period;
         }
     }

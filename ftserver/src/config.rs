@@ -4,7 +4,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The default for `--max-clients`: simultaneous control connections.
 pub const DEFAULT_MAX_CLIENTS: usize = 200;
@@ -80,6 +80,17 @@ impl Config {
             upload_settle: DEFAULT_UPLOAD_SETTLE,
         })
     }
+}
+
+/// The longest any timeout may be: one year. Longer values are refused on the command line,
+/// and deadlines computed from a longer [`Config`] value (a library user's) are clamped to it,
+/// so that no `Instant + Duration` can overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The instant `after` from now, with `after` clamped to [`MAX_TIMEOUT`].
+pub fn deadline_after(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after.min(MAX_TIMEOUT)).unwrap_or(now)
 }
 
 /// Canonicalises `dir` and checks that it is a directory.

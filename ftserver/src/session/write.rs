@@ -52,34 +52,69 @@ enum ControlState {
     Aborting,
 }
 
-/// Looks at the control connection for up to `settle` (a peek: nothing is consumed), then
-/// restores its `idle` read timeout.
+/// Watches the control connection for up to `settle` for the client shutting down its side
+/// (POLLRDHUP), then looks at what it sent (a peek: nothing is consumed).
 ///
 /// Why wait at all: when a client process is killed, the kernel closes its sockets one after
 /// the other (the data connection, opened last, first), and the dying process can be preempted
 /// in between: the control connection's FIN was measured arriving up to 4 ms (one scheduler
 /// tick) after the data connection's on a loaded 2-CPU machine. A live client, in contrast,
-/// sends nothing until it has our reply. So a live client costs `settle` per upload, and a
-/// killed one is recognised unless its machine stalls it for longer than `settle`.
-fn control_state(control: &TcpStream, settle: Duration, idle: Duration) -> ControlState {
-    let mut byte = [0u8; 1];
-    let peeked = if settle.is_zero() {
-        control.set_nonblocking(true).and_then(|()| {
-            let peeked = control.peek(&mut byte);
-            control.set_nonblocking(false).and(peeked)
-        })
-    } else {
-        control.set_read_timeout(Some(settle)).and_then(|()| {
-            let peeked = control.peek(&mut byte);
-            control.set_read_timeout(Some(idle)).and(peeked)
-        })
-    };
+/// does not close its control connection until it has our reply. So a live client costs
+/// `settle` per upload, and a killed one is recognised unless its machine stalls it for longer
+/// than `settle`.
+///
+/// Commands the client sent during the upload (a NOOP to keep a NAT alive) prove nothing: a
+/// client killed after sending them closes the connection behind them. Only a lone complete
+/// `QUIT` before the close says the client meant to end after this transfer.
+fn control_state(control: &TcpStream, settle: Duration) -> ControlState {
+    if abor_pending(control) {
+        return ControlState::Aborting;
+    }
+    if !peer_hung_up(control, settle) {
+        return ControlState::Present;
+    }
+    let mut pending = [0u8; 64];
+    let peeked = control.set_nonblocking(true).and_then(|()| {
+        let peeked = control.peek(&mut pending);
+        control.set_nonblocking(false).and(peeked)
+    });
     match peeked {
-        Ok(0) => ControlState::Gone,
+        Ok(n) if only_quit(&pending[..n]) => ControlState::Present,
         Ok(_) if abor_pending(control) => ControlState::Aborting,
-        Ok(_) => ControlState::Present,
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => ControlState::Present,
-        Err(_) => ControlState::Gone,
+        _ => ControlState::Gone,
+    }
+}
+
+/// Waits up to `wait` for the peer to shut down its side of `control` (or for the connection
+/// to fail). Bytes waiting to be read do not end the wait.
+fn peer_hung_up(control: &TcpStream, wait: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    // nix names no POLLRDHUP ("the peer shut down writing", Linux), so it is built from libc's
+    // value, and `revents` is `None` exactly when the kernel reports it (a flag nix does not
+    // know); POLLHUP and POLLERR are reported without being asked for.
+    let rdhup = PollFlags::from_bits_retain(nix::libc::POLLRDHUP);
+    let deadline = crate::config::deadline_after(wait);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(control.as_fd(), rdhup)];
+        match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => return false,
+            Ok(_) => return fds[0].revents().map_or(true, |r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => {}
+            // A socket poll(2) cannot watch: say nothing about the client.
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Are `pending` bytes exactly one complete `QUIT` command line?
+fn only_quit(pending: &[u8]) -> bool {
+    match common::line::find_line(pending, pending.len()) {
+        common::line::Line::Complete { line, consumed } => {
+            consumed == pending.len() && common::command::parse(line) == Ok(common::Command::Quit)
+        }
+        _ => false,
     }
 }
 
@@ -197,18 +232,17 @@ impl Session<'_> {
         data::finish(stream);
         // End-of-file is the end of the file in stream mode (RFC 959 3.4.1), but only from a
         // client that is still connected: a killed client's data connection ends the same way.
-        let received =
-            received.and_then(|()| match control_state(control, config.upload_settle, config.idle_timeout) {
-                ControlState::Present => Ok(()),
-                ControlState::Aborting => {
-                    abor = true;
-                    Err(ReceiveError::Aborted)
-                }
-                ControlState::Gone => Err(ReceiveError::Peer(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the client closed the control connection",
-                ))),
-            });
+        let received = received.and_then(|()| match control_state(control, config.upload_settle) {
+            ControlState::Present => Ok(()),
+            ControlState::Aborting => {
+                abor = true;
+                Err(ReceiveError::Aborted)
+            }
+            ControlState::Gone => Err(ReceiveError::Peer(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the client closed the control connection",
+            ))),
+        });
         self.aborted = abor;
         let verb = kind.verb();
         match received {

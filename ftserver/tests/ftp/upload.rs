@@ -345,6 +345,51 @@ fn curl_killed_mid_upload_leaves_nothing_and_resumes() {
     assert!(!partial(&server, "", "big.bin").exists());
 }
 
+/// Logs in and starts a binary STOR of `name`, sending `bytes`; returns the control and the
+/// still open data connection.
+fn upload_started(server: &TestServer, name: &str, bytes: &[u8]) -> (crate::support::Raw, std::net::TcpStream) {
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    let mut data = raw.epsv_connect();
+    raw.expect(&format!("STOR {name}"), 150);
+    data.write_all(bytes).unwrap();
+    (raw, data)
+}
+
+/// A client that sent a command during its upload (a keep-alive NOOP) and then died: its
+/// control connection closes behind the unread command, and the data connection's end-of-file
+/// must not commit the truncated file. A client that ends with a lone QUIT meant its upload to
+/// be complete; one that is still there gets its replies in order.
+#[test]
+fn a_client_dying_after_a_noop_leaves_only_the_partial_file() {
+    let server = for_killed_clients();
+    let bytes = awkward_bytes(100_000);
+
+    let (mut raw, data) = upload_started(&server, "k.bin", &bytes);
+    raw.send(b"NOOP");
+    // The kernel closes a killed process's sockets in this order: data first, then control.
+    drop(data);
+    drop(raw);
+    server.wait_idle();
+    assert!(!server.root.path().join("k.bin").exists());
+    assert_eq!(std::fs::metadata(partial(&server, "", "k.bin")).unwrap().len(), bytes.len() as u64);
+
+    let (mut raw, data) = upload_started(&server, "q.bin", &bytes);
+    raw.send(b"QUIT");
+    drop(data);
+    raw.ctrl.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+    raw.expect_reply(226);
+    raw.expect_reply(221);
+    assert!(read(&server, "q.bin") == bytes);
+
+    let (mut raw, data) = upload_started(&server, "n.bin", &bytes);
+    raw.send(b"NOOP");
+    drop(data);
+    raw.expect_reply(226);
+    raw.expect_reply(200);
+    assert!(read(&server, "n.bin") == bytes);
+}
+
 /// Uploads with ftplib: `storbinary` (optionally dying after `die_after` blocks, the way a killed
 /// process would, or resuming at `rest`) and `storlines`.
 const FTPLIB_STORE: &str = r#"

@@ -134,7 +134,7 @@ pub struct Cli {
 
     /// With -g: check the downloaded file against a known digest, e.g. sha256:9f86d0...
     /// (also crc32:, sha1: and md5:).
-    #[arg(long, value_name = "ALGO:HEX", conflicts_with_all = ["list", "put"], value_parser = parse_checksum)]
+    #[arg(long, value_name = "ALGO:HEX", conflicts_with_all = ["list", "put", "recursive"], value_parser = parse_checksum)]
     pub checksum: Option<Checksum>,
 
     /// Use TFTP (UDP) instead of FTP: PORT is the server's TFTP port; -g and -p move one file.
@@ -298,6 +298,33 @@ pub fn one_line_error(rendered: &str) -> String {
     std::iter::once(first).chain(details).collect::<Vec<_>>().join(" ")
 }
 
+/// The one-line usage error for a clap error. A value the user gave is shown with control
+/// characters escaped (a raw newline would cut the line and lose the reason), and a
+/// `--password` value is never shown at all.
+pub fn usage_message(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.as_str(),
+        _ => "",
+    };
+    if arg.starts_with("--password") {
+        let reason = std::error::Error::source(err).map_or_else(String::new, |e| format!(": {e}"));
+        return format!("invalid value for '{arg}'{reason}");
+    }
+    let mut rendered = err.to_string();
+    for (_, value) in err.context() {
+        let values: Vec<&str> = match value {
+            ContextValue::String(s) => vec![s],
+            ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for v in values.into_iter().filter(|v| v.contains(char::is_control)) {
+            rendered = rendered.replace(v, &common::text::sanitize(v));
+        }
+    }
+    one_line_error(&rendered)
+}
+
 /// Decodes a hex string (either case); `None` when it is not hex or has an odd length.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let hex = hex.as_bytes();
@@ -376,6 +403,7 @@ mod tests {
             (&["h", "69", "--tftp", "-g", "a", "--blksize", "65465"], ValueValidation),
             (&["h", "69", "--tftp", "-g", "a", "--windowsize", "0"], ValueValidation),
             (&["h", "21", "-p", "a", "--to", "a\rb"], ValueValidation),
+            (&["h", "21", "-r", "-g", "t", "--checksum", "md5:900150983cd24fb0d6963f7d28e17f72"], ArgumentConflict),
         ] {
             assert_eq!(parse(args).err(), Some(kind), "{args:?}");
         }
@@ -392,6 +420,23 @@ mod tests {
         assert!(missing.starts_with("the following required arguments were not provided:"), "{missing}");
         assert!(missing.contains("<PORT>") && !missing.contains('\n'), "{missing}");
         assert_eq!(one_line_error("plain message"), "plain message");
+    }
+
+    #[test]
+    fn usage_errors_escape_values_and_hide_passwords() {
+        let render = |args: &[&str]| {
+            let e = Cli::try_parse_from(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
+            usage_message(&e)
+        };
+        let get = render(&["h", "21", "-g", "a\nb"]);
+        assert!(get.starts_with("invalid value 'a\\x0ab' for '--get <REMOTE_FILE>'"), "{get}");
+        assert!(get.contains("CR, LF or NUL") && !get.contains('\n'), "{get}");
+        let password = render(&["h", "21", "-l", "--password", "secret\nword"]);
+        assert_eq!(
+            password,
+            "invalid value for '--password <PASSWORD>': the password contains a CR, LF or NUL character, which FTP cannot carry"
+        );
+        assert_eq!(render(&["h", "0", "-l"]), "invalid value '0' for '<PORT>': 0 is not in 1..=65535");
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return usage_error(&cli::usage_message(&e)),
     };
     if cli.resume && cli.output_target() == Some(None) {
         return usage_error("--resume cannot be used with -o - (stdout)");

@@ -18,12 +18,13 @@ pub const READ_BUF: usize = 1 << 20;
 
 /// The active-mode data port cannot be used (taken by another program, or not allowed).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on data port {addr}: {source}")]
+#[error("cannot listen on data port {addr}: {reason}")]
 pub struct DataPortError {
     /// The address that was asked for.
     pub addr: SocketAddr,
-    /// Why it failed.
-    pub source: io::Error,
+    /// Why it failed. Not an error `source`: the message already says it, and `{err:#}` would
+    /// print it a second time.
+    pub reason: io::Error,
 }
 
 /// How the data connection is made.
@@ -106,8 +107,8 @@ fn active(session: &mut Session, port: u16) -> Result<TcpListener> {
         .context("cannot create the data socket")?;
     // The same data port is used run after run; old connections in TIME_WAIT must not block it.
     socket.set_reuse_address(true).context("cannot set SO_REUSEADDR on the data socket")?;
-    socket.bind(&addr.into()).map_err(|source| DataPortError { addr, source })?;
-    socket.listen(4).map_err(|source| DataPortError { addr, source })?;
+    socket.bind(&addr.into()).map_err(|reason| DataPortError { addr, reason })?;
+    socket.listen(4).map_err(|reason| DataPortError { addr, reason })?;
     // On Linux accept() honours SO_RCVTIMEO: accept waits at most one tick, so Ctrl-C and the
     // accept timeout are noticed.
     socket.set_read_timeout(Some(TICK)).context("cannot set a timeout on the data socket")?;

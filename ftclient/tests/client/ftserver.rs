@@ -190,3 +190,17 @@ fn devices_and_fifos_are_written_into_and_directories_receive_the_file() {
     get("into").ok();
     assert_eq!(std::fs::read(dir.path().join("into/big.bin")).unwrap(), tree.read("big.bin"));
 }
+
+#[test]
+fn a_data_port_in_use_is_named_once() {
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    // A listening socket holds the port: the client's bind fails even with SO_REUSEADDR.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let data_port = taken.local_addr().unwrap().port().to_string();
+    let port = server.local_addr().port().to_string();
+    let run = crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "empty", &data_port]);
+    let run = run.fails_with(&format!("cannot listen on data port 127.0.0.1:{data_port}: "));
+    assert_eq!(run.stderr.matches("in use").count(), 1, "{}", run.stderr);
+}

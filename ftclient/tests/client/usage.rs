@@ -15,6 +15,18 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         (&["127.0.0.1", "21", "-l", "-g", "a"], "cannot be used with"),
         (&["127.0.0.1", "21", "-g", "a", "-o", "-", "--resume"], "--resume cannot be used with -o -"),
         (&["127.0.0.1", "21", "-g", "a", "--checksum", "sha256:12"], "64 hex digits"),
+        (
+            &["127.0.0.1", "21", "-r", "-g", "t", "--checksum", "crc32:cbf43926"],
+            "'--recursive' cannot be used with '--checksum <ALGO:HEX>'",
+        ),
+        (
+            &["127.0.0.1", "21", "-g", "a\nb"],
+            "invalid value 'a\\x0ab' for '--get <REMOTE_FILE>': \"a\\nb\" contains a CR, LF",
+        ),
+        (
+            &["127.0.0.1", "21", "-l", "--password", "hunter\n2"],
+            "invalid value for '--password <PASSWORD>': the password",
+        ),
     ] {
         let run = ftclient(dir.path(), args);
         assert_eq!(run.code(), 2, "{args:?}: {run:?}");
@@ -23,6 +35,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         assert!(run.stderr.starts_with("ftclient: ") && !run.stderr.contains("error:"), "{}", run.stderr);
         assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty());
+        assert!(!run.stderr.contains("hunter"), "the password was echoed: {}", run.stderr);
     }
 }
 

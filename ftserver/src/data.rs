@@ -305,28 +305,46 @@ pub enum ReceiveError {
 /// Receives an upload: reads the data connection to its end and writes what arrives to `file`
 /// at its current position. TYPE A converts CRLF to LF (RFC 959 3.1.1.1). `room` is how many
 /// more bytes the file may take (`--max-upload-size`); `keep_going` is asked every few MiB, as
-/// for downloads. `tap` sees every byte written to the file, in order (to hash them on the way).
+/// for downloads, and whenever the client has sent nothing for [`RECEIVE_WAKE`], so an ABOR
+/// during a stalled upload is noticed at once. A client silent for `timeout` fails the upload
+/// with a `TimedOut` [`ReceiveError::Peer`]. `tap` sees every byte written to the file, in order
+/// (to hash them on the way).
 ///
 /// Returns the bytes received from the network (for the log, even on failure) and how receiving
 /// ended: `Ok` only on a clean end-of-file from the client.
 pub fn receive_file(
     input: &mut TcpStream,
     file: &mut File,
-    ascii: bool,
-    room: Option<u64>,
+    transfer: Receiving,
     keep_going: impl FnMut() -> bool,
     tap: impl FnMut(&[u8]),
 ) -> (u64, Result<(), ReceiveError>) {
     let mut received = 0u64;
-    let result = receive_counted(input, file, ascii, room, keep_going, tap, &mut received);
+    let result = receive_counted(input, file, transfer, keep_going, tap, &mut received);
     (received, result)
 }
+
+/// How an upload is received, for [`receive_file`].
+#[derive(Debug, Clone, Copy)]
+pub struct Receiving {
+    /// TYPE A: convert CRLF to LF.
+    pub ascii: bool,
+    /// How many more bytes the file may take; `None`: no limit.
+    pub room: Option<u64>,
+    /// The longest the client may send nothing (`--data-timeout`).
+    pub timeout: Duration,
+}
+
+/// The longest a read of an upload blocks before the abort check runs again. The socket's read
+/// timeout cannot simply be the data timeout: with SO_RCVLOWAT a read that times out returns the
+/// bytes that did arrive, so a stalled upload failed only after a second timeout, and an ABOR
+/// waited as long.
+pub const RECEIVE_WAKE: Duration = Duration::from_millis(200);
 
 fn receive_counted(
     input: &mut TcpStream,
     file: &mut File,
-    ascii: bool,
-    room: Option<u64>,
+    Receiving { ascii, room, timeout }: Receiving,
     mut keep_going: impl FnMut() -> bool,
     mut tap: impl FnMut(&[u8]),
     received: &mut u64,
@@ -336,6 +354,11 @@ fn receive_counted(
     if let Err(e) = nix::sys::socket::setsockopt(input, RcvLowat, &LOW_WATER) {
         log::debug!("SO_RCVLOWAT refused: {e}");
     }
+    // A zero read timeout is refused by the socket (and would mean "block forever").
+    let full_wake = RECEIVE_WAKE.min(timeout).max(Duration::from_millis(1));
+    let mut wake = full_wake;
+    input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
+    let mut last_byte = Instant::now();
     let mut converted = Vec::new();
     let mut conv = FromNetwork::new();
     let mut written = 0u64;
@@ -360,8 +383,31 @@ fn receive_counted(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if !keep_going() {
+                    return Err(ReceiveError::Aborted);
+                }
+                let left = timeout.saturating_sub(last_byte.elapsed());
+                if left.is_zero() {
+                    return Err(ReceiveError::Peer(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no data for {} s", timeout.as_secs_f64()),
+                    )));
+                }
+                // Wake exactly at the deadline rather than up to RECEIVE_WAKE after it.
+                if left < wake {
+                    wake = left;
+                    input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
+                }
+                continue;
+            }
             Err(e) => return Err(ReceiveError::Peer(e)),
         };
+        last_byte = Instant::now();
+        if wake < full_wake {
+            wake = full_wake;
+            input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
+        }
         *received += n as u64;
         if ascii {
             converted.clear();

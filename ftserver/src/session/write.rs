@@ -216,8 +216,7 @@ impl Session<'_> {
         let (n, received) = data::receive_file(
             &mut stream,
             upload.file(),
-            self.ascii,
-            room,
+            data::Receiving { ascii: self.ascii, room, timeout: config.data_timeout },
             || {
                 abor = abor_pending(control);
                 !abor && !shared.stop.load(Ordering::SeqCst)

@@ -546,6 +546,36 @@ fn a_stalled_upload_times_out_and_is_kept() {
     raw.expect("SIZE slow.bin", 213).assert_text("7");
 }
 
+/// A stalled upload fails at the data timeout, not at twice it (with SO_RCVLOWAT the first
+/// timed-out read returns the bytes that did arrive), and an ABOR during a stalled upload is
+/// answered at once rather than at the timeout. The waits are bounds far above the expected
+/// times: 1.5 times the data timeout, and a data timeout far beyond the ABOR wait.
+#[test]
+fn a_stalled_upload_fails_at_the_data_timeout_and_answers_abor_at_once() {
+    let timeout = std::time::Duration::from_secs(3);
+    let server = TestServer::start_with("127.0.0.1", |c| {
+        c.writable = true;
+        c.data_timeout = timeout;
+    });
+    let (mut raw, data) = upload_started(&server, "stalled.bin", &[7u8; 1000]);
+    raw.ctrl.get_ref().set_read_timeout(Some(timeout * 3 / 2)).unwrap();
+    raw.expect_reply(426);
+    drop(data);
+    raw.expect("SIZE stalled.bin", 213).assert_text("1000");
+
+    let server = TestServer::start_with("127.0.0.1", |c| {
+        c.writable = true;
+        c.data_timeout = std::time::Duration::from_secs(120);
+    });
+    let (mut raw, _data) = upload_started(&server, "aborted.bin", &[7u8; 1000]);
+    raw.ctrl.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    raw.send(b"ABOR");
+    raw.expect_reply(426);
+    raw.expect_reply(226);
+    assert!(!server.root.path().join("aborted.bin").exists());
+    raw.expect("SIZE aborted.bin", 213).assert_text("1000");
+}
+
 #[test]
 fn ipv6_uploads() {
     if !crate::support::ipv6_available() {

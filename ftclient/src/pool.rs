@@ -189,7 +189,7 @@ fn transfer_one(session: &mut Session, mode: Mode, job: &Job) -> Result<(u64, u6
 /// Does the control connection still work after a failure? A transfer that failed on our side
 /// may leave its final reply (226, 426, 451) unread: NOOP's 200 is awaited past a few of those
 /// so the next command pairs with its own reply.
-fn alive(session: &mut Session) -> bool {
+pub fn alive(session: &mut Session) -> bool {
     if session.send(&Command::Noop).is_err() {
         return false;
     }

@@ -289,8 +289,16 @@ fn walk_remote(session: &mut Session, mode: Mode, root: &str) -> Result<Walk> {
             walk.refused.push((rel, format!("{:#}", err.context("cannot enter the directory"))));
             continue;
         }
-        let entries = list::fetch(session, mode)
-            .with_context(|| format!("cannot list the remote directory {}", sanitize(&path)))?;
+        let entries = match list::fetch(session, mode) {
+            Ok(entries) => entries,
+            // The root is the whole job; a subdirectory is one failure among many (like
+            // lftp's mirror), as long as the control connection still works.
+            Err(e) if !rel.is_empty() && pool::alive(session) => {
+                walk.refused.push((rel, format!("{e:#}")));
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("cannot list the remote directory {}", sanitize(&path)))),
+        };
         for entry in entries {
             let child = remote_join(&rel, &entry.name);
             if let Err(why) = check_name(&entry.name) {
@@ -330,10 +338,18 @@ fn walk_local(root: &Path) -> Result<Walk> {
     let mut walk = Walk::default();
     let mut pending = vec![(String::new(), canonical_root.clone())];
     while let Some((rel, dir)) = pending.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .with_context(|| format!("cannot read the directory {}", dir.display()))?
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot read the directory {}", dir.display()))?;
+        let listed = std::fs::read_dir(&dir).and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>());
+        let mut entries = match listed {
+            Ok(entries) => entries,
+            // The root is the whole job; a subdirectory is one failure among many.
+            Err(e) if rel.is_empty() => {
+                return Err(e).with_context(|| format!("cannot read the directory {}", dir.display()))
+            }
+            Err(e) => {
+                walk.refused.push((rel, format!("cannot read the directory: {e}")));
+                continue;
+            }
+        };
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let path = entry.path();
@@ -347,7 +363,13 @@ fn walk_local(root: &Path) -> Result<Walk> {
                 walk.refused.push((child, why.to_owned()));
                 continue;
             }
-            let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) => {
+                    walk.refused.push((child, format!("cannot read it: {e}")));
+                    continue;
+                }
+            };
             if kind.is_dir() {
                 walk.dirs.push(child.clone());
                 pending.push((child, path));
@@ -421,5 +443,40 @@ mod tests {
         assert_eq!(skipped, vec!["dangling", "dirlink", "leak"]);
         assert!(walk.refused.is_empty());
         assert_eq!(local_path(Path::new("/x"), "a/b/c"), PathBuf::from("/x/a/b/c"));
+    }
+
+    /// Creates `levels` nested directories of 200-character names under `base`, one relative
+    /// step at a time so no single path grows too long; returns the innermost one.
+    fn nest(base: &Path, tag: char, levels: usize) -> PathBuf {
+        (0..levels).fold(base.to_owned(), |dir, _| {
+            let next = dir.join(tag.to_string().repeat(200));
+            std::fs::create_dir(&next).unwrap();
+            next
+        })
+    }
+
+    #[test]
+    fn an_unreadable_directory_is_one_failure_and_the_rest_is_walked() {
+        // Permissions do not stop root, so the unreadable directory is one whose path is longer
+        // than PATH_MAX (4096): it is made by moving a deep chain under another deep chain.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("top.txt"), b"top").unwrap();
+        std::fs::create_dir(root.join("ok")).unwrap();
+        std::fs::write(root.join("ok/f"), b"f").unwrap();
+        let outer = nest(&root, 'a', 12);
+        let inner = nest(dir.path(), 'b', 12);
+        let chain = dir.path().join("b".repeat(200));
+        std::fs::rename(&chain, outer.join("deep")).unwrap();
+        assert!(inner.to_string_lossy().len() > 2400);
+        let walk = walk_local(&root).unwrap();
+        let mut files: Vec<&str> = walk.files.iter().map(|f| f.rel.as_str()).collect();
+        files.sort();
+        assert_eq!(files, ["ok/f", "top.txt"]);
+        assert_eq!(walk.refused.len(), 1, "{:?}", walk.refused);
+        let (name, why) = &walk.refused[0];
+        assert!(name.starts_with("aaaa") && name.contains("/deep/bbbb"), "{name}");
+        assert!(why.starts_with("cannot read the directory: "), "{why}");
     }
 }

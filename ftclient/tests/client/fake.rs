@@ -1,7 +1,7 @@
 //! A small scripted FTP server for tests: it speaks just enough FTP for ftclient (login, FEAT,
-//! TYPE, SIZE, EPSV/PASV, EPRT/PORT, REST, HASH, RETR, LIST, QUIT) and lets each test decide what
-//! RETR does, so the test can misbehave on purpose (short transfers, aborts, dropped connections,
-//! strangers on the data port).
+//! TYPE, SIZE, EPSV/PASV, EPRT/PORT, REST, HASH, RETR, STOR, LIST, PWD/CWD, QUIT) and lets each
+//! test decide what RETR and STOR do, so the test can misbehave on purpose (short transfers,
+//! aborts, dropped connections, strangers on the data port).
 
 use common::command::EpsvArg;
 use common::{Command, Control, Reply};
@@ -76,6 +76,9 @@ pub struct Script {
     pub refuse_opts_hash: bool,
     /// The LIST data.
     pub list: Vec<u8>,
+    /// A directory tree for PWD, CWD and LIST: (absolute path, its LIST data, or `None` to
+    /// answer LIST there with 550). When empty, CWD is refused and LIST sends `list`.
+    pub dirs: Vec<(&'static str, Option<&'static str>)>,
 }
 
 impl Default for Script {
@@ -92,11 +95,13 @@ impl Default for Script {
             xcrc: None,
             refuse_opts_hash: false,
             list: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 }
 
-/// The RETR handler: gets the connection and the REST offset, and does whatever the test wants.
+/// The RETR (and STOR) handler: gets the connection and the REST offset, and does whatever the
+/// test wants.
 pub type Retr = Box<dyn FnMut(&mut Conn, u64) + Send>;
 
 /// A running fake server.
@@ -144,6 +149,7 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
     let greeting = Reply::multi(220, script.greeting.iter().map(|s| s.to_string()).collect());
     conn.ctrl.write_reply(&greeting).unwrap();
     let mut rest = 0;
+    let mut cwd = "/".to_owned();
     loop {
         let cmd = match conn.ctrl.read_command() {
             Ok(Some(Ok(cmd))) => cmd,
@@ -170,6 +176,7 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
                 None => conn.reply(502, "no FEAT"),
             },
             Command::Type(_) => conn.reply(200, "type set"),
+            Command::Noop => conn.reply(200, "ok"),
             Command::Size(_) => match script.size {
                 Some(n) => conn.reply(213, &n.to_string()),
                 None => conn.reply(550, "no size for you"),
@@ -215,14 +222,37 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
                 Some(hex) => conn.reply(250, hex),
                 None => conn.reply(500, "no XSHA256"),
             },
+            Command::Pwd if !script.dirs.is_empty() => conn.reply(257, &format!("\"{cwd}\" is the directory")),
+            Command::Cwd(path) if !script.dirs.is_empty() => {
+                let target = match path.as_str() {
+                    "." => cwd.clone(),
+                    p if p.starts_with('/') => p.to_owned(),
+                    p => format!("{}/{}", cwd.trim_end_matches('/'), p.trim_end_matches('/')),
+                };
+                if script.dirs.iter().any(|(dir, _)| *dir == target) {
+                    cwd = target;
+                    conn.reply(250, "ok");
+                } else {
+                    conn.reply(550, "no such directory");
+                }
+            }
             Command::List(_) | Command::Nlst(_) => {
+                let body = match script.dirs.iter().find(|(dir, _)| *dir == cwd) {
+                    None if script.dirs.is_empty() => Some(&script.list[..]),
+                    Some((_, Some(list))) => Some(list.as_bytes()),
+                    _ => None,
+                };
+                let Some(body) = body else {
+                    conn.reply(550, "cannot list this directory");
+                    continue;
+                };
                 conn.reply(150, "here it comes");
                 let mut data = conn.open_data();
-                data.write_all(&script.list).unwrap();
+                data.write_all(body).unwrap();
                 drop(data);
                 conn.reply(226, "done");
             }
-            Command::Retr(_) => {
+            Command::Retr(_) | Command::Stor(_) => {
                 retr(conn, rest);
                 rest = 0;
             }

@@ -446,3 +446,38 @@ fn stdout_downloads_are_verified_too() {
     run(dir.path(), &fake, &["-g", "f", "-o", "-", "--no-verify", "--checksum", &good]).ok();
     assert!(dir_names(dir.path()).is_empty());
 }
+
+#[test]
+fn a_remote_directory_that_cannot_be_listed_fails_alone() {
+    // lftp's mirror does the same: the rest of the tree is transferred, the directory is
+    // listed among the failures, and the exit status is 1.
+    let file = "-rw-r--r--    1 ftp      ftp             5 Jan 01  2024 ";
+    let script = Script {
+        dirs: vec![
+            ("/", Some("")),
+            ("/t", Some(Box::leak(format!("drwxr-xr-x    1 ftp      ftp             0 Jan 01  2024 bad\r\ndrwxr-xr-x    1 ftp      ftp             0 Jan 01  2024 good\r\n{file}top.txt\r\n").into_boxed_str()))),
+            ("/t/good", Some(Box::leak(format!("{file}x.txt\r\n").into_boxed_str()))),
+            ("/t/bad", None),
+        ],
+        ..Script::default()
+    };
+    let fake = Fake::start(
+        script,
+        1,
+        Box::new(|conn: &mut Conn, _| {
+            conn.reply(150, "Opening BINARY mode data connection (5 bytes).");
+            conn.open_data().write_all(b"hello").unwrap();
+            conn.reply(226, "done");
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(dir.path(), &fake, &["-r", "-g", "t", "--parallel", "1"]);
+    let run = run.fails_with("1 of 3 files failed");
+    assert!(
+        run.stderr.contains("  failed bad: cannot list the remote directory: 550 cannot list this directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(dir.path().join("t/top.txt")).unwrap(), b"hello");
+    assert_eq!(std::fs::read(dir.path().join("t/good/x.txt")).unwrap(), b"hello");
+}

@@ -163,6 +163,14 @@ mod tests {
     }
 
     #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        let far = deadline_after(Duration::MAX);
+        assert!(far >= now + MAX_TIMEOUT && far <= Instant::now() + MAX_TIMEOUT);
+        assert!(deadline_after(Duration::ZERO) <= Instant::now());
+    }
+
+    #[test]
     fn refuses_a_missing_or_non_directory_root() {
         let dir = tempfile::tempdir().unwrap();
         assert!(Config::new(dir.path().join("missing")).is_err());

@@ -122,7 +122,7 @@ impl PassiveListener {
     /// on (RFC 2577 section 5, "port stealing"). Gives up early when `stop` is set.
     pub fn accept_from(&self, peer: IpAddr, timeout: Duration, stop: &AtomicBool) -> io::Result<TcpStream> {
         let peer = canonical_ip(peer);
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::config::deadline_after(timeout);
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "server shutting down"));

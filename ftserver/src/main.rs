@@ -36,6 +36,9 @@ use std::time::Duration;
 ///   ftserver --root /srv/tftpboot --tftp 69          (TFTP only)
 ///
 ///   RUST_LOG=debug ftserver --root /tmp 2121
+/// The longest timeout any option accepts, in seconds: one year.
+const MAX_SECS: u64 = ftserver::config::MAX_TIMEOUT.as_secs();
+
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
@@ -62,12 +65,13 @@ struct Args {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_per_ip: usize,
 
-    /// Disconnect a client that sends nothing for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Disconnect a client that sends nothing for this many seconds (1 to 31536000, a year).
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     idle_timeout: u64,
 
-    /// How long to wait for a data connection to open, or to accept more bytes, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How long to wait for a data connection to open, or to accept more bytes, in seconds (1 to
+    /// 31536000).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     data_timeout: u64,
 
     /// Passive data ports, e.g. 40000-40100 (open these in the firewall).

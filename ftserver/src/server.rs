@@ -147,7 +147,7 @@ impl ServerHandle {
         for stream in self.shared.sessions().streams.values() {
             let _ = stream.shutdown(Shutdown::Read);
         }
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let deadline = crate::config::deadline_after(SHUTDOWN_GRACE);
         let mut sessions = self.shared.sessions();
         while !sessions.streams.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());

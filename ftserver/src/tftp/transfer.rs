@@ -83,7 +83,8 @@ pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>
     let shared = guard.shared.clone();
     let shared = &*shared;
     let name = sanitize(&request.filename);
-    let timeout = shared.config.timeout;
+    // Clamped so that no deadline computed from it (doubled on retries) can overflow.
+    let timeout = shared.config.timeout.min(crate::config::MAX_TIMEOUT);
     let progress = Progress::new("");
     let mut t = Transfer { socket, peer, shared, repeats, timeout, progress, name };
     let result = match request.direction {
@@ -229,7 +230,7 @@ impl Transfer<'_> {
 
     /// When to give up waiting for an answer to what was just sent ([`tftp::backoff`]).
     fn deadline(&self, retries: u32) -> Instant {
-        Instant::now() + tftp::backoff(self.timeout, retries)
+        crate::config::deadline_after(tftp::backoff(self.timeout, retries))
     }
 
     /// Counts one retransmission; fails once the retries are exhausted.
@@ -501,14 +502,14 @@ fn receive(t: &mut Transfer<'_>, n: &Negotiated, mut sink: tftp::ModeWriter<impl
 /// under loss: curl waited out its 120 s limit for a file that was in place). The upload is
 /// already in place and the transfer slot released.
 fn dally(t: &mut Transfer<'_>, last: u16) {
-    let period = (t.timeout * 3).max(MIN_DALLY);
-    let mut deadline = Instant::now() + period;
+    let period = t.timeout.saturating_mul(3).max(MIN_DALLY);
+    let mut deadline = crate::config::deadline_after(period);
     // Only the block number matters: a longer datagram is cut short, which still parses.
     let mut buf = [0u8; SMALL_PACKET];
     while let Ok(Some(len)) = t.recv_datagram(&mut buf, deadline) {
         if matches!(Packet::parse(&buf[..len]), Ok(Packet::Data { block, .. }) if block == last) {
             t.send_packet(&tftp::ack_bytes(last));
-            deadline = Instant::now() + period;
+            deadline = crate::config::deadline_after(period);
         }
     }
 }

@@ -150,6 +150,14 @@ fn exit_codes_and_error_lines() {
         (&["--bogus", "0"][..], "ftserver: unexpected argument '--bogus' found\n"),
         (&["--pasv-ports", "9-1", "0"][..], "ftserver: invalid value '9-1' for '--pasv-ports <LO-HI>': "),
         (&["70000"][..], "ftserver: invalid value '70000' for '[PORT]': "),
+        // Every duration has a ceiling (a year), so no deadline can overflow.
+        (
+            &["--data-timeout", "18446744073709551615", "0"][..],
+            "ftserver: invalid value '18446744073709551615' for '--data-timeout <SECS>': ",
+        ),
+        (&["--idle-timeout", "31536001", "0"][..], "ftserver: invalid value '31536001' for '--idle-timeout <SECS>': "),
+        (&["--idle-timeout", "0", "0"][..], "ftserver: invalid value '0' for '--idle-timeout <SECS>': "),
+        (&["--tftp", "0", "--tftp-timeout", "256"][..], "ftserver: invalid value '256' for '--tftp-timeout <SECS>': "),
     ] {
         let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(args), TOOL_TIMEOUT);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -174,6 +182,17 @@ fn exit_codes_and_error_lines() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Usage: ftserver [OPTIONS] [PORT]") && help.contains("--pasv-ports"), "{help}");
     assert!(help.contains("--tftp <[ADDR:]PORT>") && help.contains("--writable"), "{help}");
+}
+
+/// The longest timeouts the options accept still serve transfers (a deadline that far ahead
+/// once overflowed and panicked in every transfer).
+#[test]
+fn the_longest_timeouts_work() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("f"), b"x").unwrap();
+    let year = "31536000";
+    let server = start(root.path(), &["--data-timeout", year, "--idle-timeout", year]);
+    session(server.addr, true);
 }
 
 /// A full disk: a 1 MiB tmpfs as the root, in a private mount namespace (`unshare -rm`). An

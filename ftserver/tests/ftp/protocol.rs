@@ -396,3 +396,19 @@ ftp.quit()
     let codes: Vec<&str> = out.lines().map(|l| &l[..3]).collect();
     assert_eq!(codes, ["225", "426", "225", "200"], "{out}");
 }
+
+/// A library user's configuration may hold any duration: deadlines are clamped, never
+/// overflowed (an `Instant + Duration::MAX` panicked in every transfer).
+#[test]
+fn endless_timeouts_in_the_config_do_not_panic() {
+    let server = TestServer::start_with("127.0.0.1", |c| {
+        c.data_timeout = std::time::Duration::MAX;
+        c.idle_timeout = std::time::Duration::MAX;
+        c.writable = true;
+    });
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
+    assert_eq!(raw.passive_upload("STOR up.txt", b"up").code, 226);
+    assert_eq!(std::fs::read(server.root.path().join("up.txt")).unwrap(), b"up");
+}

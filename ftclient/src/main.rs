@@ -52,6 +52,9 @@ fn main() -> ExitCode {
     if cli.tftp && cli.output_target() == Some(None) {
         return usage_error("--tftp cannot write to -o - (stdout)");
     }
+    if let Some(message) = stream_usage(&cli) {
+        return usage_error(&message);
+    }
     init_logger(&cli);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,6 +63,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The usage rules for uploads from `-` (stdin), a FIFO, a pipe or a device: they are read
+/// once, so they need a remote name (stdin has none) and cannot be resumed or walked.
+fn stream_usage(cli: &Cli) -> Option<String> {
+    let local = cli.put.as_ref()?;
+    let stdin = local.as_os_str() == "-";
+    let shown = if stdin { "-p - (stdin)".to_owned() } else { format!("-p {}", local.display()) };
+    if cli.recursive && stdin {
+        return Some("-r cannot be used with -p - (stdin)".into());
+    }
+    if cli.tftp && stdin {
+        return Some("--tftp cannot read -p - (stdin); name a file".into());
+    }
+    if cli.recursive || cli.tftp || !put::is_stream(local) {
+        return None;
+    }
+    if cli.resume {
+        return Some(format!("--resume cannot be used with {shown}: a pipe or device can be read only once"));
+    }
+    if stdin && !matches!(cli.to.as_deref(), Some(to) if !to.ends_with('/')) {
+        return Some("-p - (stdin) needs --to REMOTE_FILE, the name to store it under".into());
+    }
+    None
 }
 
 /// Prints a usage error as one line, `ftclient: <message>`, and returns exit status 2.
@@ -134,7 +161,7 @@ fn run(cli: &Cli) -> Result<()> {
         }
     }
     if let Some(local) = &cli.put {
-        if local.is_dir() {
+        if local.as_os_str() != "-" && local.is_dir() {
             anyhow::bail!("{} is a directory; use -r to upload a directory tree", local.display());
         }
         let opts = PutOptions {

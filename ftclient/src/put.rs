@@ -12,7 +12,8 @@ use common::listing::{parse_mlsx, EntryKind};
 use common::text::sanitize;
 use common::Command;
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ impl Sent {
     pub fn describe(&self, opts: &PutOptions) -> String {
         format!(
             "uploaded {} as {}: {}",
-            opts.local.display(),
+            shown(&opts.local),
             sanitize(&opts.remote),
             summary(self.moved, self.total, self.elapsed)
         )
@@ -113,8 +114,47 @@ pub fn probe(session: &mut Session, path: &str) -> Result<Remote> {
     })
 }
 
+/// The local file changed while it was being sent: it ended before the size it had when the
+/// upload started, or its size or modification time changed. The data connection was reset,
+/// so the server did not store what it got under the final name.
+#[derive(Debug, thiserror::Error)]
+#[error("{local} changed during the upload ({detail}); nothing was stored under {remote}")]
+pub struct LocalChanged {
+    /// The local file, as shown.
+    pub local: String,
+    /// The remote name, sanitised.
+    pub remote: String,
+    /// What changed.
+    pub detail: String,
+}
+
+/// Is `path` a source that can be read only once, in order (`-` for stdin, a FIFO, a pipe, a
+/// character device or a socket)? Its size is not known in advance and it cannot be resumed.
+pub fn is_stream(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    if path.as_os_str() == "-" {
+        return true;
+    }
+    std::fs::metadata(path).is_ok_and(|m| {
+        let kind = m.file_type();
+        kind.is_fifo() || kind.is_char_device() || kind.is_socket()
+    })
+}
+
+/// How the local file is shown in messages (`-` is standard input).
+fn shown(local: &Path) -> String {
+    if local.as_os_str() == "-" {
+        "standard input".to_owned()
+    } else {
+        local.display().to_string()
+    }
+}
+
 /// Uploads `opts.local` to `opts.remote`.
 pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent> {
+    if is_stream(&opts.local) {
+        return run_stream(session, mode, opts);
+    }
     let mut file = File::open(&opts.local).with_context(|| format!("cannot open {}", opts.local.display()))?;
     let meta = file.metadata().with_context(|| format!("cannot read {}", opts.local.display()))?;
     if meta.is_dir() {
@@ -122,6 +162,58 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
     }
     let len = meta.len();
     session.binary()?;
+    let remote = sanitize(&opts.remote);
+    let (offset, found) = start_offset(session, opts, len)?;
+    let started = Instant::now();
+    let method = verify::plan(session, opts.verify, opts.hash)?;
+    file.seek(SeekFrom::Start(offset)).with_context(|| format!("cannot read {}", opts.local.display()))?;
+    let complete = opts.resume && matches!(found, Remote::File(_)) && offset == len;
+    // A second handle on the same open file: its size and modification time after the last
+    // byte tell whether the file changed while it was read.
+    let probe = file.try_clone().with_context(|| format!("cannot read {}", opts.local.display()))?;
+    let modified = meta.modified().ok();
+    let unchanged = || {
+        let now = probe.metadata().ok()?;
+        (now.len() == len && now.modified().ok() == modified).then_some(())
+    };
+    // The local digest is computed on a second thread (reading the file on its own) while
+    // the upload runs, so it costs no time of its own; a failed upload stops it.
+    let stop = AtomicBool::new(false);
+    let (sent, digest) = std::thread::scope(|scope| {
+        let stop = &stop;
+        let hasher = method.map(|m| scope.spawn(move || verify::hash_file_until(&opts.local, &[m.algo()], stop)));
+        let sent = if complete {
+            log::info!("the server already holds all {len} bytes of {remote}");
+            Ok(0)
+        } else {
+            let size = Size { offset, len: Some(len), unchanged: &unchanged };
+            store(session, mode, opts, &mut file, &size)
+        };
+        if sent.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let digest = hasher.map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("the hashing thread panicked"))));
+        (sent, digest)
+    });
+    let sent = sent?;
+    let digest = digest.transpose()?;
+    if let Err(e) = check(session, opts, len, method.zip(digest), Some(&opts.local)) {
+        if offset > 0 && e.downcast_ref::<verify::Mismatch>().is_some() {
+            // The part that was on the server did not come from this file.
+            bail!(
+                "the server's {remote} now differs from {}: the {offset} bytes already on the server before \
+                 --resume were not the start of this file ({e}); upload it again with --overwrite",
+                opts.local.display()
+            );
+        }
+        return Err(e.context(format!("upload of {} to {remote} failed verification", opts.local.display())));
+    }
+    Ok(Sent { moved: sent, total: len, elapsed: started.elapsed() })
+}
+
+/// Where the upload starts: after the bytes the server holds with `--resume`, else 0 (after
+/// refusing to replace an existing file without `--overwrite`). Also returns what was found.
+fn start_offset(session: &mut Session, opts: &PutOptions, len: u64) -> Result<(u64, Remote)> {
     let remote = sanitize(&opts.remote);
     let mut found = probe(session, &opts.remote)?;
     if opts.resume && found == Remote::Missing && session.features.mlst {
@@ -154,46 +246,47 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         }
         _ => 0,
     };
-    let started = Instant::now();
-    let method = verify::plan(session, opts.verify, opts.hash)?;
-    file.seek(SeekFrom::Start(offset)).with_context(|| format!("cannot read {}", opts.local.display()))?;
-    let complete = opts.resume && matches!(found, Remote::File(_)) && offset == len;
-    // The local digest is computed on a second thread (reading the file on its own) while
-    // the upload runs, so it costs no time of its own; a failed upload stops it.
-    let stop = AtomicBool::new(false);
-    let (sent, digest) = std::thread::scope(|scope| {
-        let stop = &stop;
-        let hasher = method.map(|m| scope.spawn(move || verify::hash_file_until(&opts.local, &[m.algo()], stop)));
-        let sent = if complete {
-            log::info!("the server already holds all {len} bytes of {remote}");
-            Ok(0)
-        } else {
-            store(session, mode, opts, &mut file, offset, len)
-        };
-        if sent.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        let digest = hasher.map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("the hashing thread panicked"))));
-        (sent, digest)
-    });
-    let sent = sent?;
-    let digest = digest.transpose()?;
-    check(session, opts, len, method.zip(digest))
-        .with_context(|| format!("upload of {} to {remote} failed verification", opts.local.display()))?;
-    Ok(Sent { moved: sent, total: len, elapsed: started.elapsed() })
+    Ok((offset, found))
 }
 
-/// Sends the data from `offset` on: `REST offset` + STOR when resuming (APPE when the server
-/// refuses REST), else STOR. Returns the bytes sent.
-fn store(
-    session: &mut Session,
-    mode: Mode,
-    opts: &PutOptions,
-    source: &mut File,
+/// `-p -`, a FIFO, a pipe or a device: read once, in order, hashed on the way (there is no
+/// second read); the size is whatever arrives before the end, so there is nothing to resume.
+fn run_stream(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent> {
+    let local = shown(&opts.local);
+    if opts.resume {
+        bail!("cannot resume an upload from {local}: it can be read only once");
+    }
+    session.binary()?;
+    start_offset(session, opts, 0)?;
+    let started = Instant::now();
+    let method = verify::plan(session, opts.verify, opts.hash)?;
+    let input: Box<dyn Read> = if opts.local.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&opts.local).with_context(|| format!("cannot open {local}"))?)
+    };
+    let algos: Vec<_> = method.iter().map(|m| m.algo()).collect();
+    let mut reader = verify::HashingReader::new(input, &algos);
+    let sent = store(session, mode, opts, &mut reader, &Size { offset: 0, len: None, unchanged: &|| Some(()) })?;
+    let digests = reader.finish();
+    check(session, opts, sent, method.map(|m| (m, digests)), None)
+        .with_context(|| format!("upload of {local} to {} failed verification", sanitize(&opts.remote)))?;
+    Ok(Sent { moved: sent, total: sent, elapsed: started.elapsed() })
+}
+
+/// What an upload's source should deliver: from `offset`, up to `len` in all (when known), and
+/// a check that the source did not change while it was read (`None` when it did).
+struct Size<'a> {
     offset: u64,
-    len: u64,
-) -> Result<u64> {
+    len: Option<u64>,
+    unchanged: &'a dyn Fn() -> Option<()>,
+}
+
+/// Sends the data from `size.offset` on: `REST offset` + STOR when resuming (APPE when the
+/// server refuses REST), else STOR. Returns the bytes sent.
+fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn Read, size: &Size<'_>) -> Result<u64> {
     let remote = sanitize(&opts.remote);
+    let offset = size.offset;
     let pending = transfer::prepare(session, mode)?;
     let cmd = if offset > 0 {
         let reply = session.command(&Command::Rest(offset))?;
@@ -207,11 +300,25 @@ fn store(
         Command::Stor(opts.remote.clone())
     };
     let what = format!("the server refused the upload of {remote}");
-    let (_, mut stream) = transfer::start(session, pending, &cmd, &what)?;
-    let mut bar = opts.progress.file(Some(len), offset, &remote);
+    let (_, stream) = transfer::start(session, pending, &cmd, &what)?;
+    let mut bar = opts.progress.file(size.len, offset, &remote);
     let mut count = offset;
     let outcome = (|| {
-        if let Err(e) = transfer::send(session, &mut stream, source, &mut count, |n| bar.set(n)) {
+        let timeout = session.timeout();
+        let sent = send_all(stream, source, size, timeout, &mut count, |n| bar.set(n));
+        if let Err(e) = sent {
+            if let Some(changed) = e.downcast_ref::<Changed>() {
+                // The reset makes the server answer (426); read it so the connection stays in
+                // step for the next command, whatever it says.
+                if let Err(e) = session.read_reply() {
+                    log::debug!("no reply after the reset: {e:#}");
+                }
+                return Err(anyhow!(LocalChanged {
+                    local: shown(&opts.local),
+                    remote: remote.clone(),
+                    detail: changed.0.clone()
+                }));
+            }
             // A server that gives up (disk full, quota) closes the data connection and says
             // why on the control connection: its reason beats "broken pipe".
             if session.reply_waiting()? {
@@ -220,34 +327,86 @@ fn store(
             }
             return Err(e);
         }
-        // End of data is the end of the connection (RFC 959 stream mode).
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        drop(stream);
         transfer::finish(session)?;
         Ok(())
     })();
     bar.finish();
+    let local = shown(&opts.local);
+    let of_len = size.len.map_or_else(String::new, |len| format!(" of {len}"));
     match outcome {
         Ok(()) => Ok(count - offset),
+        Err(e) if e.downcast_ref::<LocalChanged>().is_some() => Err(e),
         // The server ended it on purpose (quota, size limit, disk full): resuming would not help.
         Err(e) if e.downcast_ref::<ServerError>().is_some() => Err(e.context(format!(
-            "the server refused the upload of {} to {remote} after {count} of {len} bytes",
-            opts.local.display()
+            "the server refused the upload of {local} to {remote} after {count}{of_len} bytes"
         ))),
+        Err(e) if size.len.is_none() => {
+            Err(e.context(format!("upload of {local} to {remote} stopped after {count} bytes")))
+        }
         Err(e) => Err(e.context(format!(
-            "upload of {} to {remote} stopped after {count} of {len} bytes (run the same command with --resume to continue)",
-            opts.local.display()
+            "upload of {local} to {remote} stopped after {count}{of_len} bytes (run the same command with --resume to continue)"
         ))),
     }
 }
 
+/// The source ended early or changed while it was sent (the detail says how).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Changed(String);
+
+/// Sends `source` on the data connection and ends it. Only a source that delivered exactly
+/// what `size` announced, and did not change meanwhile, ends with a clean close (FIN), which
+/// the server takes as the complete file; every other ending (an error, Ctrl-C, a source that
+/// ended early or changed) resets the connection (RST), so the server keeps nothing under the
+/// final name. A source longer than announced is sent only up to the announced size (the
+/// change check then fails).
+fn send_all(
+    mut stream: TcpStream,
+    source: &mut dyn Read,
+    size: &Size<'_>,
+    timeout: Duration,
+    count: &mut u64,
+    on_data: impl FnMut(u64),
+) -> Result<()> {
+    let sent = match size.len {
+        Some(len) => {
+            let mut limited = source.take(len.saturating_sub(size.offset));
+            transfer::send(timeout, &mut stream, &mut limited, count, on_data)
+        }
+        None => transfer::send(timeout, &mut stream, source, count, on_data),
+    };
+    let problem = match (sent, size.len) {
+        (Err(e), _) => Some(e),
+        (Ok(()), Some(len)) if *count < len => {
+            Some(anyhow!(Changed(format!("it ended after {count} of the {len} bytes it had when the upload started"))))
+        }
+        (Ok(()), Some(_)) if (size.unchanged)().is_none() => {
+            Some(anyhow!(Changed("its size or modification time changed while it was read".to_owned())))
+        }
+        (Ok(()), _) => None,
+    };
+    match problem {
+        Some(e) => {
+            transfer::abort(stream);
+            Err(e)
+        }
+        None => {
+            // End of data is the end of the connection (RFC 959 stream mode).
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            Ok(())
+        }
+    }
+}
+
 /// After the 226: the remote size must be the local one (when the server tells it), and the
-/// server's digest the local one (when it can hash).
+/// server's digest the local one (when it can hash). `path` is the local file when it can be
+/// read again (a server that answers with another digest than the one computed).
 fn check(
     session: &mut Session,
     opts: &PutOptions,
     len: u64,
     digest: Option<(verify::Method, verify::Digests)>,
+    path: Option<&Path>,
 ) -> Result<()> {
     match probe(session, &opts.remote)? {
         Remote::File(Some(size)) if size != len => bail!("the server holds {size} bytes, the local file {len}"),
@@ -255,7 +414,7 @@ fn check(
         _ => {}
     }
     match digest {
-        Some((method, digests)) => verify::check_upload(session, method, &opts.remote, &digests, &opts.local, len),
+        Some((method, digests)) => verify::check_upload(session, method, &opts.remote, &digests, path, len),
         None => Ok(()),
     }
 }
@@ -286,6 +445,55 @@ pub fn remote_name(local: &Path, to: Option<&str>, dir: Option<&str>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
+
+    /// Runs [`send_all`] from `source` with `size` to a loopback peer; returns what the peer
+    /// read and how its reading ended (`Ok(())` for a clean end of data).
+    fn send_to_peer(source: &[u8], size: &Size<'_>) -> (Result<()>, Vec<u8>, std::io::Result<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let end = peer.read_to_end(&mut got).map(drop);
+            (got, end)
+        });
+        let mut count = size.offset;
+        let sent = send_all(stream, &mut &source[..], size, Duration::from_secs(20), &mut count, |_| {});
+        let (got, end) = reader.join().unwrap();
+        (sent, got, end)
+    }
+
+    #[test]
+    fn only_a_complete_unchanged_source_ends_the_data_connection_cleanly() {
+        let data = b"0123456789";
+        let unchanged = || Some(());
+        let (sent, got, end) = send_to_peer(data, &Size { offset: 0, len: Some(10), unchanged: &unchanged });
+        assert!(sent.is_ok() && end.is_ok());
+        assert_eq!(got, data);
+        // A file that shrank while it was read: fewer bytes than announced.
+        let (sent, _, end) = send_to_peer(&data[..4], &Size { offset: 0, len: Some(10), unchanged: &unchanged });
+        let why = sent.unwrap_err().to_string();
+        assert_eq!(why, "it ended after 4 of the 10 bytes it had when the upload started");
+        assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+        // Resuming from 6: 4 bytes are due; 3 is short.
+        let (sent, _, end) = send_to_peer(&data[..3], &Size { offset: 6, len: Some(10), unchanged: &unchanged });
+        assert!(sent.unwrap_err().to_string().contains("after 9 of the 10 bytes"));
+        assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+        // The right length, but the file changed meanwhile.
+        let (sent, _, end) = send_to_peer(data, &Size { offset: 0, len: Some(10), unchanged: &|| None });
+        assert!(sent.unwrap_err().to_string().contains("modification time changed"));
+        assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+        // A file that grew: only the announced bytes go, and the change check resets.
+        let (sent, _, end) = send_to_peer(b"0123456789ab", &Size { offset: 0, len: Some(10), unchanged: &|| None });
+        assert!(sent.is_err());
+        assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+        // A pipe has no size: its end is the end of data.
+        let (sent, got, end) = send_to_peer(data, &Size { offset: 0, len: None, unchanged: &unchanged });
+        assert!(sent.is_ok() && end.is_ok());
+        assert_eq!(got, data);
+    }
 
     #[test]
     fn names_remote_files() {

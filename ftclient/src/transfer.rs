@@ -247,7 +247,7 @@ pub fn receive(
 /// takes bytes, so after an error it says how far the upload got; `on_data` sees the running
 /// total (progress bars).
 pub fn send(
-    session: &Session,
+    timeout: std::time::Duration,
     stream: &mut TcpStream,
     source: &mut dyn Read,
     count: &mut u64,
@@ -263,7 +263,7 @@ pub fn send(
             Err(e) => return Err(e).context("cannot read the local file"),
         };
         let mut sent = 0;
-        let mut deadline = Instant::now() + session.timeout();
+        let mut deadline = Instant::now() + timeout;
         while sent < n {
             interrupt::check()?;
             match stream.write(&buf[sent..n]) {
@@ -272,11 +272,11 @@ pub fn send(
                     sent += k;
                     *count += k as u64;
                     on_data(*count);
-                    deadline = Instant::now() + session.timeout();
+                    deadline = Instant::now() + timeout;
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     if Instant::now() >= deadline {
-                        bail!("the server took no data within {} s", session.timeout().as_secs());
+                        bail!("the server took no data within {} s", timeout.as_secs());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -284,6 +284,17 @@ pub fn send(
             }
         }
     }
+}
+
+/// Ends a data connection with a reset (RST) instead of a clean close (FIN). In stream mode a
+/// clean close means "that was the whole file" (RFC 959 3.4.1): an upload that went wrong must
+/// not end that way, or the server would store the part it got as the complete file.
+pub fn abort(stream: TcpStream) {
+    // SO_LINGER with a zero timeout makes close() discard unsent data and send RST.
+    if let Err(e) = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO)) {
+        log::warn!("cannot reset the data connection ({e}); closing it");
+    }
+    drop(stream);
 }
 
 /// Reads the reply that ends a transfer and requires 226 or 250.

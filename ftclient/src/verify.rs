@@ -306,11 +306,38 @@ pub fn check_upload(
     method: Method,
     remote: &str,
     local: &Digests,
-    path: &Path,
+    path: Option<&Path>,
     len: u64,
 ) -> Result<()> {
     let server = server_hash(session, method, remote, len);
-    compare_all(None, local, server, Some(path))
+    compare_all(None, local, server, path)
+}
+
+/// A reader that computes digests of what passes through it: an upload from a pipe is read
+/// once, so it is hashed on its way to the server.
+pub struct HashingReader<R> {
+    inner: R,
+    hashers: Hashers,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Hashes what is read from `inner` with `algos`.
+    pub fn new(inner: R, algos: &[Algo]) -> Self {
+        HashingReader { inner, hashers: Hashers::new(algos) }
+    }
+
+    /// The digests of everything read.
+    pub fn finish(self) -> Digests {
+        self.hashers.finish()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hashers.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// A writer that computes digests of what passes through it. Expensive digests run on a
@@ -468,9 +495,21 @@ fn compare_all(
     Ok(())
 }
 
+/// A digest that did not match.
+#[derive(Debug, thiserror::Error)]
+#[error("checksum mismatch: {source_name} is {expected} but the file's is {actual}")]
+pub struct Mismatch {
+    /// Where the expected digest came from (`--checksum`, `the server's SHA-256`).
+    pub source_name: String,
+    /// The expected digest, hex.
+    pub expected: String,
+    /// The file's digest, hex.
+    pub actual: String,
+}
+
 fn compare(source: &str, expected: &[u8], actual: &[u8]) -> Result<()> {
     if expected != actual {
-        bail!("checksum mismatch: {source} is {} but the file's is {}", hex(expected), hex(actual));
+        return Err(Mismatch { source_name: source.to_owned(), expected: hex(expected), actual: hex(actual) }.into());
     }
     Ok(())
 }

@@ -481,3 +481,47 @@ fn a_remote_directory_that_cannot_be_listed_fails_alone() {
     assert_eq!(std::fs::read(dir.path().join("t/top.txt")).unwrap(), b"hello");
     assert_eq!(std::fs::read(dir.path().join("t/good/x.txt")).unwrap(), b"hello");
 }
+
+#[test]
+fn a_local_file_that_shrinks_during_an_upload_resets_the_data_connection() {
+    // The server takes a clean close of the data connection as the end of the file: a file
+    // that shrinks while it is sent must end with a reset, or the server would store the part
+    // it got under the final name.
+    let (read_some, started) = std::sync::mpsc::channel();
+    let (truncated, go_on) = std::sync::mpsc::channel::<()>();
+    let (ended, how) = std::sync::mpsc::channel();
+    let stor: crate::fake::Retr = Box::new(move |conn: &mut Conn, _| {
+        conn.reply(150, "Ok to send data.");
+        let mut data = conn.open_data();
+        data.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut first = vec![0u8; 64 << 10];
+        std::io::Read::read_exact(&mut data, &mut first).unwrap();
+        read_some.send(()).unwrap();
+        go_on.recv().unwrap();
+        let end = std::io::copy(&mut data, &mut std::io::sink()).map(drop);
+        let reset = end.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset);
+        ended.send(end.map_err(|e| e.kind())).unwrap();
+        if reset {
+            conn.reply(426, "Connection closed; transfer aborted.");
+        } else {
+            conn.reply(226, "Transfer complete.");
+        }
+    });
+    let fake = Fake::start(Script::default(), 1, stor);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("shrink.bin");
+    // Sparse: 64 MiB that cost no disk, far more than the socket buffers hold.
+    std::fs::File::create(&local).unwrap().set_len(64 << 20).unwrap();
+    let port = fake.port.to_string();
+    let child = crate::support::spawn_ftclient(dir.path(), &["127.0.0.1", &port, "-p", "shrink.bin", "--to", "s.bin"]);
+    started.recv_timeout(LIMIT).expect("the upload never started");
+    // The client has read at least its first megabyte: whatever it reads next is past the end.
+    std::fs::File::options().write(true).open(&local).unwrap().set_len(1000).unwrap();
+    truncated.send(()).unwrap();
+    let run = wait_output(child);
+    assert_eq!(how.recv_timeout(LIMIT).unwrap(), Err(std::io::ErrorKind::ConnectionReset));
+    let run = run.fails_with("shrink.bin changed during the upload (it ended after ");
+    assert!(run
+        .stderr
+        .contains("of the 67108864 bytes it had when the upload started); nothing was stored under s.bin"));
+}

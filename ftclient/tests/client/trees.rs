@@ -404,3 +404,79 @@ fn a_taken_data_port_leaves_its_files_to_the_other_connections() {
     );
     assert_same(&digest(&dir.path().join("tree")), &digest(&root.path().join("tree")), "copy");
 }
+
+#[test]
+fn a_resumed_upload_onto_a_foreign_partial_says_the_remote_file_differs() {
+    let root = tempfile::tempdir().unwrap();
+    let server = writable_ftserver(root.path(), false);
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes(100_000, 8);
+    std::fs::write(dir.path().join("f.bin"), &data).unwrap();
+    // The hidden partial on the server holds other bytes than the local file's start.
+    std::fs::write(root.path().join(".f.bin.ftpart"), bytes(40_000, 12)).unwrap();
+    let run = ftclient(dir.path(), &["127.0.0.1", &port, "-p", "f.bin", "--resume"]);
+    let run = run.fails_with("the server's f.bin now differs from f.bin: the 40000 bytes already on the server");
+    assert!(run.stderr.contains("upload it again with --overwrite"), "{}", run.stderr);
+}
+
+/// Runs `ftclient 127.0.0.1 PORT args...` in `dir` with `input` on its stdin.
+fn ftclient_with_stdin(dir: &Path, port: &str, args: &[&str], input: &[u8]) -> Run {
+    let mut all = vec!["127.0.0.1", port];
+    all.extend_from_slice(args);
+    let mut child = std::process::Command::new(crate::support::client_bin())
+        .args(&all)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A writer thread: the pipe holds only 64 KiB, so the client must be reading meanwhile.
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let run = crate::support::wait_output(child);
+    let _ = writer.join().unwrap();
+    run
+}
+
+#[test]
+fn uploads_from_stdin_and_fifos_are_streamed_once_and_verified() {
+    let root = tempfile::tempdir().unwrap();
+    let server = writable_ftserver(root.path(), false);
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = bytes((2 << 20) + 77, 11);
+    let up = ftclient_with_stdin(dir.path(), &port, &["-p", "-", "--to", "in.bin", "-v"], &data).ok();
+    assert!(up.stderr.contains("CRC32 matches the server's"), "{}", up.stderr);
+    assert!(up.stderr.contains("uploaded standard input as in.bin"), "{}", up.stderr);
+    assert_eq!(std::fs::read(root.path().join("in.bin")).unwrap(), data);
+
+    // A FIFO: the client opens it and reads it once; a writer thread feeds it.
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let feed = {
+        let (fifo, data) = (fifo.clone(), data.clone());
+        std::thread::spawn(move || std::fs::write(fifo, data))
+    };
+    let up = ftclient(dir.path(), &["127.0.0.1", &port, "-p", "fifo", "--to", "f.bin", "-v"]).ok();
+    feed.join().unwrap().unwrap();
+    assert!(up.stderr.contains("CRC32 matches the server's"), "{}", up.stderr);
+    assert_eq!(std::fs::read(root.path().join("f.bin")).unwrap(), data);
+
+    // Usage errors: stdin needs a name; neither can be resumed.
+    for (args, needle) in [
+        (&["-p", "-"][..], "-p - (stdin) needs --to REMOTE_FILE"),
+        (&["-p", "-", "--to", "x", "--resume"], "--resume cannot be used with -p - (stdin)"),
+        (&["-p", "fifo", "--resume"], "--resume cannot be used with -p fifo"),
+        (&["-r", "-p", "-"], "-r cannot be used with -p - (stdin)"),
+    ] {
+        let run = ftclient_with_stdin(dir.path(), &port, args, b"");
+        assert_eq!(run.code(), 2, "{args:?}: {run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+}

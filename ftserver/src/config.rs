@@ -33,7 +33,8 @@ pub struct Config {
     pub max_clients: usize,
     /// The most simultaneous control connections from one IP address; more get `421`.
     pub max_per_ip: usize,
-    /// A control connection silent for this long gets `421` and is closed.
+    /// A client that has not completed its next command line this long after the server began
+    /// waiting for it gets `421` and is closed (however many bytes of the line it sent).
     pub idle_timeout: Duration,
     /// Accept/connect timeout for data connections, and the write timeout while sending.
     pub data_timeout: Duration,

@@ -65,7 +65,8 @@ struct Args {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_per_ip: usize,
 
-    /// Disconnect a client that sends nothing for this many seconds (1 to 31536000, a year).
+    /// Disconnect a client that does not complete its next command within this many seconds
+    /// (1 to 31536000, a year).
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     idle_timeout: u64,
 

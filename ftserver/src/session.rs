@@ -13,12 +13,43 @@ use common::path::VirtualPath;
 use common::text::sanitize;
 use common::{Command, Control, ControlError, ParseError, Reply, MAX_COMMAND_LINE};
 use log::{debug, info, warn};
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 mod write;
+
+/// The control socket as the session reads it: every read ends at the deadline of the command
+/// line being read. A read timeout alone restarts with every byte, so a client dribbling one
+/// byte at a time (never a whole line) would hold its connection, and a slot under
+/// `--max-clients`/`--max-per-ip`, for ever; vsftpd bounds each command the same way.
+struct ControlSocket {
+    stream: TcpStream,
+    /// When the line being read must be complete (`--idle-timeout` after the wait began).
+    deadline: Instant,
+}
+
+impl Read for ControlSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no complete command within the idle timeout"));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for ControlSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
 
 /// What to do after a command.
 enum Flow {
@@ -28,7 +59,7 @@ enum Flow {
 
 /// The state of one control connection.
 pub(crate) struct Session<'a> {
-    ctrl: Control<TcpStream>,
+    ctrl: Control<ControlSocket>,
     peer: SocketAddr,
     /// The control socket's local address: passive listeners bind here.
     local: SocketAddr,
@@ -137,14 +168,13 @@ impl<'a> Session<'a> {
         let timeouts = socket2::SockRef::from(&stream)
             .set_out_of_band_inline(true)
             .and_then(|()| stream.set_nodelay(true))
-            .and_then(|()| stream.set_read_timeout(Some(shared.config.idle_timeout)))
             .and_then(|()| stream.set_write_timeout(Some(shared.config.idle_timeout)));
         if let Err(e) = timeouts {
             warn!("{peer}: session {id}: cannot set timeouts: {e}");
             return;
         }
         let mut session = Session {
-            ctrl: Control::new(stream, MAX_COMMAND_LINE),
+            ctrl: Control::new(ControlSocket { stream, deadline: Instant::now() }, MAX_COMMAND_LINE),
             peer,
             local,
             shared,
@@ -178,6 +208,7 @@ impl<'a> Session<'a> {
             return format!("cannot greet: {e}");
         }
         loop {
+            self.ctrl.get_mut().deadline = crate::config::deadline_after(self.shared.config.idle_timeout);
             let read = self.ctrl.read_command();
             if self.stopping() {
                 let _ = self.reply(421, "Server shutting down.");
@@ -575,7 +606,7 @@ impl<'a> Session<'a> {
         self.reply(150, format!("Opening {mode} mode data connection for {name} ({} bytes).", size - offset))?;
         let started = Instant::now();
         let announced = size - offset;
-        let control = self.ctrl.get_ref();
+        let control = &self.ctrl.get_ref().stream;
         let mut abor = false;
         // Zero copy costs a loopback receiver more than it saves us (see `data::send_file`).
         let zero_copy = !stream.peer_addr().is_ok_and(|a| canonical_ip(a.ip()).is_loopback());
@@ -740,7 +771,7 @@ impl<'a> Session<'a> {
             return self.reply(450, "Too many files are being hashed; try again later.");
         };
         let started = Instant::now();
-        let control = self.ctrl.get_ref();
+        let control = &self.ctrl.get_ref().stream;
         let result = hash::digest(&mut file, algorithm, || !self.stopping() && !client_spoke(control));
         // Free the slot before replying, so a client that hears the reply can start another job.
         drop(slot);

@@ -207,7 +207,7 @@ impl Session<'_> {
         self.reply(150, opening)?;
         let started = Instant::now();
         let room = config.max_upload_size.map(|max| max.saturating_sub(upload.offset()));
-        let control = self.ctrl.get_ref();
+        let control = &self.ctrl.get_ref().stream;
         let mut abor = false;
         // A client that chose a HASH algorithm will ask for the digest next: compute it from the
         // bytes on their way to the disk (only a whole file, not a resumed one).

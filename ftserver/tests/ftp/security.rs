@@ -138,6 +138,34 @@ fn idle_clients_are_disconnected() {
     assert!(rest.is_empty());
 }
 
+/// The idle timeout bounds each command line, not the gap between bytes: a client dribbling
+/// one byte at a time and never finishing a line is disconnected like a silent one (before
+/// login here), instead of holding its slot for ever. The reply is awaited for five times the
+/// timeout while the bytes keep coming.
+#[test]
+fn a_client_dribbling_bytes_is_disconnected_at_the_idle_timeout() {
+    let idle = Duration::from_secs(2);
+    let server = TestServer::start_with("127.0.0.1", |c| c.idle_timeout = idle);
+    let mut raw = server.raw();
+    raw.ctrl.get_ref().set_read_timeout(Some(idle * 5)).unwrap();
+    let mut dribble = raw.ctrl.get_ref().try_clone().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let dribbler = std::thread::spawn(move || {
+        for byte in b"NOOP".iter().cycle().take(300) {
+            if stopped.load(std::sync::atomic::Ordering::SeqCst) || dribble.write_all(&[*byte]).is_err() {
+                break;
+            }
+            // The pace of the dribble (a byte every 100 ms), not a synchronisation.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let reply = raw.reply();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dribbler.join().unwrap();
+    assert_eq!(reply.code, 421, "{reply:?}");
+}
+
 fn assert_refused_with_421(server: &TestServer) {
     let mut stream = TcpStream::connect(server.addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

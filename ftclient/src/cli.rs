@@ -21,6 +21,7 @@ Examples:
   ftclient 127.0.0.1 2121 -p report.pdf          upload report.pdf into the login directory
   ftclient 127.0.0.1 2121 -p a.txt --to in/b.txt upload a.txt as in/b.txt
   ftclient 127.0.0.1 2121 -p big.iso --resume    continue an interrupted upload
+  tar c dir | ftclient 127.0.0.1 2121 -p - --to dir.tar   upload standard input as dir.tar
   ftclient 127.0.0.1 2121 -r -g photos           copy the remote tree photos/ to ./photos
   ftclient 127.0.0.1 2121 -r -p site --parallel 8  upload the tree ./site as site/, 8 at once
   ftclient --tftp 10.0.0.5 69 -g pxelinux.0      get a file over TFTP (blksize 1468, window 16)
@@ -33,6 +34,9 @@ Uploads never replace a remote file either: the client checks with MLST or SIZE 
 refuses unless --overwrite is given (and the server must allow it too). Both directions are
 checked with the server's HASH (or XCRC, XSHA256, ...) when it offers one, using the cheapest
 digest it has (CRC32 first) unless --hash names one.
+
+If the local file changes while it is uploaded (it ends early, or its size or modification time
+changes), the data connection is reset, so the server keeps nothing under the remote name.
 
 Downloads are not synced to disk (like curl, wget and lftp): the rename after the checks means
 no incomplete file is ever seen under the final name. --fsync also makes each file durable
@@ -77,7 +81,9 @@ pub struct Cli {
     #[arg(short = 'g', long = "get", value_name = "REMOTE_FILE", value_parser = parse_line_arg)]
     pub get: Option<String>,
 
-    /// Upload LOCAL_FILE (with -r: the directory LOCAL_DIR and everything in it).
+    /// Upload LOCAL_FILE (with -r: the directory LOCAL_DIR and everything in it). '-' reads
+    /// standard input (with --to NAME); standard input, FIFOs and devices are read once and
+    /// cannot be resumed.
     #[arg(short = 'p', long = "put", value_name = "LOCAL_FILE")]
     pub put: Option<PathBuf>,
 
@@ -159,7 +165,9 @@ pub struct Cli {
     #[arg(long, default_value = "ftclient@", value_parser = parse_password)]
     pub password: String,
 
-    /// Seconds to wait when connecting, for each reply and for the data connection.
+    /// Seconds to wait when connecting, for each reply and for the data connection. With
+    /// --tftp: the longest the server may stay silent (the request and lost blocks are still
+    /// resent after 1 s, 2 s, 4 s, ...) before the transfer is given up.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
 

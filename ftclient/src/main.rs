@@ -212,7 +212,12 @@ fn run(cli: &Cli) -> Result<()> {
 fn run_tftp(cli: &Cli) -> Result<()> {
     let job = tftpfile::TftpJob {
         server: tftpfile::resolve(&cli.host, cli.port)?,
-        options: tftp::TftpOptions { blksize: cli.blksize, windowsize: cli.windowsize, ..Default::default() },
+        options: tftp::TftpOptions {
+            blksize: cli.blksize,
+            windowsize: cli.windowsize,
+            give_up: Duration::from_secs(cli.timeout),
+            ..Default::default()
+        },
         overwrite: cli.overwrite,
         fsync: cli.fsync,
         progress: Progress::single(cli.quiet),

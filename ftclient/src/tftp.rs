@@ -28,6 +28,9 @@ pub struct TftpOptions {
     pub timeout: Duration,
     /// Retransmissions of one packet before giving up.
     pub retries: u32,
+    /// The longest silence of the server: with no datagram from it for this long, the
+    /// transfer is given up, however many retransmissions are left (`--timeout`).
+    pub give_up: Duration,
     /// Octet or netascii.
     pub mode: Mode,
 }
@@ -36,7 +39,14 @@ impl Default for TftpOptions {
     /// Defaults for speed on a LAN: Ethernet-sized blocks (1468 fits a 1500-byte MTU) and a
     /// window of 16.
     fn default() -> Self {
-        TftpOptions { blksize: 1468, windowsize: 16, timeout: Duration::from_secs(1), retries: 5, mode: Mode::Octet }
+        TftpOptions {
+            blksize: 1468,
+            windowsize: 16,
+            timeout: Duration::from_secs(1),
+            retries: 5,
+            give_up: Duration::from_secs(30),
+            mode: Mode::Octet,
+        }
     }
 }
 
@@ -67,6 +77,9 @@ pub enum TftpError {
     /// No answer after all retransmissions.
     #[error("no answer from {0} after {1} retransmissions")]
     TimedOut(SocketAddr, u32),
+    /// No datagram from the server for [`TftpOptions::give_up`] (whole seconds).
+    #[error("no answer from {0} within {1} s")]
+    Silent(SocketAddr, u64),
     /// The server broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -134,6 +147,10 @@ struct Client {
     peer: Option<SocketAddr>,
     timeout: Duration,
     retries: u32,
+    /// See [`TftpOptions::give_up`].
+    give_up: Duration,
+    /// When the server was last heard from (or the request first sent).
+    heard: Instant,
 }
 
 impl Client {
@@ -150,6 +167,8 @@ impl Client {
             peer: None,
             timeout: opts.timeout.max(Duration::from_millis(10)),
             retries: opts.retries,
+            give_up: opts.give_up,
+            heard: Instant::now(),
         })
     }
 
@@ -188,19 +207,27 @@ impl Client {
 
     /// Waits until `deadline` for a datagram from the server (any port until its TID is known,
     /// then only the TID; strangers get error 5) into `buf`. Returns its length, `None` at the
-    /// deadline.
+    /// deadline, and [`TftpError::Silent`] once the server has been silent for `give_up`.
     fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Option<usize>, TftpError> {
         loop {
             let now = Instant::now();
+            let give_up_at = self.heard + self.give_up;
+            if now >= give_up_at {
+                return Err(TftpError::Silent(self.peer.unwrap_or(self.server), self.give_up.as_secs()));
+            }
             if now >= deadline {
                 return Ok(None);
             }
-            self.socket.set_read_timeout(Some(deadline - now))?;
+            self.socket.set_read_timeout(Some(deadline.min(give_up_at) - now))?;
             match self.socket.recv_from(buf) {
                 Ok((len, from)) => match self.peer {
-                    Some(peer) if peer == from => return Ok(Some(len)),
+                    Some(peer) if peer == from => {
+                        self.heard = Instant::now();
+                        return Ok(Some(len));
+                    }
                     None if from.ip() == self.server.ip() => {
                         self.peer = Some(from);
+                        self.heard = Instant::now();
                         return Ok(Some(len));
                     }
                     _ => {
@@ -219,6 +246,7 @@ impl Client {
     fn start(&mut self, request: &[u8]) -> Result<First, TftpError> {
         let mut buf = vec![0u8; tftp::MAX_PACKET + 1];
         let mut retries = 0;
+        self.heard = Instant::now();
         loop {
             self.send(request)?;
             let deadline = Instant::now() + tftp::backoff(self.timeout, retries);

@@ -165,7 +165,7 @@ fn exists(job: &TftpJob, remote: &str) -> Result<Option<bool>> {
         Ok(_) => Ok(Some(true)),
         Err(TftpError::Io(e)) if e.get_ref().is_some_and(|inner| inner.is::<Seen>()) => Ok(Some(true)),
         Err(TftpError::Server { code: 1, .. }) => Ok(Some(false)),
-        Err(e @ (TftpError::TimedOut(..) | TftpError::Io(_))) => {
+        Err(e @ (TftpError::TimedOut(..) | TftpError::Silent(..) | TftpError::Io(_))) => {
             Err(anyhow::Error::new(e).context("the TFTP server does not answer"))
         }
         Err(e) => {

@@ -141,3 +141,21 @@ fn gets_and_puts_against_tftpd_hpa() {
     let run = tftp(dir.path(), port, &["-g", "big.bin"]).ok();
     assert!(run.stderr.contains("blksize 1468, windowsize 1"), "{}", run.stderr);
 }
+
+#[test]
+fn a_silent_server_is_given_up_after_the_timeout() {
+    // A socket that takes the requests and never answers (a closed port would answer with
+    // ICMP instead). The client resends on its own timer; --timeout bounds the whole silence.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    tftp(dir.path(), port, &["--timeout", "1", "-g", "x"])
+        .fails_with(&format!("no answer from 127.0.0.1:{port} within 1 s"));
+    std::fs::write(dir.path().join("up.bin"), b"data").unwrap();
+    tftp(dir.path(), port, &["--timeout", "2", "-p", "up.bin"])
+        .fails_with(&format!("no answer from 127.0.0.1:{port} within 2 s"));
+    let mut buf = [0u8; 600];
+    silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(silent.recv(&mut buf).is_ok(), "the requests reached the silent socket");
+    assert!(dir_names(dir.path()).iter().all(|n| n == "up.bin"), "{:?}", dir_names(dir.path()));
+}

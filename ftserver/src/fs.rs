@@ -136,13 +136,14 @@ impl Root {
         fs::metadata(self.resolve(vpath)?).map_err(FsError::from_io)
     }
 
-    /// Checks that `vpath` is a directory (for `CWD`).
+    /// Checks that `vpath` is a directory the server may list (for `CWD`): a directory it may
+    /// not read would be entered and then fail every listing.
     pub fn require_dir(&self, vpath: &VirtualPath) -> Result<(), FsError> {
-        if self.metadata(vpath)?.is_dir() {
-            Ok(())
-        } else {
-            Err(FsError::NotADirectory)
+        let real = self.resolve(vpath)?;
+        if !fs::metadata(&real).map_err(FsError::from_io)?.is_dir() {
+            return Err(FsError::NotADirectory);
         }
+        fs::read_dir(&real).map(drop).map_err(FsError::from_io)
     }
 
     /// Opens a regular file for reading, with its metadata.

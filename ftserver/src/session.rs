@@ -441,10 +441,12 @@ impl<'a> Session<'a> {
         self.cwd.join(arg).map_err(|e| format!("{}: {e}.", sanitize(arg)))
     }
 
-    /// Replies 550 for a path error.
+    /// Replies 550 for a path error, naming the path as the client gave it (the current
+    /// directory when it gave none, as with a bare MLSD).
     fn fs_error(&mut self, shown: &str, err: &FsError) -> io::Result<()> {
-        debug!("{}: {}: {err}", self.peer, sanitize(shown));
-        self.reply(err.reply_code(), format!("{}: {}.", sanitize(shown), capitalise(&err.to_string())))
+        let shown = if shown.is_empty() { self.cwd.to_string() } else { sanitize(shown) };
+        debug!("{}: {shown}: {err}", self.peer);
+        self.reply(err.reply_code(), format!("{shown}: {}.", capitalise(&err.to_string())))
     }
 
     fn cwd(&mut self, arg: &str) -> io::Result<()> {

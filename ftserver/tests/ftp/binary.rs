@@ -347,6 +347,18 @@ fn hundreds_of_concurrent_sessions() {
     assert!(peak < 256 * 1024, "peak RSS {peak} kB");
 }
 
+/// Starts ftserver serving `root` through `setpriv`, without the two capabilities that bypass
+/// file permissions (tests run as root, whose CAP_DAC_OVERRIDE reads anything).
+fn start_without_dac_caps(root: &Path) -> Running {
+    let drop_caps = "-dac_override,-dac_read_search";
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", drop_caps, "--inh-caps", drop_caps, env!("CARGO_BIN_EXE_ftserver")])
+        .args(["-q", "--bind", "127.0.0.1", "--root"])
+        .arg(root)
+        .arg("0");
+    start_command(cmd, root)
+}
+
 /// A file the server process may not read gets 550, and the session (and everyone else) goes
 /// on. Tests run as root, whose CAP_DAC_OVERRIDE reads anything, so the server is started
 /// through `setpriv` without the two capabilities that bypass file permissions.
@@ -357,13 +369,7 @@ fn unreadable_file_is_550_and_others_are_unaffected() {
     std::fs::write(dir.path().join("open.txt"), b"hello").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path().join("locked.txt"), std::fs::Permissions::from_mode(0o000)).unwrap();
-    let drop_caps = "-dac_override,-dac_read_search";
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--bounding-set", drop_caps, "--inh-caps", drop_caps, env!("CARGO_BIN_EXE_ftserver")])
-        .args(["-q", "--bind", "127.0.0.1", "--root"])
-        .arg(dir.path())
-        .arg("0");
-    let server = start_command(cmd, dir.path());
+    let server = start_without_dac_caps(dir.path());
 
     let mut other = Raw::connect(server.addr);
     other.login();
@@ -378,4 +384,30 @@ fn unreadable_file_is_550_and_others_are_unaffected() {
     other.cmd("TYPE I");
     assert_eq!(other.passive_transfer("RETR open.txt"), b"hello");
     raw.expect("SIZE locked.txt", 213);
+}
+
+/// A directory the server process may not read (mode 700, another owner) cannot be entered:
+/// CWD answers 550 naming it, instead of 250 and then failing every listing. A listing that
+/// fails in the current directory names that directory, never an empty path.
+#[test]
+fn an_unreadable_directory_is_refused_by_cwd() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["noread", "later"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let noread = dir.path().join("noread");
+    std::os::unix::fs::chown(&noread, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&noread, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let server = start_without_dac_caps(dir.path());
+
+    let mut raw = Raw::connect(server.addr);
+    raw.login();
+    assert_eq!(raw.expect("CWD noread", 550).text(), "noread: Permission denied.");
+    assert_eq!(raw.expect("PWD", 257).text(), "\"/\" is the current directory");
+    raw.expect("CWD later", 250);
+    std::fs::set_permissions(dir.path().join("later"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let _data = raw.pasv_connect();
+    assert_eq!(raw.expect("MLSD", 550).text(), "/later: Permission denied.");
+    assert_eq!(raw.expect("NLST ../noread", 550).text(), "../noread: Permission denied.");
 }

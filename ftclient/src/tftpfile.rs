@@ -192,15 +192,15 @@ pub fn put(job: &TftpJob, local: &Path, remote: &str) -> Result<String> {
             ),
         }
     }
-    let len = meta.len();
+    // A FIFO or a device has no size in advance: it is sent until its end, without tsize.
+    let len = meta.is_file().then(|| meta.len());
     let started = Instant::now();
     let mut source = Interruptible(file);
     let mut bar = LazyBar { progress: &job.progress, label: shown.clone(), bar: None };
-    let result =
-        tftp::put(job.server, remote, &mut source, Some(len), &job.options, &mut |n, _| bar.update(n, Some(len)));
+    let result = tftp::put(job.server, remote, &mut source, len, &job.options, &mut |n, _| bar.update(n, len));
     bar.finish();
     let outcome = result.with_context(|| format!("tftp upload of {} to {shown} failed", local.display()))?;
-    if outcome.bytes != len {
+    if let Some(len) = len.filter(|&len| outcome.bytes != len) {
         bail!("tftp upload of {} to {shown} sent {} of {len} bytes", local.display(), outcome.bytes);
     }
     Ok(format!(

@@ -159,3 +159,20 @@ fn a_silent_server_is_given_up_after_the_timeout() {
     assert!(silent.recv(&mut buf).is_ok(), "the requests reached the silent socket");
     assert!(dir_names(dir.path()).iter().all(|n| n == "up.bin"), "{:?}", dir_names(dir.path()));
 }
+
+#[test]
+fn a_fifo_is_uploaded_until_its_end_without_a_size() {
+    let root = tempfile::tempdir().unwrap();
+    let server = ftserver_tftp(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let data = bytes(200_003, 4);
+    let feed = {
+        let (fifo, data) = (fifo.clone(), data.clone());
+        std::thread::spawn(move || std::fs::write(fifo, data))
+    };
+    tftp(dir.path(), server.local_addr().port(), &["-p", "fifo", "--to", "piped.bin"]).ok();
+    feed.join().unwrap().unwrap();
+    assert_eq!(std::fs::read(root.path().join("piped.bin")).unwrap(), data);
+}

@@ -193,7 +193,7 @@ pub fn put(job: &TftpJob, local: &Path, remote: &str) -> Result<String> {
         }
     }
     // A FIFO or a device has no size in advance: it is sent until its end, without tsize.
-    let len = meta.is_file().then(|| meta.len());
+    let len = meta.is_file().then_some(meta.len());
     let started = Instant::now();
     let mut source = Interruptible(file);
     let mut bar = LazyBar { progress: &job.progress, label: shown.clone(), bar: None };

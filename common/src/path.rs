@@ -95,6 +95,13 @@ impl fmt::Display for VirtualPath {
     }
 }
 
+/// Does `arg` end as only a directory's name can, with `/` or `/.` (`a.txt/`, `a.txt/.`)?
+/// [`VirtualPath::join`] drops such endings, so a command that acts on a file looks at its
+/// argument with this to refuse `a.txt/` unless it is a directory.
+pub fn names_a_directory(arg: &str) -> bool {
+    arg.ends_with('/') || arg.ends_with("/.")
+}
+
 /// Quotes a path for a `257` reply: `"` + path with every `"` doubled + `"`.
 pub fn quote(path: &str) -> String {
     format!("\"{}\"", path.replace('"', "\"\""))
@@ -148,6 +155,16 @@ mod tests {
         check("/", "a\nb", Err(PathError::ControlCharacter));
         check("/", "a\0b", Err(PathError::ControlCharacter));
         check("/", &"x".repeat(256), Err(PathError::ComponentTooLong));
+    }
+
+    #[test]
+    fn tells_directory_endings() {
+        for (arg, dir) in
+            [("a.txt", false), ("a.txt/", true), ("a.txt/.", true), ("a.txt//", true), ("/", true), (".", false)]
+        {
+            assert_eq!(names_a_directory(arg), dir, "{arg}");
+        }
+        assert!(!names_a_directory("a/..") && !names_a_directory(".hidden") && !names_a_directory("a/.b"));
     }
 
     #[test]

@@ -88,11 +88,9 @@ pub fn get(
     opts: &TreeOptions,
 ) -> Result<()> {
     session.binary()?;
-    let walk = walk_remote(&mut session, mode, remote_root)?;
+    let mut walk = walk_remote(&mut session, mode, remote_root)?;
     std::fs::create_dir_all(local_root).with_context(|| format!("cannot create {}", local_root.display()))?;
-    for dir in &walk.dirs {
-        make_local_dir(&local_path(local_root, dir))?;
-    }
+    make_dirs(&mut walk, |dir| make_local_dir(&local_path(local_root, dir)))?;
     transfer_all(session, login, mode, walk, opts, "downloaded", |file, progress| {
         let (dir, name) = file.rel.rsplit_once('/').unwrap_or(("", &file.rel));
         JobKind::Get(Box::new(GetOptions {
@@ -120,12 +118,17 @@ pub fn put(
     remote_root: &str,
     opts: &TreeOptions,
 ) -> Result<()> {
-    let walk = walk_local(local_root)?;
+    let mut walk = walk_local(local_root)?;
     let home = pwd(&mut session)?;
     make_remote_dir(&mut session, remote_root, &home)?;
-    for dir in &walk.dirs {
-        make_remote_dir(&mut session, &remote_join(remote_root, dir), &home)?;
-    }
+    make_dirs(&mut walk, |dir| {
+        let made = make_remote_dir(&mut session, &remote_join(remote_root, dir), &home);
+        // A refusal (a reply) is about this directory; anything else (the connection) is not.
+        match made {
+            Err(e) if e.downcast_ref::<ServerError>().is_none() => Err(Fatal(e).into()),
+            other => other,
+        }
+    })?;
     transfer_all(session, login, mode, walk, opts, "uploaded", |file, progress| {
         JobKind::Put(Box::new(PutOptions {
             local: file.local.clone().unwrap_or_else(|| local_path(local_root, &file.rel)),
@@ -137,6 +140,41 @@ pub fn put(
             progress: progress.clone(),
         }))
     })
+}
+
+/// An error that ends the whole tree transfer, not just one directory.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+struct Fatal(anyhow::Error);
+
+/// Creates the walked directories (parents first) with `make`. A directory that cannot be
+/// created is one failure: what is under it is not tried, and each of its files is listed as
+/// failed too. Only a [`Fatal`] error from `make` ends the whole transfer.
+fn make_dirs(walk: &mut Walk, mut make: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let under = |path: &str, dir: &str| path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'));
+    let mut failed: Vec<String> = Vec::new();
+    for dir in &walk.dirs {
+        if failed.iter().any(|f| under(dir, f)) {
+            continue;
+        }
+        match make(dir) {
+            Ok(()) => {}
+            Err(e) => match e.downcast::<Fatal>() {
+                Ok(Fatal(e)) => return Err(e),
+                Err(e) => {
+                    walk.refused.push((dir.clone(), format!("{e:#}")));
+                    failed.push(dir.clone());
+                }
+            },
+        }
+    }
+    let (lost, kept): (Vec<TreeFile>, Vec<TreeFile>) =
+        std::mem::take(&mut walk.files).into_iter().partition(|f| failed.iter().any(|d| under(&f.rel, d)));
+    walk.files = kept;
+    for file in lost {
+        walk.refused.push((file.rel, "not tried: its directory could not be created".to_owned()));
+    }
+    Ok(())
 }
 
 /// Transfers every file of `walk` through the pool, with one progress display, then reports.
@@ -478,5 +516,33 @@ mod tests {
         let (name, why) = &walk.refused[0];
         assert!(name.starts_with("aaaa") && name.contains("/deep/bbbb"), "{name}");
         assert!(why.starts_with("cannot read the directory: "), "{why}");
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_fails_with_its_files_only() {
+        let file = |rel: &str| TreeFile { rel: rel.to_owned(), size: None, local: None };
+        let mut walk = Walk {
+            dirs: ["a", "ab", "a/b"].map(str::to_owned).to_vec(),
+            files: ["a/1", "a/b/2", "ab/3", "top"].map(file).to_vec(),
+            ..Walk::default()
+        };
+        let mut made = Vec::new();
+        make_dirs(&mut walk, |dir| {
+            made.push(dir.to_owned());
+            if dir == "a" {
+                bail!("550 no")
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(made, ["a", "ab"]);
+        let files: Vec<&str> = walk.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(files, ["ab/3", "top"]);
+        let refused: Vec<&str> = walk.refused.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(refused, ["a", "a/1", "a/b/2"]);
+        let fatal = make_dirs(&mut Walk { dirs: vec!["x".into()], ..Walk::default() }, |_| {
+            Err(Fatal(anyhow!("connection lost")).into())
+        });
+        assert_eq!(fatal.unwrap_err().to_string(), "connection lost");
     }
 }

@@ -131,6 +131,16 @@ impl Root {
         Ok(Target { dir, name: name.to_owned() })
     }
 
+    /// For a command that acts on a file: `arg`, which resolved to `vpath`, may end in `/` or
+    /// `/.` only when it names a directory (normalising drops those endings, and `a.txt/` must
+    /// not reach `a.txt`, nor `STOR new/` create a file `new`).
+    pub fn check_file_arg(&self, arg: &str, vpath: &VirtualPath) -> Result<(), FsError> {
+        if common::path::names_a_directory(arg) && !self.metadata(vpath).is_ok_and(|m| m.is_dir()) {
+            return Err(FsError::NotADirectory);
+        }
+        Ok(())
+    }
+
     /// Metadata of whatever `vpath` names (symlinks inside the root followed).
     pub fn metadata(&self, vpath: &VirtualPath) -> Result<Metadata, FsError> {
         fs::metadata(self.resolve(vpath)?).map_err(FsError::from_io)

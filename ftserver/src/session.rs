@@ -441,12 +441,26 @@ impl<'a> Session<'a> {
         self.cwd.join(arg).map_err(|e| format!("{}: {e}.", sanitize(arg)))
     }
 
-    /// Replies 550 for a path error, naming the path as the client gave it (the current
-    /// directory when it gave none, as with a bare MLSD).
-    fn fs_error(&mut self, shown: &str, err: &FsError) -> io::Result<()> {
+    /// [`Session::vpath`] for the commands that act on a file: an argument ending in `/` or `/.`
+    /// must name a directory (which the command then refuses as not a regular file).
+    fn file_vpath(&self, arg: &str) -> Result<VirtualPath, String> {
+        let vp = self.vpath(arg)?;
+        self.shared.root.check_file_arg(arg, &vp).map_err(|e| self.path_error_text(arg, &e))?;
+        Ok(vp)
+    }
+
+    /// The text of a path error, naming the path as the client gave it (the current directory
+    /// when it gave none, as with a bare MLSD).
+    fn path_error_text(&self, shown: &str, err: &FsError) -> String {
         let shown = if shown.is_empty() { self.cwd.to_string() } else { sanitize(shown) };
-        debug!("{}: {shown}: {err}", self.peer);
-        self.reply(err.reply_code(), format!("{shown}: {}.", capitalise(&err.to_string())))
+        format!("{shown}: {}.", capitalise(&err.to_string()))
+    }
+
+    /// Replies 550 for a path error.
+    fn fs_error(&mut self, shown: &str, err: &FsError) -> io::Result<()> {
+        let text = self.path_error_text(shown, err);
+        debug!("{}: {text}", self.peer);
+        self.reply(err.reply_code(), text)
     }
 
     fn cwd(&mut self, arg: &str) -> io::Result<()> {
@@ -579,7 +593,7 @@ impl<'a> Session<'a> {
 
     fn retr(&mut self, arg: &str) -> io::Result<()> {
         let offset = std::mem::take(&mut self.rest);
-        let vp = match self.vpath(arg) {
+        let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => {
                 self.data = None;
@@ -728,7 +742,7 @@ impl<'a> Session<'a> {
     }
 
     fn size(&mut self, arg: &str) -> io::Result<()> {
-        let vp = match self.vpath(arg) {
+        let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
         };
@@ -745,7 +759,7 @@ impl<'a> Session<'a> {
     }
 
     fn mdtm(&mut self, arg: &str) -> io::Result<()> {
-        let vp = match self.vpath(arg) {
+        let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
         };
@@ -760,7 +774,7 @@ impl<'a> Session<'a> {
     /// friends (`250 <hex>`). Only regular files inside the root; at most `max_hash_jobs` at once
     /// (450 otherwise); anything the client sends meanwhile, or a hang-up, aborts the job.
     fn hash(&mut self, arg: &str, algorithm: Algorithm, legacy: bool) -> io::Result<()> {
-        let vp = match self.vpath(arg) {
+        let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
         };

@@ -735,6 +735,34 @@ fn write_rules() {
     assert_eq!(fs::read(server.root().join("exists")).unwrap(), b"new");
 }
 
+/// A name ending in `/` or `/.` is a directory's: `a.txt/` is not read as `a.txt`, and a write
+/// of `new/` creates no file `new`.
+#[test]
+fn a_trailing_slash_never_names_a_file() {
+    let server = patient(true);
+    server.put_file("a.txt", b"a");
+    fs::create_dir(server.root().join("d")).unwrap();
+    let refusals = [
+        ("a.txt/", tftp::Direction::Read, 1),
+        ("a.txt/.", tftp::Direction::Read, 1),
+        ("d/", tftp::Direction::Read, 1),
+        ("new/", tftp::Direction::Write, 1),
+        ("new/.", tftp::Direction::Write, 1),
+        ("a.txt/", tftp::Direction::Write, 1),
+        ("d/", tftp::Direction::Write, 2),
+    ];
+    for (name, direction, code) in refusals {
+        let raw = Raw::new(&server);
+        raw.request(direction, name, "octet", &[]);
+        raw.expect_error(code);
+    }
+    wait_for_no_temp_files(server.root());
+    let mut names: Vec<_> = fs::read_dir(server.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["a.txt", "d"]);
+    assert_eq!(fs::read(server.root().join("a.txt")).unwrap(), b"a");
+}
+
 #[test]
 fn paths_stay_under_the_root() {
     let outside = tempfile::tempdir().unwrap();

@@ -147,8 +147,9 @@ impl Session<'_> {
     }
 
     /// Resolves the entry a write command names, replying (and returning `None`) on errors.
-    fn write_target(&mut self, arg: &str) -> io::Result<Option<(VirtualPath, Target)>> {
-        let vp = match self.vpath(arg) {
+    /// Only MKD, which creates a directory, takes a name ending in `/` that is not (yet) one.
+    fn write_target(&mut self, arg: &str, new_dir: bool) -> io::Result<Option<(VirtualPath, Target)>> {
+        let vp = match if new_dir { self.vpath(arg) } else { self.file_vpath(arg) } {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text).map(|()| None),
         };
@@ -173,7 +174,7 @@ impl Session<'_> {
             return self.refuse(READ_ONLY);
         }
         let shown = arg.unwrap_or(STOU_BASE);
-        let Some((vp, target)) = self.write_target(shown)? else {
+        let Some((vp, target)) = self.write_target(shown, false)? else {
             self.data = None;
             return Ok(());
         };
@@ -293,7 +294,7 @@ impl Session<'_> {
         if !self.shared.config.writable {
             return self.refuse(READ_ONLY);
         }
-        let Some((vp, target)) = self.write_target(arg)? else { return Ok(()) };
+        let Some((vp, target)) = self.write_target(arg, true)? else { return Ok(()) };
         match std::fs::create_dir(target.path()) {
             Ok(()) => {
                 info!("{}: MKD {}", self.peer, sanitize(&vp.to_string()));
@@ -315,7 +316,7 @@ impl Session<'_> {
         if !config.overwrite {
             return self.refuse(NO_CHANGES).map(|()| None);
         }
-        self.write_target(arg)
+        self.write_target(arg, false)
     }
 
     /// DELE: removes a file (a symlink itself, never its target).

@@ -334,8 +334,13 @@ impl Progress {
     }
 }
 
-fn parse_path(name: &str) -> Result<VirtualPath, Failure> {
-    VirtualPath::parse(name).map_err(|e| refuse(ErrorCode::AccessViolation, format!("bad file name: {e}")))
+/// The path a request names. A name ending in `/` or `/.` must be a directory (which a read
+/// then refuses as not a file, and a write as existing); `a.txt/` is never `a.txt`.
+fn parse_path(root: &crate::fs::Root, name: &str) -> Result<VirtualPath, Failure> {
+    let vpath =
+        VirtualPath::parse(name).map_err(|e| refuse(ErrorCode::AccessViolation, format!("bad file name: {e}")))?;
+    root.check_file_arg(name, &vpath).map_err(fs_failure)?;
+    Ok(vpath)
 }
 
 /// Read buffer size: large sequential reads, few system calls.
@@ -377,7 +382,7 @@ fn send_oack(t: &mut Transfer<'_>, n: &Negotiated) -> Result<(), Failure> {
 /// Serves a read request: negotiation, then windows of DATA until the short final block is
 /// acknowledged (RFC 1350, RFC 7440).
 fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
-    let vpath = parse_path(&request.filename)?;
+    let vpath = parse_path(&t.shared.root, &request.filename)?;
     let (file, meta) = t.shared.root.open_file(&vpath).map_err(fs_failure)?;
     let mode = request.mode();
     // tsize is the number of bytes on the wire, known in advance only for octet.
@@ -420,7 +425,7 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
     if !t.config().writable {
         return Err(refuse(ErrorCode::AccessViolation, "server is read-only"));
     }
-    let vpath = parse_path(&request.filename)?;
+    let vpath = parse_path(&t.shared.root, &request.filename)?;
     let target = t.shared.root.target(&vpath).map_err(fs_failure)?;
     let n = tftp::negotiate(request, t.limits(), None);
     if let (Some(size), Some(free)) = (n.tsize, free_space(&target.dir)) {

@@ -576,6 +576,45 @@ fn a_stalled_upload_fails_at_the_data_timeout_and_answers_abor_at_once() {
     raw.expect("SIZE aborted.bin", 213).assert_text("1000");
 }
 
+/// An argument ending in `/` or `/.` names a directory: commands on files refuse it unless it
+/// is one (`a.txt/` is not `a.txt`, `STOR new/` creates no file `new`), and directory commands
+/// take it as before.
+#[test]
+fn a_trailing_slash_never_names_a_file() {
+    let server = TestServer::writable(true);
+    let mut raw = server.login();
+    for line in [
+        "SIZE hello.txt/",
+        "MDTM hello.txt/.",
+        "RETR hello.txt/",
+        "HASH hello.txt/",
+        "XSHA256 hello.txt/.",
+        "XCRC hello.txt/",
+        "STOR new/",
+        "STOR new/.",
+        "APPE hello.txt/",
+        "STOU new/",
+        "DELE hello.txt/",
+        "RNFR hello.txt/",
+    ] {
+        let arg = line.split_once(' ').unwrap().1;
+        raw.expect(line, 550).assert_text(&format!("{arg}: Not a directory."));
+    }
+    raw.expect("RNFR hello.txt", 350);
+    raw.expect("RNTO renamed/", 550).assert_text("renamed/: Not a directory.");
+    raw.expect("SIZE sub/", 550).assert_text("sub/: Not a regular file.");
+    raw.expect("RETR sub/.", 550).assert_text("sub/.: Not a regular file.");
+    assert_eq!(read(&server, "hello.txt"), b"hello, world\n");
+    assert!(!server.root.path().join("new").exists() && !server.root.path().join("renamed").exists());
+    // Directory commands keep taking the slash.
+    raw.expect("MKD made/", 257);
+    raw.expect("CWD made/", 250);
+    raw.expect("CWD ../sub/.", 250);
+    assert_eq!(raw.passive_transfer("NLST ../made/"), b"");
+    raw.expect("RMD /made/", 250);
+    assert!(!server.root.path().join("made").exists());
+}
+
 #[test]
 fn ipv6_uploads() {
     if !crate::support::ipv6_available() {

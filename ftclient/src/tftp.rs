@@ -151,6 +151,8 @@ struct Client {
     give_up: Duration,
     /// When the server was last heard from (or the request first sent).
     heard: Instant,
+    /// The socket's read timeout.
+    read_timeout: tftp::ReadTimeout,
 }
 
 impl Client {
@@ -169,6 +171,7 @@ impl Client {
             retries: opts.retries,
             give_up: opts.give_up,
             heard: Instant::now(),
+            read_timeout: tftp::ReadTimeout::new(),
         })
     }
 
@@ -218,7 +221,9 @@ impl Client {
             if now >= deadline {
                 return Ok(None);
             }
-            self.socket.set_read_timeout(Some(deadline.min(give_up_at) - now))?;
+            if let Some(timeout) = self.read_timeout.update(deadline.min(give_up_at) - now) {
+                self.socket.set_read_timeout(Some(timeout))?;
+            }
             match self.socket.recv_from(buf) {
                 Ok((len, from)) => match self.peer {
                     Some(peer) if peer == from => {

@@ -86,7 +86,8 @@ pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>
     // Clamped so that no deadline computed from it (doubled on retries) can overflow.
     let timeout = shared.config.timeout.min(crate::config::MAX_TIMEOUT);
     let progress = Progress::new("");
-    let mut t = Transfer { socket, peer, shared, repeats, timeout, progress, name };
+    let mut t =
+        Transfer { socket, peer, shared, repeats, timeout, progress, name, read_timeout: tftp::ReadTimeout::new() };
     let result = match request.direction {
         tftp::Direction::Read => read(&mut t, &request).map(|()| None),
         tftp::Direction::Write => write(&mut t, &request).map(Some),
@@ -159,6 +160,8 @@ struct Transfer<'a> {
     progress: Progress,
     /// The file name as requested, sanitised for logs.
     name: String,
+    /// The socket's read timeout.
+    read_timeout: tftp::ReadTimeout,
 }
 
 impl Transfer<'_> {
@@ -197,7 +200,9 @@ impl Transfer<'_> {
             if now >= deadline {
                 return Ok(Wait::Deadline);
             }
-            self.socket.set_read_timeout(Some((deadline - now).min(STOP_POLL))).map_err(Failure::Socket)?;
+            if let Some(timeout) = self.read_timeout.update((deadline - now).min(STOP_POLL)) {
+                self.socket.set_read_timeout(Some(timeout)).map_err(Failure::Socket)?;
+            }
             match self.socket.recv_from(buf) {
                 Ok((len, from)) if from == self.peer => return Ok(Wait::Datagram(len)),
                 Ok((0, _)) => {}

@@ -35,9 +35,9 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the TFTP server serves and how.
 #[derive(Debug, Clone)]
@@ -79,14 +79,23 @@ impl Default for TftpConfig {
     }
 }
 
-/// A running TFTP server. [`TftpHandle::shutdown`] or dropping it stops the listener and tells
-/// running transfers to end (an interrupted upload is deleted).
-#[derive(Debug)]
+/// A running TFTP server. [`TftpHandle::shutdown`] or dropping it stops the listener and the
+/// running transfers, and waits for them (an interrupted upload is deleted, its client told).
 pub struct TftpHandle {
     local_addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     listener: Option<JoinHandle<()>>,
 }
+
+impl std::fmt::Debug for TftpHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TftpHandle").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// How long a shutdown waits for running transfers: each notices the stop within its poll
+/// interval (half a second), then deletes its partial upload and sends its ERROR.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 impl TftpHandle {
     /// The address the server listens on (useful after binding port 0).
@@ -94,19 +103,29 @@ impl TftpHandle {
         self.local_addr
     }
 
-    /// Stops the listener and waits for it; running transfers end at their next wake-up.
+    /// Stops the listener and the running transfers, and waits for them.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(listener) = self.listener.take() {
             // Wake the listener from its blocking receive; the read timeout is the fallback.
             if let Ok(waker) = UdpSocket::bind(SocketAddr::new(wake_ip(self.local_addr), 0)) {
                 let _ = waker.send_to(&[], SocketAddr::new(wake_ip(self.local_addr), self.local_addr.port()));
             }
             let _ = listener.join();
+        }
+        // The listener starts no transfer after the stop; wait for the running ones to end.
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        while !active.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                log::warn!("tftp: {} transfers still running at shutdown", active.len());
+                break;
+            };
+            active = self.shared.ended.wait_timeout(active, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
@@ -145,10 +164,12 @@ pub fn spawn(socket: UdpSocket, config: TftpConfig) -> io::Result<TftpHandle> {
         uploads: Default::default(),
         stop: stop.clone(),
         active: Mutex::new(HashMap::new()),
+        ended: Condvar::new(),
         ids: AtomicU64::new(0),
     });
-    let listener = std::thread::Builder::new().name("tftp-listener".into()).spawn(move || listen(socket, shared))?;
-    Ok(TftpHandle { local_addr, stop, listener: Some(listener) })
+    let listening = shared.clone();
+    let listener = std::thread::Builder::new().name("tftp-listener".into()).spawn(move || listen(socket, listening))?;
+    Ok(TftpHandle { local_addr, shared, listener: Some(listener) })
 }
 
 /// What the listener and every transfer share.
@@ -161,6 +182,8 @@ struct Shared {
     /// Running transfers by client address (the same request datagram again from the same
     /// address is a duplicate, handed to the transfer).
     active: Mutex<HashMap<SocketAddr, Active>>,
+    /// Signalled whenever a transfer leaves `active`.
+    ended: Condvar,
     /// The source of transfer ids.
     ids: AtomicU64,
 }
@@ -275,5 +298,6 @@ impl Drop for ActiveGuard {
         if active.get(&self.peer).is_some_and(|running| running.id == self.id) {
             active.remove(&self.peer);
         }
+        self.shared.ended.notify_all();
     }
 }

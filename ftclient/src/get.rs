@@ -3,7 +3,7 @@
 //! announced size and any checksum matched; every failure leaves nothing under the final name.
 
 use crate::cli::{Checksum, HashChoice};
-use crate::localfile::{SyncingFile, Target};
+use crate::localfile::{self, SyncingFile, Target};
 use crate::progress::{summary, Progress};
 use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
@@ -14,7 +14,6 @@ use common::text::sanitize;
 use common::Command;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -104,17 +103,12 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done>
     };
     let method = verify::plan(session, opts.verify, opts.hash)?;
     match &opts.output {
-        Output::Stdout => {
-            // Straight to the file descriptor: Rust's stdout is line-buffered, which splits
-            // every chunk of binary data at its last newline (two writes instead of one).
-            let stdout = std::io::stdout().lock();
-            match stdout.as_fd().try_clone_to_owned() {
-                Ok(fd) => to_stream(session, mode, opts, method, size, File::from(fd), None),
-                Err(_) => to_stream(session, mode, opts, method, size, stdout, None),
-            }
-        }
+        Output::Stdout => match localfile::raw_stdout() {
+            Some(stdout) => to_stream(session, mode, opts, method, size, stdout, None),
+            None => to_stream(session, mode, opts, method, size, std::io::stdout().lock(), None),
+        },
         Output::BaseName => to_file(session, mode, opts, method, size, &Target::new(None, &opts.remote)?),
-        Output::Path(path) if is_special(path) => {
+        Output::Path(path) if localfile::is_special(path) => {
             if opts.resume {
                 bail!("--resume cannot continue into {}, which is not a regular file", path.display());
             }
@@ -127,12 +121,6 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done>
         Output::Path(path) => to_file(session, mode, opts, method, size, &Target::new(Some(path), &opts.remote)?),
         Output::Target(target) => to_file(session, mode, opts, method, size, target),
     }
-}
-
-/// Does `path` exist as something other than a regular file or a directory (a character
-/// device, a FIFO, a socket)? Symbolic links are followed, as `cp` does.
-fn is_special(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// Asks SIZE; `None` when the server does not say (no SIZE command, or 550 for a path that

@@ -98,6 +98,22 @@ pub const PART_SUFFIX: &str = ".ftpart";
 /// How many numbered alternatives (`NAME.1` ... ) are tried before giving up.
 const MAX_ALTERNATIVES: u32 = 9999;
 
+/// Standard output as a file of its own, written directly: Rust's stdout is line-buffered,
+/// which splits every chunk of binary data at its last newline (two writes instead of one).
+/// `None` when the descriptor cannot be duplicated.
+pub fn raw_stdout() -> Option<File> {
+    use std::os::fd::AsFd;
+    std::io::stdout().as_fd().try_clone_to_owned().ok().map(File::from)
+}
+
+/// Does `path` exist as something other than a regular file or a directory (a character
+/// device, a FIFO, a socket)? A download into one writes straight into it: there is no
+/// temporary file to rename onto it, and replacing it with a regular file would break it.
+/// Symbolic links are followed, as `cp` does.
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Where a download is going: a directory and the file name wanted in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

@@ -49,9 +49,6 @@ fn main() -> ExitCode {
     if cli.recursive && cli.output_target() == Some(None) {
         return usage_error("-r cannot be used with -o - (stdout)");
     }
-    if cli.tftp && cli.output_target() == Some(None) {
-        return usage_error("--tftp cannot write to -o - (stdout)");
-    }
     if let Some(message) = stream_usage(&cli) {
         return usage_error(&message);
     }
@@ -74,10 +71,7 @@ fn stream_usage(cli: &Cli) -> Option<String> {
     if cli.recursive && stdin {
         return Some("-r cannot be used with -p - (stdin)".into());
     }
-    if cli.tftp && stdin {
-        return Some("--tftp cannot read -p - (stdin); name a file".into());
-    }
-    if cli.recursive || cli.tftp || !put::is_stream(local) {
+    if cli.recursive || !put::is_stream(local) {
         return None;
     }
     if cli.resume {
@@ -216,6 +210,7 @@ fn run_tftp(cli: &Cli) -> Result<()> {
             blksize: cli.blksize,
             windowsize: cli.windowsize,
             give_up: Duration::from_secs(cli.timeout),
+            cancelled: || interrupt::check().is_err(),
             ..Default::default()
         },
         overwrite: cli.overwrite,

@@ -33,6 +33,8 @@ pub struct TftpOptions {
     pub give_up: Duration,
     /// Octet or netascii.
     pub mode: Mode,
+    /// Asked at every wake-up (at least every 200 ms): true ends the transfer (Ctrl-C).
+    pub cancelled: fn() -> bool,
 }
 
 impl Default for TftpOptions {
@@ -46,6 +48,7 @@ impl Default for TftpOptions {
             retries: 5,
             give_up: Duration::from_secs(30),
             mode: Mode::Octet,
+            cancelled: || false,
         }
     }
 }
@@ -83,10 +86,19 @@ pub enum TftpError {
     /// The server broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server's OACK granted what was not asked for (answered with error 8, RFC 2347).
+    #[error("protocol error: {0}")]
+    Options(String),
+    /// [`TftpOptions::cancelled`] said so.
+    #[error("interrupted")]
+    Cancelled,
     /// A local or socket error.
     #[error("{0}")]
     Io(#[from] io::Error),
 }
+
+/// The longest one receive blocks, so that [`TftpOptions::cancelled`] is asked often.
+const POLL: Duration = Duration::from_millis(200);
 
 /// Progress callback: bytes so far and the announced total, if known.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
@@ -102,7 +114,7 @@ pub fn get(
     with_fallback(opts, |opts, with_options| {
         let mut c = Client::new(server, opts)?;
         let request = c.request(Direction::Read, remote, opts, with_options, Some(0));
-        c.receive_file(&request, out, progress)
+        c.receive_file(&request, out, progress).inspect_err(|e| c.abandon(e))
     })
 }
 
@@ -118,7 +130,7 @@ pub fn put(
     with_fallback(opts, |opts, with_options| {
         let mut c = Client::new(server, opts)?;
         let request = c.request(Direction::Write, remote, opts, with_options, size);
-        c.send_file(&request, input, size, progress)
+        c.send_file(&request, input, size, progress).inspect_err(|e| c.abandon(e))
     })
 }
 
@@ -151,6 +163,8 @@ struct Client {
     give_up: Duration,
     /// When the server was last heard from (or the request first sent).
     heard: Instant,
+    /// See [`TftpOptions::cancelled`].
+    cancelled: fn() -> bool,
     /// The socket's read timeout.
     read_timeout: tftp::ReadTimeout,
 }
@@ -171,6 +185,7 @@ impl Client {
             retries: opts.retries,
             give_up: opts.give_up,
             heard: Instant::now(),
+            cancelled: opts.cancelled,
             read_timeout: tftp::ReadTimeout::new(),
         })
     }
@@ -213,6 +228,9 @@ impl Client {
     /// deadline, and [`TftpError::Silent`] once the server has been silent for `give_up`.
     fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Option<usize>, TftpError> {
         loop {
+            if (self.cancelled)() {
+                return Err(TftpError::Cancelled);
+            }
             let now = Instant::now();
             let give_up_at = self.heard + self.give_up;
             if now >= give_up_at {
@@ -221,7 +239,7 @@ impl Client {
             if now >= deadline {
                 return Ok(None);
             }
-            if let Some(timeout) = self.read_timeout.update(deadline.min(give_up_at) - now) {
+            if let Some(timeout) = self.read_timeout.update((deadline.min(give_up_at) - now).min(POLL)) {
                 self.socket.set_read_timeout(Some(timeout))?;
             }
             match self.socket.recv_from(buf) {
@@ -245,6 +263,25 @@ impl Client {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Tells the server, once it has answered, that the transfer is given up (so it does not
+    /// retransmit into the void until its retries run out): error 8 for an OACK that granted
+    /// what was not asked (RFC 2347), 4 for a broken protocol, 3 for a full disk, 0 otherwise.
+    /// Not after the server's own ERROR, or when it stopped answering.
+    fn abandon(&self, error: &TftpError) {
+        let Some(peer) = self.peer else { return };
+        let (code, message) = match error {
+            TftpError::Server { .. } | TftpError::TimedOut(..) | TftpError::Silent(..) => return,
+            TftpError::Options(m) => (tftp::ErrorCode::OptionRefused, m.clone()),
+            TftpError::Protocol(m) => (tftp::ErrorCode::IllegalOperation, m.clone()),
+            TftpError::Cancelled => (tftp::ErrorCode::NotDefined, "transfer cancelled by the user".to_owned()),
+            TftpError::Io(e) if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => {
+                (tftp::ErrorCode::DiskFull, "disk full".to_owned())
+            }
+            TftpError::Io(e) => (tftp::ErrorCode::NotDefined, format!("transfer given up: {e}")),
+        };
+        let _ = self.socket.send_to(&tftp::error_bytes(code, &message), peer);
     }
 
     /// Sends the request until the first answer, which is returned as owned values.
@@ -314,7 +351,7 @@ impl Client {
         let received = tftp::receive_blocks(&mut link, &mut sink, receiving);
         let received = received.map_err(|stop| self.stopped(stop))?;
         sink.finish()?;
-        // Acknowledged once written: a local failure leaves the server retransmitting.
+        // Acknowledged once written: a local failure is answered with an ERROR instead.
         self.send(&tftp::ack_bytes(received.last_block))?;
         outcome.bytes = received.bytes;
         Ok(outcome)
@@ -418,7 +455,7 @@ fn granted(options: &[(String, String)], asked: &[(String, u64)]) -> Result<Outc
     let mut outcome = plain_outcome();
     for (name, value) in options {
         let name = name.to_ascii_lowercase();
-        let bad = || TftpError::Protocol(format!("server granted {name}={value}, not what was asked"));
+        let bad = || TftpError::Options(format!("server granted {name}={value}, not what was asked"));
         let Some(&(_, wanted)) = asked.iter().find(|(n, _)| *n == name) else { return Err(bad()) };
         let value: u64 = value.trim().parse().map_err(|_| bad())?;
         match name.as_str() {

@@ -1,10 +1,12 @@
 //! `--tftp`: get and put one file over TFTP (the protocol is in `tftp`) with the FTP path's
-//! local rules: a download goes to `.NAME.ftpart`, is checked (and synced with `--fsync`), then named (NAME.1,
-//! NAME.2, ... when NAME exists, unless `--overwrite`); an upload first checks with a read
-//! request whether the remote name exists and refuses to replace it unless `--overwrite`.
+//! local rules: a download goes to `.NAME.ftpart`, is checked (and synced with `--fsync`), then
+//! named (NAME.1, NAME.2, ... when NAME exists, unless `--overwrite`), or is written straight
+//! into `-o -` (stdout), a FIFO or a device; an upload (of a file, a FIFO or `-`, stdin) first
+//! checks with a read request whether the remote name exists and refuses to replace it unless
+//! `--overwrite`.
 
 use crate::interrupt;
-use crate::localfile::{SyncingFile, Target};
+use crate::localfile::{self, SyncingFile, Target};
 use crate::progress::{summary, FileBar, Progress};
 use crate::tftp::{self, Outcome, TftpError, TftpOptions};
 use anyhow::{anyhow, bail, Context, Result};
@@ -61,11 +63,16 @@ impl LazyBar<'_> {
 }
 
 /// Fails reads and writes once Ctrl-C was pressed, so a TFTP transfer stops at its next block.
+/// (Not with `ErrorKind::Interrupted`: that one means "try again", and `write_all` would.)
 struct Interruptible<T>(T);
+
+fn interrupted() -> io::Error {
+    io::Error::other("interrupted")
+}
 
 impl<T: Write> Write for Interruptible<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        interrupt::check().map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "interrupted"))?;
+        interrupt::check().map_err(|_| interrupted())?;
         self.0.write(buf)
     }
 
@@ -76,7 +83,7 @@ impl<T: Write> Write for Interruptible<T> {
 
 impl<T: Read> Read for Interruptible<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        interrupt::check().map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "interrupted"))?;
+        interrupt::check().map_err(|_| interrupted())?;
         self.0.read(buf)
     }
 }
@@ -86,9 +93,51 @@ fn negotiated(outcome: &Outcome) -> String {
     format!("blksize {}, windowsize {}", outcome.blksize, outcome.windowsize)
 }
 
-/// Downloads `remote` to `output` (a path or directory; `None`: the remote base name here) and
-/// returns the line to print.
+/// Downloads `remote` to `output` (a path or directory; `-`, stdout; `None`: the remote base
+/// name here) and returns the line to print.
 pub fn get(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String> {
+    match output {
+        Some(path) if path.as_os_str() == "-" => match localfile::raw_stdout() {
+            Some(stdout) => get_into(job, remote, stdout, "stdout"),
+            None => get_into(job, remote, io::stdout().lock(), "stdout"),
+        },
+        Some(path) if localfile::is_special(path) => {
+            let out =
+                OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            get_into(job, remote, out, &path.display().to_string())
+        }
+        _ => get_file(job, remote, output),
+    }
+}
+
+/// Downloads `remote` straight into `out` (stdout, a FIFO, a device), named `name`: there is no
+/// temporary file, so a failure can only be reported.
+fn get_into(job: &TftpJob, remote: &str, out: impl Write, name: &str) -> Result<String> {
+    let started = Instant::now();
+    let mut sink = Interruptible(io::BufWriter::with_capacity(256 << 10, out));
+    let mut bar = LazyBar { progress: &job.progress, label: sanitize(remote), bar: None };
+    let result = tftp::get(job.server, remote, &mut sink, &job.options, &mut |n, total| bar.update(n, total));
+    bar.finish();
+    let outcome = result.map_err(anyhow::Error::new).and_then(|outcome| {
+        if let Some(tsize) = outcome.tsize.filter(|&t| t != outcome.bytes) {
+            bail!("short transfer: {} of the {tsize} bytes the server announced", outcome.bytes);
+        }
+        sink.0.flush().with_context(|| format!("cannot write to {name}"))?;
+        Ok(outcome)
+    });
+    let outcome = outcome.with_context(|| {
+        format!("tftp download of {} to {name} failed (the output is incomplete)", sanitize(remote))
+    })?;
+    Ok(format!(
+        "wrote {} to {name}: {} over TFTP ({})",
+        sanitize(remote),
+        summary(outcome.bytes, outcome.bytes, started.elapsed()),
+        negotiated(&outcome)
+    ))
+}
+
+/// Downloads `remote` into a temporary file, then names it (see the module comment).
+fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String> {
     let target = Target::new(output, remote)?;
     let part = target.part_path();
     let file = OpenOptions::new()
@@ -137,7 +186,7 @@ struct Seen;
 
 impl std::fmt::Display for Seen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the file exists")
+        f.write_str("only checking that the file exists")
     }
 }
 
@@ -175,13 +224,20 @@ fn exists(job: &TftpJob, remote: &str) -> Result<Option<bool>> {
     }
 }
 
-/// Uploads `local` as `remote` and returns the line to print.
+/// Uploads `local` (`-`: standard input) as `remote` and returns the line to print.
 pub fn put(job: &TftpJob, local: &Path, remote: &str) -> Result<String> {
-    let file = File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
-    let meta = file.metadata().with_context(|| format!("cannot read {}", local.display()))?;
-    if meta.is_dir() {
-        bail!("{} is a directory; TFTP transfers single files", local.display());
-    }
+    let (source, len): (Box<dyn Read>, _) = if local.as_os_str() == "-" {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let file = File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
+        let meta = file.metadata().with_context(|| format!("cannot read {}", local.display()))?;
+        if meta.is_dir() {
+            bail!("{} is a directory; TFTP transfers single files", local.display());
+        }
+        // A FIFO or a device has no size in advance: it is sent until its end, without tsize.
+        (Box::new(file), meta.is_file().then_some(meta.len()))
+    };
+    let local_shown = if local.as_os_str() == "-" { "standard input".to_owned() } else { local.display().to_string() };
     let shown = sanitize(remote);
     if !job.overwrite {
         match exists(job, remote)? {
@@ -192,20 +248,17 @@ pub fn put(job: &TftpJob, local: &Path, remote: &str) -> Result<String> {
             ),
         }
     }
-    // A FIFO or a device has no size in advance: it is sent until its end, without tsize.
-    let len = meta.is_file().then_some(meta.len());
     let started = Instant::now();
-    let mut source = Interruptible(file);
+    let mut source = Interruptible(source);
     let mut bar = LazyBar { progress: &job.progress, label: shown.clone(), bar: None };
     let result = tftp::put(job.server, remote, &mut source, len, &job.options, &mut |n, _| bar.update(n, len));
     bar.finish();
-    let outcome = result.with_context(|| format!("tftp upload of {} to {shown} failed", local.display()))?;
+    let outcome = result.with_context(|| format!("tftp upload of {local_shown} to {shown} failed"))?;
     if let Some(len) = len.filter(|&len| outcome.bytes != len) {
-        bail!("tftp upload of {} to {shown} sent {} of {len} bytes", local.display(), outcome.bytes);
+        bail!("tftp upload of {local_shown} to {shown} sent {} of {len} bytes", outcome.bytes);
     }
     Ok(format!(
-        "uploaded {} as {shown}: {} over TFTP ({})",
-        local.display(),
+        "uploaded {local_shown} as {shown}: {} over TFTP ({})",
         summary(outcome.bytes, outcome.bytes, started.elapsed()),
         negotiated(&outcome)
     ))

@@ -1,9 +1,14 @@
 //! `ftclient --tftp` against ftserver's TFTP server (in-process) and tftpd-hpa (`in.tftpd`):
 //! gets and puts byte-identical, block-number rollover, exact multiples of the block size, empty
-//! files, the duplicate-name and remote-overwrite rules, option fallback, clear failures.
+//! files, the duplicate-name and remote-overwrite rules, option fallback, clear failures,
+//! streams (stdout, FIFOs, stdin), Ctrl-C, and the ERROR a client sends when it gives up.
 
-use crate::support::{bytes, dir_names, ftclient, ChildGuard, Run, LIMIT};
+use crate::support::{
+    bytes, client_bin, dir_names, ftclient, spawn_ftclient, wait_for_len, wait_output, ChildGuard, Run, LIMIT,
+};
+use std::io::Write;
 use std::net::UdpSocket;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -175,4 +180,128 @@ fn a_fifo_is_uploaded_until_its_end_without_a_size() {
     tftp(dir.path(), server.local_addr().port(), &["-p", "fifo", "--to", "piped.bin"]).ok();
     feed.join().unwrap().unwrap();
     assert_eq!(std::fs::read(root.path().join("piped.bin")).unwrap(), data);
+}
+
+/// `-o -` writes the file to stdout and `-o FIFO` into the FIFO (never beside or over it);
+/// `-p -` uploads standard input.
+#[test]
+fn streams_to_stdout_and_fifos_and_from_stdin() {
+    let root = tempfile::tempdir().unwrap();
+    let data = bytes(300_001, 5);
+    std::fs::write(root.path().join("s.bin"), &data).unwrap();
+    let server = ftserver_tftp(root.path());
+    let port = server.local_addr().port();
+    let dir = tempfile::tempdir().unwrap();
+    let run = tftp(dir.path(), port, &["-g", "s.bin", "-o", "-"]).ok();
+    assert!(run.stdout == data, "stdout got other bytes");
+    assert!(dir_names(dir.path()).is_empty(), "{:?}", dir_names(dir.path()));
+
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo))
+    };
+    let run = tftp(dir.path(), port, &["-g", "s.bin", "-o", "fifo"]);
+    if !reader.is_finished() {
+        // Should the client never have opened the FIFO, the reader still waits for a writer.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+    }
+    run.ok();
+    assert!(reader.join().unwrap().unwrap() == data, "the FIFO got other bytes");
+    assert_eq!(dir_names(dir.path()), ["fifo"]);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    let mut child = Command::new(client_bin())
+        .args(["--tftp", "127.0.0.1", &port.to_string(), "-p", "-", "--to", "in.bin"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = {
+        let data = data.clone();
+        std::thread::spawn(move || stdin.write_all(&data))
+    };
+    let run = wait_output(child).ok();
+    assert!(run.stderr.contains("uploaded standard input as in.bin"), "{}", run.stderr);
+    feed.join().unwrap().unwrap();
+    assert!(std::fs::read(root.path().join("in.bin")).unwrap() == data, "the upload differs");
+    let run = tftp(dir.path(), port, &["-p", "-"]);
+    assert_eq!(run.code(), 2, "{run:?}");
+    assert!(run.stderr.contains("needs --to"), "{}", run.stderr);
+}
+
+/// Ctrl-C (SIGINT) ends a TFTP download or upload at once: exit 1, "interrupted", and nothing
+/// left behind locally (a download's temporary file is removed).
+#[test]
+fn ctrl_c_ends_a_transfer_promptly() {
+    let root = tempfile::tempdir().unwrap();
+    let data = bytes(40 << 20, 6);
+    std::fs::write(root.path().join("big.bin"), &data).unwrap();
+    let server = ftserver_tftp(root.path());
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("up.bin"), &data).unwrap();
+    let lock_step = ["--blksize", "512", "--windowsize", "1"];
+    for (args, grows) in [
+        (["-g", "big.bin"], dir.path().join(".big.bin.ftpart")),
+        (["-p", "up.bin"], root.path().join(".up.bin.ftpart")),
+    ] {
+        let mut all = vec!["--tftp", "127.0.0.1", &port];
+        all.extend(args);
+        all.extend(lock_step);
+        let child = spawn_ftclient(dir.path(), &all);
+        wait_for_len(&grows, 100_000);
+        let mut kill = ChildGuard(Command::new("kill").args(["-INT", &child.id().to_string()]).spawn().unwrap());
+        kill.wait_until(Instant::now() + LIMIT).expect("kill ran");
+        let out = wait_output(child);
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+        assert_eq!(dir_names(dir.path()), ["up.bin"]);
+    }
+    assert!(!root.path().join("up.bin").exists());
+}
+
+/// Receives from `fake` (bounded by its read timeout) until a datagram with `opcode` arrives.
+fn recv_opcode(fake: &UdpSocket, opcode: u8) -> (Vec<u8>, std::net::SocketAddr) {
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        let (len, from) = fake.recv_from(&mut buf).expect("the client sent nothing");
+        if buf[..2] == [0, opcode] {
+            return (buf[..len].to_vec(), from);
+        }
+    }
+    panic!("no packet with opcode {opcode}");
+}
+
+/// A client that gives a transfer up tells the server with an ERROR, so the server does not
+/// retransmit into the void until its retries run out: error 8 for an OACK granting what was
+/// not asked (RFC 2347), error 0 after a put's existence probe saw data.
+#[test]
+fn a_transfer_given_up_is_answered_with_an_error() {
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake.set_read_timeout(Some(LIMIT)).unwrap();
+    let port = fake.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+
+    let child = spawn_ftclient(dir.path(), &["--tftp", "127.0.0.1", &port, "-g", "x", "--blksize", "1468"]);
+    let (_, client) = recv_opcode(&fake, 1);
+    fake.send_to(b"\0\x06blksize\x009999\0", client).unwrap();
+    let (error, from) = recv_opcode(&fake, 5);
+    assert_eq!((from, &error[..4]), (client, &[0u8, 5, 0, 8][..]));
+    wait_output(child).fails_with("server granted blksize=9999");
+    assert!(dir_names(dir.path()).is_empty(), "{:?}", dir_names(dir.path()));
+
+    std::fs::write(dir.path().join("up.bin"), b"local").unwrap();
+    let child = spawn_ftclient(dir.path(), &["--tftp", "127.0.0.1", &port, "-p", "up.bin"]);
+    let (_, client) = recv_opcode(&fake, 1);
+    let mut block = b"\0\x03\0\x01".to_vec();
+    block.resize(4 + 512, b'r');
+    fake.send_to(&block, client).unwrap();
+    let (error, from) = recv_opcode(&fake, 5);
+    assert_eq!((from, &error[..4]), (client, &[0u8, 5, 0, 0][..]));
+    wait_output(child).fails_with("the remote file up.bin already exists");
 }

@@ -110,18 +110,25 @@ pub fn get(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String>
     }
 }
 
+/// Receives `remote` into `sink` with a progress bar; fails when fewer bytes came than the
+/// server announced (`tsize`).
+fn receive(job: &TftpJob, remote: &str, sink: &mut dyn Write) -> Result<Outcome> {
+    let mut bar = LazyBar { progress: &job.progress, label: sanitize(remote), bar: None };
+    let result = tftp::get(job.server, remote, sink, &job.options, &mut |n, total| bar.update(n, total));
+    bar.finish();
+    let outcome = result?;
+    if let Some(tsize) = outcome.tsize.filter(|&t| t != outcome.bytes) {
+        bail!("short transfer: {} of the {tsize} bytes the server announced", outcome.bytes);
+    }
+    Ok(outcome)
+}
+
 /// Downloads `remote` straight into `out` (stdout, a FIFO, a device), named `name`: there is no
 /// temporary file, so a failure can only be reported.
 fn get_into(job: &TftpJob, remote: &str, out: impl Write, name: &str) -> Result<String> {
     let started = Instant::now();
     let mut sink = Interruptible(io::BufWriter::with_capacity(256 << 10, out));
-    let mut bar = LazyBar { progress: &job.progress, label: sanitize(remote), bar: None };
-    let result = tftp::get(job.server, remote, &mut sink, &job.options, &mut |n, total| bar.update(n, total));
-    bar.finish();
-    let outcome = result.map_err(anyhow::Error::new).and_then(|outcome| {
-        if let Some(tsize) = outcome.tsize.filter(|&t| t != outcome.bytes) {
-            bail!("short transfer: {} of the {tsize} bytes the server announced", outcome.bytes);
-        }
+    let outcome = receive(job, remote, &mut sink).and_then(|outcome| {
         sink.0.flush().with_context(|| format!("cannot write to {name}"))?;
         Ok(outcome)
     });
@@ -148,13 +155,7 @@ fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String
         .with_context(|| format!("cannot create {}", part.display()))?;
     let started = Instant::now();
     let mut sink = Interruptible(SyncingFile::new(file, job.fsync));
-    let mut bar = LazyBar { progress: &job.progress, label: sanitize(remote), bar: None };
-    let result = tftp::get(job.server, remote, &mut sink, &job.options, &mut |n, total| bar.update(n, total));
-    bar.finish();
-    let outcome = result.map_err(anyhow::Error::new).and_then(|outcome| {
-        if let Some(tsize) = outcome.tsize.filter(|&t| t != outcome.bytes) {
-            bail!("short transfer: {} of the {tsize} bytes the server announced", outcome.bytes);
-        }
+    let outcome = receive(job, remote, &mut sink).and_then(|outcome| {
         // The data must be on disk before the name says the file is complete.
         sink.0.finish().with_context(|| format!("cannot write {}", part.display()))?;
         Ok(outcome)

@@ -69,7 +69,7 @@ pub enum Direction {
     Write,
 }
 
-/// The transfer mode named in a request. Any case is accepted; an unknown mode is octet.
+/// The transfer mode named in a request, in any case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Bytes as they are.
@@ -79,13 +79,16 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode a request's mode string selects. `mail` (obsolete) and anything unknown are
-    /// served as octet, the only safe choice that never alters the bytes.
-    pub fn from_name(name: &str) -> Mode {
-        if name.eq_ignore_ascii_case("netascii") {
-            Mode::Netascii
+    /// The mode a request's mode string selects; `None` for `mail` (obsolete, RFC 1350 says
+    /// it must not be used) and anything unknown, which a server refuses with error 4, as
+    /// tftpd-hpa does: serving them as octet could hand text-mode clients the wrong bytes.
+    pub fn from_name(name: &str) -> Option<Mode> {
+        if name.eq_ignore_ascii_case("octet") {
+            Some(Mode::Octet)
+        } else if name.eq_ignore_ascii_case("netascii") {
+            Some(Mode::Netascii)
         } else {
-            Mode::Octet
+            None
         }
     }
 
@@ -112,8 +115,8 @@ pub struct Request {
 }
 
 impl Request {
-    /// The transfer mode the mode string selects.
-    pub fn mode(&self) -> Mode {
+    /// The transfer mode the mode string selects (see [`Mode::from_name`]).
+    pub fn mode(&self) -> Option<Mode> {
         Mode::from_name(&self.mode)
     }
 }
@@ -1206,11 +1209,12 @@ mod tests {
     #[test]
     fn selects_modes() {
         for (name, mode) in [
-            ("octet", Mode::Octet),
-            ("OCTET", Mode::Octet),
-            ("NetAscii", Mode::Netascii),
-            ("mail", Mode::Octet),
-            ("", Mode::Octet),
+            ("octet", Some(Mode::Octet)),
+            ("OCTET", Some(Mode::Octet)),
+            ("NetAscii", Some(Mode::Netascii)),
+            ("mail", None),
+            ("binary", None),
+            ("", None),
         ] {
             assert_eq!(Mode::from_name(name), mode, "{name}");
         }

@@ -338,7 +338,7 @@ impl Client {
             First::Data1(datagram) => (plain_outcome(), Some(datagram)),
             First::Ack0 => return Err(TftpError::Protocol("ACK 0 in answer to a read request".into())),
         };
-        let mode = Mode::from_name(&mode_of(request));
+        let mode = Mode::from_name(&mode_of(request)).unwrap_or(Mode::Octet);
         let mut sink = tftp::ModeWriter::new(out, mode);
         let receiving = tftp::Receiving {
             blksize: outcome.blksize,
@@ -371,7 +371,7 @@ impl Client {
             First::Data1(_) => return Err(TftpError::Protocol("DATA in answer to a write request".into())),
         };
         outcome.tsize = size;
-        let mode = Mode::from_name(&mode_of(request));
+        let mode = Mode::from_name(&mode_of(request)).unwrap_or(Mode::Octet);
         let mut input: Box<dyn Read + '_> =
             if mode == Mode::Netascii { Box::new(NetasciiReader::new(input)) } else { Box::new(input) };
         let mut link = ClientLink { client: self, progress, bytes: 0, total: size };

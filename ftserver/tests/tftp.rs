@@ -443,10 +443,20 @@ fn netascii_on_the_wire() {
     raw.expect_ack(2);
     assert_eq!(fs::read(server.root().join("u")).unwrap(), b"x\ny\rz\n");
 
-    // An unknown mode is octet.
-    let raw = Raw::new(&server);
-    raw.request(tftp::Direction::Read, "t", "mail", &[]);
-    assert_eq!(raw.expect_data(1).0, b"a\nb\rc");
+    // Modes other than octet and netascii are refused (error 4, as tftpd-hpa does), reads and
+    // writes alike, and nothing is created.
+    for (direction, mode) in [
+        (tftp::Direction::Read, "mail"),
+        (tftp::Direction::Read, "binary"),
+        (tftp::Direction::Read, ""),
+        (tftp::Direction::Write, "mail"),
+        (tftp::Direction::Write, "image"),
+    ] {
+        let raw = Raw::new(&server);
+        raw.request(direction, if direction == tftp::Direction::Read { "t" } else { "new" }, mode, &[]);
+        raw.expect_error(4);
+    }
+    assert!(!server.root().join("new").exists());
 }
 
 /// Reordered and duplicated DATA on a windowed write: a block after a gap is not written, the

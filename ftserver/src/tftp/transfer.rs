@@ -348,6 +348,14 @@ fn parse_path(root: &crate::fs::Root, name: &str) -> Result<VirtualPath, Failure
     Ok(vpath)
 }
 
+/// The request's mode: octet or netascii; anything else (`mail` among them) is error 4.
+fn mode(request: &Request) -> Result<Mode, Failure> {
+    request.mode().ok_or_else(|| {
+        let name = if request.mode.is_empty() { "(none)".to_owned() } else { sanitize(&request.mode) };
+        refuse(ErrorCode::IllegalOperation, format!("unsupported mode {name}: use octet or netascii"))
+    })
+}
+
 /// Read buffer size: large sequential reads, few system calls.
 const READ_BUFFER: usize = 256 << 10;
 
@@ -387,9 +395,9 @@ fn send_oack(t: &mut Transfer<'_>, n: &Negotiated) -> Result<(), Failure> {
 /// Serves a read request: negotiation, then windows of DATA until the short final block is
 /// acknowledged (RFC 1350, RFC 7440).
 fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
+    let mode = mode(request)?;
     let vpath = parse_path(&t.shared.root, &request.filename)?;
     let (file, meta) = t.shared.root.open_file(&vpath).map_err(fs_failure)?;
-    let mode = request.mode();
     // tsize is the number of bytes on the wire, known in advance only for octet.
     let size = (mode == Mode::Octet).then_some(meta.len());
     let n = tftp::negotiate(request, t.limits(), size);
@@ -430,6 +438,7 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
     if !t.config().writable {
         return Err(refuse(ErrorCode::AccessViolation, "server is read-only"));
     }
+    let mode = mode(request)?;
     let vpath = parse_path(&t.shared.root, &request.filename)?;
     let target = t.shared.root.target(&vpath).map_err(fs_failure)?;
     let n = tftp::negotiate(request, t.limits(), None);
@@ -441,7 +450,6 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
     let shared = t.shared;
     let mut upload = Upload::open(&shared.uploads, target, Start::Fresh, overwrite).map_err(upload_failure)?;
     t.apply(&n);
-    let mode = request.mode();
     log::info!(
         "tftp: {}: write {} ({}, blksize {}, windowsize {})",
         t.peer,

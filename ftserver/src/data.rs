@@ -166,8 +166,114 @@ pub fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 /// as strace shows; [`send_file`] calls it itself when that pays.)
 const SEND_BUFFER: usize = 256 * 1024;
 
-/// Bytes sent between two looks at the control connection for an ABOR.
+/// Bytes moved between two looks at the control connection for an ABOR, at most.
 const CHECK_EVERY: u64 = 4 << 20;
+
+/// The longest a read or write of a data connection blocks, and the longest between two looks
+/// at the control connection, whatever the data flow: an ABOR (or a shutdown) is answered at
+/// once even while the client reads or sends nothing. The socket timeout cannot simply be the
+/// data timeout: with SO_RCVLOWAT a read that times out returns the bytes that did arrive, so
+/// a stalled upload failed only after a second timeout, and an ABOR waited as long.
+pub const WAKE: Duration = Duration::from_millis(200);
+
+/// Why a [`Watch`] ended a transfer.
+enum Halt {
+    /// `keep_going` said no: ABOR, or the server is stopping.
+    Aborted,
+    /// Nothing moved for the data timeout.
+    Stalled(Duration),
+}
+
+impl From<Halt> for io::Error {
+    fn from(halt: Halt) -> io::Error {
+        match halt {
+            Halt::Aborted => io::Error::new(io::ErrorKind::ConnectionAborted, "transfer aborted by the client"),
+            Halt::Stalled(timeout) => {
+                io::Error::new(io::ErrorKind::TimedOut, format!("no data moved for {} s", timeout.as_secs_f64()))
+            }
+        }
+    }
+}
+
+/// The clock of one transfer on a data connection, downloads and uploads alike: asks
+/// `keep_going` every [`CHECK_EVERY`] bytes or [`WAKE`], whichever comes first, and fails the
+/// transfer once nothing has moved for `timeout` (`--data-timeout`). Before each blocking call
+/// the caller sets the socket timeout [`Watch::wake`] asks for.
+struct Watch<F> {
+    keep_going: F,
+    timeout: Duration,
+    last_moved: Instant,
+    last_check: Instant,
+    unchecked: u64,
+    socket: common::tftp::ReadTimeout,
+}
+
+impl<F: FnMut() -> bool> Watch<F> {
+    fn new(keep_going: F, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Watch {
+            keep_going,
+            timeout,
+            last_moved: now,
+            last_check: now,
+            unchecked: 0,
+            socket: common::tftp::ReadTimeout::new(),
+        }
+    }
+
+    /// `n` bytes moved (0: a call returned without moving any, e.g. at its timeout).
+    fn moved(&mut self, n: usize) -> Result<(), Halt> {
+        let now = Instant::now();
+        if n > 0 {
+            self.last_moved = now;
+            self.unchecked += n as u64;
+        }
+        if self.unchecked >= CHECK_EVERY || now - self.last_check >= WAKE {
+            self.unchecked = 0;
+            self.last_check = now;
+            if !(self.keep_going)() {
+                return Err(Halt::Aborted);
+            }
+        }
+        if now - self.last_moved >= self.timeout {
+            return Err(Halt::Stalled(self.timeout));
+        }
+        Ok(())
+    }
+
+    /// The socket timeout to set before the next blocking call, when it must change: at most
+    /// [`WAKE`], and never past the data timeout's deadline.
+    fn wake(&mut self) -> Option<Duration> {
+        let left = self.timeout.saturating_sub(self.last_moved.elapsed());
+        // A zero socket timeout means "block forever".
+        self.socket.update(left.min(WAKE).max(Duration::from_millis(1)))
+    }
+}
+
+/// Is this the error of a socket call that reached its timeout (or was interrupted) without
+/// moving a byte?
+fn is_wake(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+}
+
+/// Writes all of `buf` to `out` under `watch`.
+fn write_watched(out: &mut TcpStream, mut buf: &[u8], watch: &mut Watch<impl FnMut() -> bool>) -> io::Result<()> {
+    while !buf.is_empty() {
+        if let Some(wake) = watch.wake() {
+            out.set_write_timeout(Some(wake))?;
+        }
+        match out.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                watch.moved(n)?;
+            }
+            Err(e) if is_wake(&e) => watch.moved(0)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Sends at most `limit` bytes of a file from its current position. TYPE I sends bytes exactly;
 /// TYPE A converts line endings to CRLF on the way (RFC 959 3.1.1.1). Memory use is one buffer,
@@ -177,8 +283,9 @@ const CHECK_EVERY: u64 = 4 << 20;
 /// `limit` bytes with `Ok` means the file shrank meanwhile; the limit keeps a growing file from
 /// sending more than the `150` reply announced.
 ///
-/// `keep_going` is asked every few MiB; when it says no, sending stops with a
-/// `ConnectionAborted` error (the client asked for ABOR).
+/// `keep_going` is asked every few MiB and every [`WAKE`]; when it says no, sending stops with a
+/// `ConnectionAborted` error (the client asked for ABOR). A client that takes nothing for
+/// `timeout` fails the transfer with `TimedOut`.
 ///
 /// With `zero_copy` (TYPE I only) the kernel moves the bytes with `sendfile(2)`, as vsftpd does,
 /// instead of a read/write loop. Measured for a 1 GiB download over loopback to ftclient
@@ -193,11 +300,13 @@ pub fn send_file(
     out: &mut TcpStream,
     ascii: bool,
     zero_copy: bool,
-    mut keep_going: impl FnMut() -> bool,
+    timeout: Duration,
+    keep_going: impl FnMut() -> bool,
 ) -> (u64, io::Result<()>) {
     let mut sent = 0u64;
+    let mut watch = Watch::new(keep_going, timeout);
     if zero_copy && !ascii {
-        match send_zero_copy(file, limit, out, &mut keep_going, &mut sent) {
+        match send_zero_copy(file, limit, out, &mut watch, &mut sent) {
             // This file cannot be sent with sendfile (EINVAL, ENOSYS): copy it instead.
             Err(e) if sent == 0 && !is_peer_error(&e) => {
                 log::debug!("sendfile refused ({e}), copying instead");
@@ -205,30 +314,33 @@ pub fn send_file(
             other => return (sent, other),
         }
     }
-    let result = send_counted(file, limit, out, ascii, keep_going, &mut sent);
+    let result = send_counted(file, limit, out, ascii, &mut watch, &mut sent);
     (sent, result)
 }
 
-/// Sends up to `limit` bytes from the file's current position with `sendfile(2)`, in pieces
-/// that end on the `CHECK_EVERY` marks so ABOR is noticed as in the copying loop.
+/// Sends up to `limit` bytes from the file's current position with `sendfile(2)`, under
+/// `watch` (the socket's send timeout bounds each call as it bounds a write).
 fn send_zero_copy(
     file: &mut File,
     limit: u64,
     out: &mut TcpStream,
-    keep_going: &mut impl FnMut() -> bool,
+    watch: &mut Watch<impl FnMut() -> bool>,
     sent: &mut u64,
 ) -> io::Result<()> {
     while *sent < limit {
-        if *sent > 0 && *sent % CHECK_EVERY == 0 && !keep_going() {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "transfer aborted by the client"));
+        if let Some(wake) = watch.wake() {
+            out.set_write_timeout(Some(wake))?;
         }
-        let piece = (limit - *sent).min(CHECK_EVERY - *sent % CHECK_EVERY);
+        let piece = (limit - *sent).min(CHECK_EVERY);
         // `None`: use and advance the file's own position (set by REST).
         match nix::sys::sendfile::sendfile64(&*out, &*file, None, piece as usize) {
             // The file shrank: the caller sees fewer bytes than announced.
             Ok(0) => return Ok(()),
-            Ok(n) => *sent += n as u64,
-            Err(nix::errno::Errno::EINTR) => {}
+            Ok(n) => {
+                *sent += n as u64;
+                watch.moved(n)?;
+            }
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => watch.moved(0)?,
             Err(e) => return Err(e.into()),
         }
     }
@@ -240,7 +352,7 @@ fn send_counted(
     limit: u64,
     out: &mut TcpStream,
     ascii: bool,
-    mut keep_going: impl FnMut() -> bool,
+    watch: &mut Watch<impl FnMut() -> bool>,
     sent: &mut u64,
 ) -> io::Result<()> {
     let mut file = Read::take(file, limit);
@@ -249,14 +361,7 @@ fn send_counted(
     let mut buf = vec![0u8; usize::try_from(limit).map_or(SEND_BUFFER, |l| l.clamp(1, SEND_BUFFER))];
     let mut converted = Vec::new();
     let mut conv = ToNetwork::new();
-    let mut next_check = CHECK_EVERY;
     loop {
-        if *sent >= next_check {
-            next_check += CHECK_EVERY;
-            if !keep_going() {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "transfer aborted by the client"));
-            }
-        }
         let n = match file.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
@@ -266,9 +371,9 @@ fn send_counted(
         if ascii {
             converted.clear();
             conv.convert(&buf[..n], &mut converted);
-            out.write_all(&converted)?;
+            write_watched(out, &converted, watch)?;
         } else {
-            out.write_all(&buf[..n])?;
+            write_watched(out, &buf[..n], watch)?;
         }
         *sent += n as u64;
     }
@@ -304,9 +409,8 @@ pub enum ReceiveError {
 
 /// Receives an upload: reads the data connection to its end and writes what arrives to `file`
 /// at its current position. TYPE A converts CRLF to LF (RFC 959 3.1.1.1). `room` is how many
-/// more bytes the file may take (`--max-upload-size`); `keep_going` is asked every few MiB, as
-/// for downloads, and whenever the client has sent nothing for [`RECEIVE_WAKE`], so an ABOR
-/// during a stalled upload is noticed at once. A client silent for `timeout` fails the upload
+/// more bytes the file may take (`--max-upload-size`); `keep_going` is asked every few MiB and
+/// every [`WAKE`], as for downloads, so an ABOR during a stalled upload is noticed at once. A client silent for `timeout` fails the upload
 /// with a `TimedOut` [`ReceiveError::Peer`]. `tap` sees every byte written to the file, in order
 /// (to hash them on the way).
 ///
@@ -335,17 +439,11 @@ pub struct Receiving {
     pub timeout: Duration,
 }
 
-/// The longest a read of an upload blocks before the abort check runs again. The socket's read
-/// timeout cannot simply be the data timeout: with SO_RCVLOWAT a read that times out returns the
-/// bytes that did arrive, so a stalled upload failed only after a second timeout, and an ABOR
-/// waited as long.
-pub const RECEIVE_WAKE: Duration = Duration::from_millis(200);
-
 fn receive_counted(
     input: &mut TcpStream,
     file: &mut File,
     Receiving { ascii, room, timeout }: Receiving,
-    mut keep_going: impl FnMut() -> bool,
+    keep_going: impl FnMut() -> bool,
     mut tap: impl FnMut(&[u8]),
     received: &mut u64,
 ) -> Result<(), ReceiveError> {
@@ -354,15 +452,14 @@ fn receive_counted(
     if let Err(e) = nix::sys::socket::setsockopt(input, RcvLowat, &LOW_WATER) {
         log::debug!("SO_RCVLOWAT refused: {e}");
     }
-    // A zero read timeout is refused by the socket (and would mean "block forever").
-    let full_wake = RECEIVE_WAKE.min(timeout).max(Duration::from_millis(1));
-    let mut wake = full_wake;
-    input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
-    let mut last_byte = Instant::now();
+    let mut watch = Watch::new(keep_going, timeout);
+    let halted = |halt: Halt| match halt {
+        Halt::Aborted => ReceiveError::Aborted,
+        stalled => ReceiveError::Peer(stalled.into()),
+    };
     let mut converted = Vec::new();
     let mut conv = FromNetwork::new();
     let mut written = 0u64;
-    let mut next_check = CHECK_EVERY;
     let mut write = |bytes: &[u8], written: &mut u64| {
         *written += bytes.len() as u64;
         if room.is_some_and(|room| *written > room) {
@@ -373,41 +470,19 @@ fn receive_counted(
         Ok(())
     };
     loop {
-        if *received >= next_check {
-            next_check += CHECK_EVERY;
-            if !keep_going() {
-                return Err(ReceiveError::Aborted);
-            }
+        if let Some(wake) = watch.wake() {
+            input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
         }
         let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                if !keep_going() {
-                    return Err(ReceiveError::Aborted);
-                }
-                let left = timeout.saturating_sub(last_byte.elapsed());
-                if left.is_zero() {
-                    return Err(ReceiveError::Peer(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no data for {} s", timeout.as_secs_f64()),
-                    )));
-                }
-                // Wake exactly at the deadline rather than up to RECEIVE_WAKE after it.
-                if left < wake {
-                    wake = left;
-                    input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
-                }
+            Err(e) if is_wake(&e) => {
+                watch.moved(0).map_err(halted)?;
                 continue;
             }
             Err(e) => return Err(ReceiveError::Peer(e)),
         };
-        last_byte = Instant::now();
-        if wake < full_wake {
-            wake = full_wake;
-            input.set_read_timeout(Some(wake)).map_err(ReceiveError::Peer)?;
-        }
+        watch.moved(n).map_err(halted)?;
         *received += n as u64;
         if ascii {
             converted.clear();
@@ -471,7 +546,7 @@ mod tests {
             (&reader).read_to_end(&mut got).unwrap();
             got
         });
-        let (sent, result) = send_file(&mut file, len, &mut out, false, zero_copy, || true);
+        let (sent, result) = send_file(&mut file, len, &mut out, false, zero_copy, Duration::from_secs(30), || true);
         result.unwrap();
         drop(out);
         (sent, reading.join().unwrap())

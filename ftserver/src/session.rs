@@ -626,7 +626,8 @@ impl<'a> Session<'a> {
         let mut abor = false;
         // Zero copy costs a loopback receiver more than it saves us (see `data::send_file`).
         let zero_copy = !stream.peer_addr().is_ok_and(|a| canonical_ip(a.ip()).is_loopback());
-        let (n, sent) = data::send_file(&mut file, announced, &mut stream, self.ascii, zero_copy, || {
+        let timeout = self.shared.config.data_timeout;
+        let (n, sent) = data::send_file(&mut file, announced, &mut stream, self.ascii, zero_copy, timeout, || {
             abor = abor_pending(control);
             !abor && !self.shared.stop.load(Ordering::SeqCst)
         });

@@ -371,7 +371,35 @@ fn abor_stops_a_download() {
     }
 }
 
-/// Python's ftplib: abort() sends ABOR as urgent data and must get its reply.
+/// A client that stops reading a download is still answered at once: ABOR gets 426 and 226
+/// while the server's send is blocked on a full socket buffer (not after --data-timeout), and a
+/// download nobody reads fails at the data timeout.
+#[test]
+fn abor_is_answered_while_the_client_reads_nothing() {
+    let timeout = std::time::Duration::from_secs(2);
+    for (data_timeout, abor) in [(std::time::Duration::from_secs(120), true), (timeout, false)] {
+        let server = TestServer::start_with("127.0.0.1", |c| c.data_timeout = data_timeout);
+        std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(1 << 30).unwrap();
+        let mut raw = server.login();
+        raw.expect("TYPE I", 200);
+        let mut data = raw.epsv_connect();
+        raw.expect("RETR big.bin", 150);
+        let mut first = [0u8; 1000];
+        data.read_exact(&mut first).unwrap();
+        // Reading stops here; the socket buffers fill and the server's send blocks.
+        raw.ctrl.get_ref().set_read_timeout(Some(timeout * 3 / 2)).unwrap();
+        if abor {
+            send_abor(&mut raw, false);
+            raw.expect_reply(426);
+            raw.expect_reply(226);
+        } else {
+            raw.expect_reply(426);
+        }
+        drop(data);
+        raw.expect("NOOP", 200);
+    }
+}
+
 #[test]
 fn ftplib_abort() {
     let server = TestServer::start();

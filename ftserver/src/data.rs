@@ -155,9 +155,22 @@ impl PassiveListener {
     }
 }
 
-/// Connects to a client's data port (`PORT`/`EPRT`) within `timeout`.
-pub fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    TcpStream::connect_timeout(&target, timeout)
+/// Connects to a client's data port (`PORT`/`EPRT`) within `timeout`, from `local`: the
+/// control connection's local address (canonical). The client, its firewall and connection
+/// tracking (nf_conntrack_ftp) expect the data connection from the address they logged in to,
+/// which on a host with several addresses is not always the one the kernel's route picks.
+pub fn connect(local: IpAddr, target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
+    if local.is_ipv4() == target.is_ipv4() {
+        // The port is still chosen at connect time, per destination, as for an unbound socket
+        // (binding port 0 would reserve a port for every destination at once).
+        if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true) {
+            log::debug!("IP_BIND_ADDRESS_NO_PORT refused: {e}");
+        }
+        socket.bind(&SocketAddr::new(local, 0).into())?;
+    }
+    socket.connect_timeout(&target.into(), timeout)?;
+    Ok(socket.into())
 }
 
 /// The read size for downloads sent by copying, and for uploads. Measured on loopback (curl,

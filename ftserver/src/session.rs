@@ -477,8 +477,9 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The IP passive listeners bind to: the control connection's local address (an
-    /// IPv4-mapped address on a dual-stack socket becomes plain IPv4).
+    /// The IP passive listeners bind to, and active connections come from: the control
+    /// connection's local address (an IPv4-mapped address on a dual-stack socket becomes plain
+    /// IPv4).
     fn passive_ip(&self) -> IpAddr {
         canonical_ip(self.local.ip())
     }
@@ -562,7 +563,7 @@ impl<'a> Session<'a> {
         let opened = match self.data.take() {
             None => return self.reply(425, "Use PORT, EPRT, PASV or EPSV first.").map(|()| None),
             Some(DataPlan::Passive(listener)) => listener.accept_from(self.peer.ip(), timeout, &self.shared.stop),
-            Some(DataPlan::Active(target)) => data::connect(target, timeout),
+            Some(DataPlan::Active(target)) => data::connect(self.passive_ip(), target, timeout),
         };
         let stream = opened.and_then(|s| {
             s.set_write_timeout(Some(timeout))?;

@@ -226,7 +226,29 @@ fn active_mode_connects_to_the_peer() {
     assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
 }
 
-/// A client that stops reading its download neither blocks other sessions nor holds its own
+/// An active data connection comes from the address the client logged in to, not whichever
+/// one the route to the client prefers: a server listening on 0.0.0.0, reached at 127.0.0.2
+/// from 127.0.0.1, connects back from 127.0.0.2 (the kernel's own choice is 127.0.0.1).
+#[test]
+fn active_connections_come_from_the_address_the_client_used() {
+    let server = TestServer::start_with("0.0.0.0", |_| {});
+    let mut raw = crate::support::Raw::connect(SocketAddr::from(([127, 0, 0, 2], server.port())));
+    raw.login();
+    raw.expect("TYPE I", 200);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for command in [format!("EPRT |1|127.0.0.1|{port}|"), format!("PORT 127,0,0,1,{},{}", port >> 8, port & 255)] {
+        raw.expect(&command, 200);
+        raw.expect("RETR hello.txt", 150);
+        let (mut data, from) = listener.accept().unwrap();
+        assert_eq!(from.ip(), Ipv4Addr::new(127, 0, 0, 2));
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        raw.expect_reply(226);
+        assert_eq!(got, b"hello, world\n");
+    }
+}
+
 /// thread forever: the send times out after the data timeout and the client gets 426.
 #[test]
 fn a_stalled_download_times_out_without_blocking_others() {

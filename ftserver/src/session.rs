@@ -613,14 +613,24 @@ impl<'a> Session<'a> {
             self.data = None;
             return self.reply(554, format!("Restart offset {offset} is beyond the end of the file ({size} bytes)."));
         }
+        if offset > 0 && self.ascii {
+            // A TYPE A client counts converted bytes (CRLF), the file has LF: its offset
+            // would not be the file's (vsftpd refuses this too).
+            self.data = None;
+            return self.reply(550, ASCII_RESUME);
+        }
         if let Err(e) = file.seek(SeekFrom::Start(offset)) {
             self.data = None;
             return self.fs_error(arg, &FsError::Io(e));
         }
         let Some(mut stream) = self.open_data()? else { return Ok(()) };
-        let mode = if self.ascii { "ASCII" } else { "BINARY" };
         let name = vp.file_name().unwrap_or("/").to_owned();
-        self.reply(150, format!("Opening {mode} mode data connection for {name} ({} bytes).", size - offset))?;
+        if self.ascii {
+            // The count on the wire differs from the file's (LF becomes CRLF): none is given.
+            self.reply(150, format!("Opening ASCII mode data connection for {name}."))?;
+        } else {
+            self.reply(150, format!("Opening BINARY mode data connection for {name} ({} bytes).", size - offset))?;
+        }
         let started = Instant::now();
         let announced = size - offset;
         let control = &self.ctrl.get_ref().stream;
@@ -863,6 +873,9 @@ fn client_spoke(control: &TcpStream) -> bool {
     let spoke = !matches!(control.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
     control.set_nonblocking(false).is_err() || spoke
 }
+
+/// The refusal of REST with a transfer in TYPE A.
+pub(crate) const ASCII_RESUME: &str = "No support for resuming an ASCII transfer: use TYPE I.";
 
 /// Is an ABOR waiting on the control connection? Looks without consuming (a non-blocking peek),
 /// so the command is read and answered normally afterwards. Other commands do not stop a

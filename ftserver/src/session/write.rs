@@ -173,6 +173,10 @@ impl Session<'_> {
         if !config.writable {
             return self.refuse(READ_ONLY);
         }
+        if offset > 0 && self.ascii {
+            self.data = None;
+            return self.reply(550, super::ASCII_RESUME);
+        }
         let shown = arg.unwrap_or(STOU_BASE);
         let Some((vp, target)) = self.write_target(shown, false)? else {
             self.data = None;

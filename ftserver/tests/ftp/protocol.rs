@@ -117,6 +117,37 @@ fn ascii_mode_converts_line_endings() {
     assert_eq!(raw.passive_transfer("RETR lines.txt"), fixtures()[1].1);
 }
 
+/// In TYPE A the bytes on the wire are not the file's (LF travels as CRLF), so the 150 reply
+/// announces no count, and a restart offset, counted by the client in converted bytes, is
+/// refused for downloads and uploads alike (vsftpd's rule) instead of resuming at the wrong
+/// byte; REST 0 (lftp sends it after a resume) is harmless.
+#[test]
+fn ascii_transfers_announce_no_count_and_cannot_resume() {
+    let server = TestServer::writable(false);
+    let mut raw = server.login();
+    raw.expect("TYPE A", 200);
+    let mut data = raw.epsv_connect();
+    assert_eq!(raw.expect("RETR lines.txt", 150).text(), "Opening ASCII mode data connection for lines.txt.");
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    raw.expect_reply(226);
+    raw.expect("REST 5", 350);
+    let refused = raw.expect("RETR lines.txt", 550);
+    assert_eq!(refused.text(), "No support for resuming an ASCII transfer: use TYPE I.");
+    raw.expect("REST 5", 350);
+    raw.expect("STOR new.txt", 550);
+    assert!(!server.root.path().join("new.txt").exists());
+    raw.expect("REST 0", 350);
+    assert_eq!(raw.passive_transfer("RETR lines.txt"), got);
+    raw.expect("TYPE I", 200);
+    raw.expect("REST 5", 350);
+    let _data = raw.epsv_connect();
+    assert_eq!(
+        raw.expect("RETR lines.txt", 150).text(),
+        "Opening BINARY mode data connection for lines.txt (15 bytes)."
+    );
+}
+
 /// REST survives commands in between (curl sends SIZE, lftp TYPE and MDTM), is cleared by the
 /// transfer, and the 150 reply announces the bytes that follow.
 #[test]

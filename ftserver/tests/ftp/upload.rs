@@ -78,6 +78,7 @@ fn never_replaces_or_deletes_without_overwrite() {
     }
     let reply = raw.cmd("STOR hello.txt");
     assert!(reply.text().contains("exists"), "{reply:?}");
+    raw.expect("TYPE I", 200);
     raw.expect("REST 5", 350);
     raw.expect("STOR hello.txt", 553);
     for cmd in ["DELE hello.txt", "RMD sub", "RNFR hello.txt", "RNTO x"] {

@@ -169,8 +169,10 @@ impl Root {
     /// The entries of a directory, sorted by name, with their metadata (a symlink's target's).
     ///
     /// Left out: names that are not UTF-8 or contain CR or LF (no FTP client could ask for them
-    /// again), broken symlinks, and symlinks that point outside the root (listing them would
-    /// leak facts about files the client may not read).
+    /// again), broken symlinks, symlinks that point outside the root (listing them would leak
+    /// facts about files the client may not read), and symlinks to this directory or one above
+    /// it (`up -> ..`): listed as directories, they send recursive clients (lftp mirror,
+    /// wget -r) round the loop until the path is too long. They can still be entered by name.
     pub fn read_dir(&self, vpath: &VirtualPath) -> Result<Vec<(String, Metadata)>, FsError> {
         let dir = self.resolve(vpath)?;
         let mut out = Vec::new();
@@ -182,7 +184,9 @@ impl Root {
             }
             let meta = match entry.file_type() {
                 Ok(t) if t.is_symlink() => {
-                    match self.contain(&entry.path()).and_then(|real| fs::metadata(real).map_err(FsError::from_io)) {
+                    let Ok(real) = self.contain(&entry.path()) else { continue };
+                    match fs::metadata(&real) {
+                        Ok(meta) if meta.is_dir() && dir.starts_with(&real) => continue,
                         Ok(meta) => meta,
                         Err(_) => continue,
                     }

@@ -47,3 +47,29 @@ fn passive_ls_get_and_mirror() {
 fn active_ls_get_and_mirror() {
     check(false);
 }
+
+/// Symlinks back to a directory or one above it are left out of listings, so a mirror ends
+/// (lftp went 40 levels deep into `sub/up/sub/up/...`); other symlinks inside the root are
+/// listed and copied, and a loop's link can still be entered by name.
+#[test]
+fn mirror_does_not_loop_through_symlinks() {
+    let server = TestServer::start();
+    let root = server.root.path();
+    std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("sub/self")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("loop")).unwrap();
+    std::os::unix::fs::symlink("sub", root.join("alias")).unwrap();
+    let mut raw = server.login();
+    let names = raw.passive_transfer("NLST sub");
+    assert_eq!(String::from_utf8(names).unwrap(), "nested.txt\r\n");
+    raw.expect("CWD sub/up/sub/self", 250);
+    raw.expect("PWD", 257);
+    let home = tempfile::tempdir().unwrap();
+    lftp(&server, true, home.path(), "mirror / mirrored");
+    let copy = home.path().join("mirrored");
+    assert_same_file(&copy.join("sub/nested.txt"), b"nested\n");
+    assert_same_file(&copy.join("alias/nested.txt"), b"nested\n");
+    for gone in ["sub/up", "sub/self", "loop"] {
+        assert!(std::fs::symlink_metadata(copy.join(gone)).is_err(), "{gone} was copied");
+    }
+}

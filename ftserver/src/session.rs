@@ -744,7 +744,13 @@ impl<'a> Session<'a> {
         };
         match self.shared.root.metadata(&vp) {
             Ok(meta) => {
-                let entry = listing::entry(vp.to_string(), &meta, self.listing_access());
+                let mut entry = listing::entry(vp.to_string(), &meta, self.listing_access());
+                if vp == VirtualPath::root() {
+                    // The root can be neither deleted nor renamed (RMD / and RNFR / are refused).
+                    if let Some(perm) = &mut entry.perm {
+                        perm.retain(|c| c != 'd' && c != 'f');
+                    }
+                }
                 let lines =
                     vec![format!("Listing {vp}"), format!(" {}", format_mlsx(&entry, self.facts)), "End".into()];
                 self.reply_multi(250, lines)

@@ -311,8 +311,9 @@ impl Session<'_> {
         }
     }
 
-    /// Resolves the target of DELE, RMD, RNFR or RNTO, which need `--overwrite`.
-    fn change_target(&mut self, arg: &str) -> io::Result<Option<(VirtualPath, Target)>> {
+    /// Resolves the target of DELE, RMD, RNFR or RNTO, which need `--overwrite`. `dir`: the
+    /// name may end in `/` without naming an existing directory (RNTO of a directory).
+    fn change_target(&mut self, arg: &str, dir: bool) -> io::Result<Option<(VirtualPath, Target)>> {
         let config = &self.shared.config;
         if !config.writable {
             return self.refuse(READ_ONLY).map(|()| None);
@@ -320,12 +321,12 @@ impl Session<'_> {
         if !config.overwrite {
             return self.refuse(NO_CHANGES).map(|()| None);
         }
-        self.write_target(arg, false)
+        self.write_target(arg, dir)
     }
 
     /// DELE: removes a file (a symlink itself, never its target).
     pub(super) fn dele(&mut self, arg: &str) -> io::Result<()> {
-        let Some((vp, target)) = self.change_target(arg)? else { return Ok(()) };
+        let Some((vp, target)) = self.change_target(arg, false)? else { return Ok(()) };
         match std::fs::symlink_metadata(target.path()) {
             Ok(meta) if meta.is_dir() => return self.fs_error(arg, &FsError::NotAFile),
             Ok(_) => {}
@@ -342,7 +343,7 @@ impl Session<'_> {
 
     /// RMD: removes an empty directory.
     pub(super) fn rmd(&mut self, arg: &str) -> io::Result<()> {
-        let Some((vp, target)) = self.change_target(arg)? else { return Ok(()) };
+        let Some((vp, target)) = self.change_target(arg, false)? else { return Ok(()) };
         match std::fs::remove_dir(target.path()) {
             Ok(()) => {
                 info!("{}: RMD {}", self.peer, sanitize(&vp.to_string()));
@@ -357,7 +358,7 @@ impl Session<'_> {
 
     /// RNFR: remembers what the next command (RNTO) renames.
     pub(super) fn rnfr(&mut self, arg: &str) -> io::Result<()> {
-        let Some((vp, target)) = self.change_target(arg)? else { return Ok(()) };
+        let Some((vp, target)) = self.change_target(arg, false)? else { return Ok(()) };
         if !target.exists() {
             return self.fs_error(arg, &FsError::NotFound);
         }
@@ -367,7 +368,9 @@ impl Session<'_> {
 
     /// RNTO: renames what RNFR named; an existing destination is replaced (`--overwrite`).
     pub(super) fn rnto(&mut self, from: Option<VirtualPath>, arg: &str) -> io::Result<()> {
-        let Some((vp, to)) = self.change_target(arg)? else { return Ok(()) };
+        // A directory may be renamed to `new/`, as rename(2) allows.
+        let from_dir = from.as_ref().is_some_and(|vp| self.shared.root.metadata(vp).is_ok_and(|m| m.is_dir()));
+        let Some((vp, to)) = self.change_target(arg, from_dir)? else { return Ok(()) };
         let Some(from_vp) = from else { return self.reply(503, "RNFR required first.") };
         let from = match self.shared.root.target(&from_vp) {
             Ok(from) => from,

@@ -124,9 +124,20 @@ fn overwrite_allows_replacing_deleting_and_renaming() {
     raw.expect("DELE sub/renamed.txt", 550);
     raw.expect("DELE sub", 550);
     raw.expect("MKD d", 257);
+    // A directory may be renamed to a name ending in `/` (rename(2) allows it), a file not.
+    raw.expect("RNFR d/", 350);
+    raw.expect("RNTO e/", 250);
+    raw.expect("RNFR e", 350);
+    raw.expect("RNTO d", 250);
+    raw.expect("RNFR empty/", 550).assert_text("empty/: Not a directory.");
     raw.expect("RMD sub", 550).assert_text("sub: directory not empty.");
     raw.expect("RMD d", 250);
     raw.expect("RMD /", 550);
+    // The facts say so too: the root may be added to and emptied, not deleted or renamed.
+    let root = raw.expect("MLST /", 250);
+    assert!(root.lines[1].contains(";perm=celmp;"), "{root:?}");
+    let sub = raw.expect("MLST sub", 250);
+    assert!(sub.lines[1].contains(";perm=cdeflmp;"), "{sub:?}");
     assert!(!server.root.path().join("d").exists());
     assert!(server.root.path().join("sub/nested.txt").exists());
 }

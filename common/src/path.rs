@@ -127,8 +127,59 @@ pub fn unquote_257(text: &str) -> Option<String> {
     None
 }
 
+/// The suffix of a partial file: a transfer of `NAME` is written to `.NAME.ftpart` beside it
+/// and renamed to `NAME` once complete (the client's downloads, the server's uploads).
+pub const PARTIAL_SUFFIX: &str = ".ftpart";
+
+/// The longest file name Linux (and most file systems) allow, in bytes: NAME_MAX.
+pub const NAME_MAX: usize = 255;
+
+/// The partial file's name for `name` (raw bytes: a local name need not be UTF-8):
+/// `.NAME.ftpart`, or, when that would be longer than [`NAME_MAX`], the start of the name, `~`
+/// and a hash of the whole name (`.START~HASH.ftpart`), so a name that is itself allowed
+/// always has a partial name that is, and the same one every time (a resume finds it again).
+/// A UTF-8 name is cut between characters.
+pub fn partial_name(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(NAME_MAX);
+    out.push(b'.');
+    if 1 + name.len() + PARTIAL_SUFFIX.len() <= NAME_MAX {
+        out.extend_from_slice(name);
+    } else {
+        // FNV-1a: short, stable across runs and platforms, and enough to tell long names apart.
+        let hash =
+            name.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let tag = format!("~{hash:016x}");
+        let mut keep = NAME_MAX - 1 - tag.len() - PARTIAL_SUFFIX.len();
+        // Back off to a character boundary (a UTF-8 continuation byte is 0b10xx_xxxx).
+        while keep > 0 && name[keep] & 0xc0 == 0x80 {
+            keep -= 1;
+        }
+        out.extend_from_slice(&name[..keep]);
+        out.extend_from_slice(tag.as_bytes());
+    }
+    out.extend_from_slice(PARTIAL_SUFFIX.as_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn partial_names_fit_the_name_limit() {
+        assert_eq!(partial_name(b"a.txt"), b".a.txt.ftpart");
+        let longest_plain = "x".repeat(NAME_MAX - 8);
+        assert_eq!(partial_name(longest_plain.as_bytes()), format!(".{longest_plain}.ftpart").into_bytes());
+        for name in ["y".repeat(NAME_MAX - 7), "z".repeat(NAME_MAX), "é".repeat(127)] {
+            let partial = partial_name(name.as_bytes());
+            assert!(partial.len() <= NAME_MAX, "{}", partial.len());
+            let text = String::from_utf8(partial.clone()).expect("cut between characters");
+            assert!(text.starts_with(&format!(".{}", &name[..100])) && text.ends_with(".ftpart"), "{text}");
+            assert_eq!(partial_name(name.as_bytes()), partial, "the same every time");
+        }
+        // Names that share their first 230 bytes still get different partial files.
+        let (a, b) = ("q".repeat(NAME_MAX - 1) + "a", "q".repeat(NAME_MAX - 1) + "b");
+        assert_ne!(partial_name(a.as_bytes()), partial_name(b.as_bytes()));
+    }
+
     use super::*;
 
     fn check(cwd: &str, arg: &str, expected: Result<&str, PathError>) {

@@ -92,9 +92,6 @@ impl Drop for SyncingFile {
     }
 }
 
-/// The suffix of the temporary file a download is written to: `.NAME.ftpart`.
-pub const PART_SUFFIX: &str = ".ftpart";
-
 /// How many numbered alternatives (`NAME.1` ... ) are tried before giving up.
 const MAX_ALTERNATIVES: u32 = 9999;
 
@@ -162,13 +159,12 @@ impl Target {
         self.dir.join(&self.name)
     }
 
-    /// The temporary file: `.NAME.ftpart` in the same directory, so the final rename is atomic
-    /// and `--resume` finds it again.
+    /// The temporary file: `.NAME.ftpart` in the same directory (shortened for a long name,
+    /// see `common::path::partial_name`), so the final rename is atomic and `--resume` finds it
+    /// again.
     pub fn part_path(&self) -> PathBuf {
-        let mut part = OsString::from(".");
-        part.push(&self.name);
-        part.push(PART_SUFFIX);
-        self.dir.join(part)
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        self.dir.join(OsString::from_vec(common::path::partial_name(self.name.as_bytes())))
     }
 
     fn numbered(&self, n: u32) -> PathBuf {

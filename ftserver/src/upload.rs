@@ -54,12 +54,9 @@ use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-/// Partial files are `.NAME.ftpart`.
+/// Partial files are `.NAME.ftpart` (shortened for long names: `common::path::partial_name`).
 const PARTIAL_PREFIX: &str = ".";
-const PARTIAL_SUFFIX: &str = ".ftpart";
-
-/// The longest file name Linux allows (NAME_MAX).
-const NAME_MAX: usize = 255;
+use common::path::PARTIAL_SUFFIX;
 
 /// How many names `STOU` tries (`NAME`, `NAME.1`, ...) before giving up.
 const UNIQUE_TRIES: u32 = 1000;
@@ -71,10 +68,11 @@ pub fn is_partial_name(name: &str) -> bool {
         && name.ends_with(PARTIAL_SUFFIX)
 }
 
-/// The partial file for `target`, or `None` when its name would be too long.
+/// The partial file for `target`, or `None` when its name would be too long (a name itself
+/// longer than the file system allows).
 fn partial_path(target: &Target) -> Option<PathBuf> {
-    let name = format!("{PARTIAL_PREFIX}{}{PARTIAL_SUFFIX}", target.name);
-    (name.len() <= NAME_MAX).then(|| target.dir.join(name))
+    let name = String::from_utf8(common::path::partial_name(target.name.as_bytes())).ok()?;
+    (name.len() <= common::path::NAME_MAX).then(|| target.dir.join(name))
 }
 
 /// The size of the interrupted upload of `target`, when there is one (what `SIZE` reports for a
@@ -148,7 +146,7 @@ pub enum UploadError {
     /// Another client is uploading the same name right now.
     #[error("being uploaded by another client, try again later")]
     Busy,
-    /// `.NAME.ftpart` would exceed the 255-byte file name limit.
+    /// The name itself exceeds the 255-byte file name limit.
     #[error("file name too long for an upload")]
     NameTooLong,
     /// `REST n` with `n > 0`, but no partial upload of that name.

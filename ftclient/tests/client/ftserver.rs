@@ -204,3 +204,20 @@ fn a_data_port_in_use_is_named_once() {
     let run = run.fails_with(&format!("cannot listen on data port 127.0.0.1:{data_port}: "));
     assert_eq!(run.stderr.matches("in use").count(), 1, "{}", run.stderr);
 }
+
+/// A file whose name is near the 255-byte limit downloads like any other (its temporary file
+/// `.NAME.ftpart` would be too long, so it is shortened) and a second copy gets NAME.1.
+#[test]
+fn names_near_the_file_name_limit() {
+    let tree = Tree::new();
+    let name = "l".repeat(250);
+    std::fs::write(tree.root.path().join(&name), b"long name").unwrap();
+    let server = start(&tree, "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let port = server.local_addr().port().to_string();
+    for saved in [name.clone(), format!("{name}.1")] {
+        crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", &name, "-q"]).ok();
+        assert_eq!(std::fs::read(dir.path().join(&saved)).unwrap(), b"long name");
+    }
+    assert_eq!(crate::support::dir_names(dir.path()).len(), 2);
+}

@@ -627,6 +627,35 @@ fn a_trailing_slash_never_names_a_file() {
     assert!(!server.root.path().join("made").exists());
 }
 
+/// Every name the file system allows can be uploaded, up to 255 bytes: the hidden partial file
+/// of a long name is shortened (`.START~HASH.ftpart`), stays hidden, and an interrupted upload
+/// of it resumes like any other.
+#[test]
+fn names_up_to_the_file_name_limit_can_be_uploaded() {
+    let server = TestServer::writable(false);
+    let mut raw = server.login();
+    raw.expect("TYPE I", 200);
+    for len in [247, 248, 255] {
+        let name = "n".repeat(len - 4) + ".bin";
+        raw.passive_upload(&format!("STOR {name}"), b"long").assert_code(226);
+        assert_eq!(read(&server, &name), b"long");
+    }
+    let name = "é".repeat(125) + ".bin";
+    let mut data = raw.epsv_connect();
+    raw.expect(&format!("STOR {name}"), 150);
+    data.write_all(b"first").unwrap();
+    raw.send(b"ABOR");
+    drop(data);
+    raw.expect_reply(426);
+    raw.expect_reply(226);
+    assert!(!raw.passive_transfer("NLST").windows(7).any(|w| w == b".ftpart"), "the partial file is listed");
+    raw.expect(&format!("SIZE {name}"), 213).assert_text("5");
+    raw.passive_upload(&format!("APPE {name}"), b" second").assert_code(226);
+    assert_eq!(read(&server, &name), b"first second");
+    let names: Vec<_> = std::fs::read_dir(server.root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.iter().any(|n| n.to_string_lossy().ends_with(".ftpart")), "{names:?}");
+}
+
 #[test]
 fn ipv6_uploads() {
     if !crate::support::ipv6_available() {

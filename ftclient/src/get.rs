@@ -158,6 +158,8 @@ fn to_file(
         }
     }
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
+    // Held until the file has its final name (or the download failed).
+    let _lock = localfile::PartLock::acquire(&part)?;
     let mut early = verify::start_early(opts, method, size);
     let (total, digests) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());

@@ -3,7 +3,7 @@
 //! into place that
 //! never replaces an existing file (NAME.1, NAME.2, ... as wget does) unless asked to.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
@@ -94,6 +94,73 @@ impl Drop for SyncingFile {
 
 /// How many numbered alternatives (`NAME.1` ... ) are tried before giving up.
 const MAX_ALTERNATIVES: u32 = 9999;
+
+/// An exclusive lock (`flock`) on a download's temporary file, taken before the file is written
+/// and held until it got its final name or the download failed. Without it two ftclient
+/// processes downloading into the same name wrote into the same `.NAME.ftpart`, and one could
+/// report a file saved that held the other's bytes; now the second fails at once. Dropping it
+/// removes an empty temporary file that it created itself (a download that failed before its
+/// first byte leaves nothing behind).
+#[derive(Debug)]
+pub struct PartLock {
+    file: nix::fcntl::Flock<File>,
+    path: PathBuf,
+    created: bool,
+}
+
+impl PartLock {
+    /// Opens (creating if need be) and locks `part`, failing if another process holds it.
+    pub fn acquire(part: &Path) -> Result<PartLock> {
+        use nix::fcntl::{Flock, FlockArg};
+        let cannot = || format!("cannot create {}", part.display());
+        // The holder may rename or remove the file between our open and our lock: a lock on a
+        // file no longer under that name protects nothing, so open again.
+        for _ in 0..8 {
+            let (file, created) = match std::fs::OpenOptions::new().write(true).create_new(true).open(part) {
+                Ok(file) => (file, true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match std::fs::OpenOptions::new().write(true).open(part) {
+                        Ok(file) => (file, false),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e).with_context(cannot),
+                    }
+                }
+                Err(e) => return Err(e).with_context(cannot),
+            };
+            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(file) => file,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                    "{} is being written by another download into the same name; wait for it to finish",
+                    part.display()
+                ),
+                Err((_, e)) => {
+                    return Err(io::Error::from(e)).with_context(|| format!("cannot lock {}", part.display()))
+                }
+            };
+            if is_named(&file, part) {
+                return Ok(PartLock { file, path: part.to_owned(), created });
+            }
+        }
+        bail!("{} keeps being replaced; is another download into the same name running?", part.display())
+    }
+}
+
+impl Drop for PartLock {
+    fn drop(&mut self) {
+        if self.created && is_named(&self.file, &self.path) && self.file.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Is `file` the file `path` names now (same device and inode)?
+fn is_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
 
 /// Standard output as a file of its own, written directly: Rust's stdout is line-buffered,
 /// which splits every chunk of binary data at its last newline (two writes instead of one).

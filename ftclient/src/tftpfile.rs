@@ -147,6 +147,7 @@ fn get_into(job: &TftpJob, remote: &str, out: impl Write, name: &str) -> Result<
 fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String> {
     let target = Target::new(output, remote)?;
     let part = target.part_path();
+    let _lock = localfile::PartLock::acquire(&part)?;
     let file = OpenOptions::new()
         .write(true)
         .create(true)

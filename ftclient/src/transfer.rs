@@ -147,6 +147,23 @@ pub fn established(session: &mut Session, pending: Pending, reply: Reply, what: 
     Ok(stream)
 }
 
+/// A connection from `server` already waiting on `listener`, if there is one (strangers' are
+/// closed).
+fn queued(listener: &TcpListener, server: IpAddr) -> Result<Option<TcpStream>> {
+    listener.set_nonblocking(true).context("cannot poll the data socket")?;
+    let found = loop {
+        match listener.accept() {
+            Ok((stream, from)) if canonical_ip(from.ip()) == server => break Ok(Some(stream)),
+            Ok((_, from)) => log::warn!("refused a data connection from {from}: only the server {server} may connect"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e).context("cannot accept the data connection"),
+        }
+    };
+    listener.set_nonblocking(false).context("cannot poll the data socket")?;
+    found
+}
+
 /// Waits for the server's data connection. Connections from any other address are closed
 /// unread (RFC 2577 section 5: port theft) and the wait goes on until the timeout.
 fn accept(session: &mut Session, listener: &TcpListener) -> Result<TcpStream> {
@@ -171,8 +188,12 @@ fn accept(session: &mut Session, listener: &TcpListener) -> Result<TcpStream> {
                         session.timeout().as_secs()
                     );
                 }
-                // A server that cannot connect says so on the control connection (425).
+                // A server that cannot connect says so on the control connection (425). One that
+                // connected, sent a small file and replied 226 while we were looking is queued.
                 if session.reply_waiting()? {
+                    if let Some(stream) = queued(listener, server)? {
+                        return Ok(stream);
+                    }
                     let reply = session.read_reply()?;
                     return Err(ServerError(reply)).context("the server could not open the data connection");
                 }

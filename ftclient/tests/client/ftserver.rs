@@ -221,3 +221,36 @@ fn names_near_the_file_name_limit() {
     }
     assert_eq!(crate::support::dir_names(dir.path()).len(), 2);
 }
+
+/// Two downloads into the same name never share a temporary file: while another process
+/// holds `.NAME.ftpart` (locked), ftclient fails at once and leaves that file as it was; once
+/// it is free, the download goes through.
+#[test]
+fn a_temporary_file_in_use_by_another_download_is_left_alone() {
+    use std::io::{BufRead, Write};
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join(".a.txt.ftpart");
+    std::fs::write(&part, b"another download's bytes").unwrap();
+    let mut holder = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl, sys; f = open(sys.argv[1], 'r+'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
+        .arg(&part)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "locked\n");
+    let port = server.local_addr().port().to_string();
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "docs/a.txt"])
+        .fails_with("is being written by another download into the same name");
+    assert_eq!(std::fs::read(&part).unwrap(), b"another download's bytes");
+    assert!(!dir.path().join("a.txt").exists());
+    holder.stdin.take().unwrap().write_all(b"done").unwrap();
+    holder.wait().unwrap();
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "docs/a.txt", "-q"]).ok();
+    assert_eq!(crate::support::dir_names(dir.path()), ["a.txt"]);
+}

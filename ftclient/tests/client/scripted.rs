@@ -259,6 +259,31 @@ fn an_active_server_that_reports_425_fails_at_once() {
     run_active(dir.path(), &fake, &["-g", "f"]).fails_with("425 Can't open data connection.");
 }
 
+/// An active-mode server that is slow to connect, then sends a small file and its 226 at once,
+/// is waited for: the connection is already queued when the 226 is seen (the client took
+/// the 226 for a failure to connect).
+#[test]
+fn an_active_server_that_connects_late_still_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::start(
+        Script { size: Some(5), ..Script::default() },
+        5,
+        Box::new(|conn: &mut Conn, _| {
+            conn.reply(150, "Opening BINARY mode data connection for f.");
+            // A slow server (not synchronisation): it connects after the client's first wait.
+            std::thread::sleep(Duration::from_millis(300));
+            let mut data = conn.open_data();
+            data.write_all(b"small").unwrap();
+            drop(data);
+            conn.reply(226, "done");
+        }),
+    );
+    for name in ["f", "f.1", "f.2"] {
+        run_active(dir.path(), &fake, &["-g", "f", "--no-verify"]).ok();
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"small");
+    }
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -116,16 +116,17 @@ pub fn probe(session: &mut Session, path: &str) -> Result<Remote> {
 
 /// The local file changed while it was being sent: it ended before the size it had when the
 /// upload started, or its size or modification time changed. The data connection was reset,
-/// so the server did not store what it got under the final name.
+/// so a server that keeps uploads aside until they are complete (ftserver) stored nothing
+/// under the final name; `left` says what the server shows there now.
 #[derive(Debug, thiserror::Error)]
-#[error("{local} changed during the upload ({detail}); nothing was stored under {remote}")]
+#[error("{local} changed during the upload ({detail}); {left}")]
 pub struct LocalChanged {
     /// The local file, as shown.
     pub local: String,
-    /// The remote name, sanitised.
-    pub remote: String,
     /// What changed.
     pub detail: String,
+    /// What the server holds under the remote name afterwards.
+    pub left: String,
 }
 
 /// Is `path` a source that can be read only once, in order (`-` for stdin, a FIFO, a pipe, a
@@ -186,7 +187,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
             log::info!("the server already holds all {len} bytes of {remote}");
             Ok(0)
         } else {
-            let size = Size { offset, len: Some(len), unchanged: &unchanged };
+            let size = Size { offset, len: Some(len), unchanged: &unchanged, fresh: matches!(found, Remote::Missing) };
             store(session, mode, opts, &mut file, &size)
         };
         if sent.is_err() {
@@ -257,7 +258,7 @@ fn run_stream(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Se
         bail!("cannot resume an upload from {local}: it can be read only once");
     }
     session.binary()?;
-    start_offset(session, opts, 0)?;
+    let (_, found) = start_offset(session, opts, 0)?;
     let started = Instant::now();
     let method = verify::plan(session, opts.verify, opts.hash)?;
     let input: Box<dyn Read> = if opts.local.as_os_str() == "-" {
@@ -267,7 +268,8 @@ fn run_stream(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Se
     };
     let algos: Vec<_> = method.iter().map(|m| m.algo()).collect();
     let mut reader = verify::HashingReader::new(input, &algos);
-    let sent = store(session, mode, opts, &mut reader, &Size { offset: 0, len: None, unchanged: &|| Some(()) })?;
+    let size = Size { offset: 0, len: None, unchanged: &|| Some(()), fresh: matches!(found, Remote::Missing) };
+    let sent = store(session, mode, opts, &mut reader, &size)?;
     let digests = reader.finish();
     check(session, opts, sent, method.map(|m| (m, digests)), None)
         .with_context(|| format!("upload of {local} to {} failed verification", sanitize(&opts.remote)))?;
@@ -275,11 +277,35 @@ fn run_stream(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Se
 }
 
 /// What an upload's source should deliver: from `offset`, up to `len` in all (when known), and
-/// a check that the source did not change while it was read (`None` when it did).
+/// a check that the source did not change while it was read (`None` when it did). `fresh`: the
+/// remote name did not exist before the upload.
 struct Size<'a> {
     offset: u64,
     len: Option<u64>,
     unchanged: &'a dyn Fn() -> Option<()>,
+    fresh: bool,
+}
+
+/// After an upload was cut off with a reset: what the server now holds under `remote`, said
+/// for the error line. Servers that store uploads in place (vsftpd, pyftpdlib) keep the part
+/// they got; when the name is new (`fresh`) that partial copy is the client's own, and is
+/// deleted if the server allows it.
+fn left_behind(session: &mut Session, remote: &str, fresh: bool) -> String {
+    let shown = sanitize(remote);
+    match probe(session, remote) {
+        Ok(Remote::Missing) => format!("nothing was stored under {shown}"),
+        Ok(Remote::File(size)) if fresh => {
+            let deleted = session.command(&Command::Dele(remote.to_owned())).is_ok_and(|r| r.is_success());
+            if deleted {
+                format!("the partial copy the server kept under {shown} was deleted")
+            } else {
+                let of = size.map_or_else(String::new, |n| format!(" ({n} bytes)"));
+                format!("the server kept a partial {shown}{of}: delete it, or upload again with --overwrite")
+            }
+        }
+        Ok(Remote::File(_)) => format!("the server's {shown} may now be incomplete: upload it again"),
+        _ => format!("the server may have kept a partial {shown}"),
+    }
 }
 
 /// Sends the data from `size.offset` on: `REST offset` + STOR when resuming (APPE when the
@@ -313,11 +339,8 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
                 if let Err(e) = session.read_reply() {
                     log::debug!("no reply after the reset: {e:#}");
                 }
-                return Err(anyhow!(LocalChanged {
-                    local: shown(&opts.local),
-                    remote: remote.clone(),
-                    detail: changed.0.clone()
-                }));
+                let left = left_behind(session, &opts.remote, size.fresh);
+                return Err(anyhow!(LocalChanged { local: shown(&opts.local), detail: changed.0.clone(), left }));
             }
             // A server that gives up (disk full, quota) closes the data connection and says
             // why on the control connection: its reason beats "broken pipe".
@@ -469,28 +492,32 @@ mod tests {
     fn only_a_complete_unchanged_source_ends_the_data_connection_cleanly() {
         let data = b"0123456789";
         let unchanged = || Some(());
-        let (sent, got, end) = send_to_peer(data, &Size { offset: 0, len: Some(10), unchanged: &unchanged });
+        let (sent, got, end) =
+            send_to_peer(data, &Size { offset: 0, len: Some(10), unchanged: &unchanged, fresh: true });
         assert!(sent.is_ok() && end.is_ok());
         assert_eq!(got, data);
         // A file that shrank while it was read: fewer bytes than announced.
-        let (sent, _, end) = send_to_peer(&data[..4], &Size { offset: 0, len: Some(10), unchanged: &unchanged });
+        let (sent, _, end) =
+            send_to_peer(&data[..4], &Size { offset: 0, len: Some(10), unchanged: &unchanged, fresh: true });
         let why = sent.unwrap_err().to_string();
         assert_eq!(why, "it ended after 4 of the 10 bytes it had when the upload started");
         assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
         // Resuming from 6: 4 bytes are due; 3 is short.
-        let (sent, _, end) = send_to_peer(&data[..3], &Size { offset: 6, len: Some(10), unchanged: &unchanged });
+        let (sent, _, end) =
+            send_to_peer(&data[..3], &Size { offset: 6, len: Some(10), unchanged: &unchanged, fresh: true });
         assert!(sent.unwrap_err().to_string().contains("after 9 of the 10 bytes"));
         assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
         // The right length, but the file changed meanwhile.
-        let (sent, _, end) = send_to_peer(data, &Size { offset: 0, len: Some(10), unchanged: &|| None });
+        let (sent, _, end) = send_to_peer(data, &Size { offset: 0, len: Some(10), unchanged: &|| None, fresh: true });
         assert!(sent.unwrap_err().to_string().contains("modification time changed"));
         assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
         // A file that grew: only the announced bytes go, and the change check resets.
-        let (sent, _, end) = send_to_peer(b"0123456789ab", &Size { offset: 0, len: Some(10), unchanged: &|| None });
+        let (sent, _, end) =
+            send_to_peer(b"0123456789ab", &Size { offset: 0, len: Some(10), unchanged: &|| None, fresh: true });
         assert!(sent.is_err());
         assert_eq!(end.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
         // A pipe has no size: its end is the end of data.
-        let (sent, got, end) = send_to_peer(data, &Size { offset: 0, len: None, unchanged: &unchanged });
+        let (sent, got, end) = send_to_peer(data, &Size { offset: 0, len: None, unchanged: &unchanged, fresh: true });
         assert!(sent.is_ok() && end.is_ok());
         assert_eq!(got, data);
     }

@@ -106,3 +106,23 @@ fn a_server_killed_mid_download_is_resumed_after_a_restart() {
     assert_eq!(dir_names(dir.path()), vec!["big.bin"]);
     assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), tree.read("big.bin"));
 }
+
+/// pyftpdlib stores an upload in place, so when the local file shrinks mid-upload (the client
+/// resets the data connection) it keeps the part it got under the final name; the client,
+/// which created that name, deletes it and says so.
+#[test]
+fn a_cut_off_upload_leaves_no_partial_copy_behind() {
+    let root = tempfile::tempdir().unwrap();
+    let (_server, port) = start_writable(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("shrink.bin");
+    // Sparse: 4 GiB that cost no disk, far more than is sent before the truncation below.
+    std::fs::File::create(&local).unwrap().set_len(4 << 30).unwrap();
+    let port = port.to_string();
+    let child = crate::support::spawn_ftclient(dir.path(), &["127.0.0.1", &port, "-p", "shrink.bin", "--to", "s.bin"]);
+    crate::support::wait_for_len(&root.path().join("s.bin"), 1 << 20);
+    std::fs::File::options().write(true).open(&local).unwrap().set_len(1000).unwrap();
+    let run = wait_output(child).fails_with("shrink.bin changed during the upload");
+    assert!(run.stderr.contains("the partial copy the server kept under s.bin was deleted"), "{}", run.stderr);
+    assert!(dir_names(root.path()).is_empty(), "{:?}", dir_names(root.path()));
+}

@@ -61,6 +61,7 @@ Exit status: 0 success, 1 failure, 2 usage error.";
 #[command(group(ArgGroup::new("action").required(true).args(["list", "get", "put"])))]
 pub struct Cli {
     /// Server host name, IPv4 address or IPv6 address (e.g. ftp.example.org, 127.0.0.1, ::1).
+    #[arg(value_parser = parse_host)]
     pub host: String,
 
     /// Server control port (1-65535; FTP's standard port is 21).
@@ -260,6 +261,15 @@ impl Cli {
     }
 }
 
+/// Accepts a host: anything but an empty string (which no resolver could look up).
+fn parse_host(arg: &str) -> Result<String, String> {
+    if arg.trim().is_empty() {
+        Err("expected a host name or address".into())
+    } else {
+        Ok(arg.to_owned())
+    }
+}
+
 /// Accepts an argument that goes into an FTP command line: not empty, and no CR, LF or NUL
 /// (which would end the command and start another).
 fn parse_line_arg(arg: &str) -> Result<String, String> {
@@ -412,6 +422,8 @@ mod tests {
             (&["h", "69", "--tftp", "-g", "a", "--windowsize", "0"], ValueValidation),
             (&["h", "21", "-p", "a", "--to", "a\rb"], ValueValidation),
             (&["h", "21", "-r", "-g", "t", "--checksum", "md5:900150983cd24fb0d6963f7d28e17f72"], ArgumentConflict),
+            (&["", "21", "-l"], ValueValidation),
+            (&[" ", "21", "-l"], ValueValidation),
         ] {
             assert_eq!(parse(args).err(), Some(kind), "{args:?}");
         }

@@ -22,8 +22,10 @@ pub struct ServerError(pub Reply);
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.0.lines.last().map(String::as_str).unwrap_or_default();
-        write!(f, "{} {}", self.0.code, sanitize(text.trim()))
+        // Every line of a multi-line reply: the reason is often in the first ("550-Permission
+        // denied", then "550 End").
+        let lines: Vec<String> = self.0.lines.iter().map(|l| sanitize(l.trim())).filter(|l| !l.is_empty()).collect();
+        write!(f, "{} {}", self.0.code, lines.join("; "))
     }
 }
 
@@ -360,6 +362,6 @@ mod tests {
     #[test]
     fn shows_server_errors_on_one_sanitised_line() {
         let e = ServerError(Reply::multi(550, vec!["first".into(), "no\x1b[2J such file".into()]));
-        assert_eq!(e.to_string(), "550 no\\x1b[2J such file");
+        assert_eq!(e.to_string(), "550 first; no\\x1b[2J such file");
     }
 }

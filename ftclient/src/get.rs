@@ -159,13 +159,13 @@ fn to_file(
     }
     let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     // Held until the file has its final name (or the download failed).
-    let _lock = localfile::PartLock::acquire(&part)?;
+    let mut lock = localfile::PartLock::acquire(&part)?;
     let mut early = verify::start_early(opts, method, size);
     let (total, digests) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
         (offset, None)
     } else {
-        receive_into_part(session, mode, opts, method, size, offset, &part, &mut early)?
+        receive_into_part(session, mode, opts, method, size, offset, &lock, &mut early)?
     };
     let checked = match digests {
         Some(digests) => verify::check_digests(session, opts, method, &digests, Some(&part), total, early),
@@ -181,6 +181,7 @@ fn to_file(
     let saved = target
         .commit(&part, opts.overwrite)
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
+    lock.committed();
     let instead_of = (saved != target.path()).then(|| target.path());
     Ok(Done {
         moved: total - offset,
@@ -253,9 +254,10 @@ fn receive_into_part(
     method: Option<Method>,
     size: Option<u64>,
     offset: u64,
-    part: &Path,
+    lock: &localfile::PartLock,
     early: &mut Option<verify::EarlyDigest>,
 ) -> Result<(u64, Option<verify::Digests>)> {
+    let part = lock.path();
     let pending = transfer::prepare(session, mode)?;
     if offset > 0 {
         let reply = session.command(&Command::Rest(offset))?;
@@ -277,7 +279,7 @@ fn receive_into_part(
     };
     // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
     let expected = size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
-    let file = open_part(part, offset)?;
+    let file = open_part(lock, offset)?;
     let algos = verify::wanted(opts, method);
     let hashers = if algos.is_empty() || offset == 0 {
         verify::Hashers::new(&algos)
@@ -319,22 +321,22 @@ fn receive_into_part(
 }
 
 /// Opens the temporary file: appending at `offset` when resuming, else empty.
-fn open_part(part: &Path, offset: u64) -> Result<File> {
-    let mut options = OpenOptions::new();
-    if offset > 0 {
-        options.append(true);
-    } else {
-        options.write(true).create(true).truncate(true);
-    }
-    let file = options.open(part).with_context(|| format!("cannot create {}", part.display()))?;
+fn open_part(lock: &localfile::PartLock, offset: u64) -> Result<File> {
+    let part = lock.path();
+    let mut file = lock.writer().with_context(|| format!("cannot write {}", part.display()))?;
     if offset == 0 {
-        // Truncated on open: nothing to check (one system call less per file of a tree).
+        // A file the lock created is empty already (one system call less per file of a tree).
+        if !lock.created() {
+            file.set_len(0).with_context(|| format!("cannot write {}", part.display()))?;
+        }
         return Ok(file);
     }
     let len = file.metadata().with_context(|| format!("cannot read {}", part.display()))?.len();
     if len != offset {
         bail!("{} changed size while resuming ({len} bytes, expected {offset})", part.display());
     }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+        .with_context(|| format!("cannot write {}", part.display()))?;
     Ok(file)
 }
 

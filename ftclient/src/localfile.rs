@@ -95,23 +95,29 @@ impl Drop for SyncingFile {
 /// How many numbered alternatives (`NAME.1` ... ) are tried before giving up.
 const MAX_ALTERNATIVES: u32 = 9999;
 
-/// An exclusive lock (`flock`) on a download's temporary file, taken before the file is written
-/// and held until it got its final name or the download failed. Without it two ftclient
-/// processes downloading into the same name wrote into the same `.NAME.ftpart`, and one could
-/// report a file saved that held the other's bytes; now the second fails at once. Dropping it
-/// removes an empty temporary file that it created itself (a download that failed before its
-/// first byte leaves nothing behind).
+/// An exclusive lock on a download's temporary file, taken before the file is written and held
+/// until it got its final name or the download failed. Without it two ftclient processes
+/// downloading into the same name wrote into the same `.NAME.ftpart`, and one could report a
+/// file saved that held the other's bytes; now the second fails at once.
+///
+/// It is an open file description lock (`F_OFD_SETLK`): released by the kernel when the last
+/// descriptor of the open file closes (no unlock call), and it conflicts between the parallel
+/// workers of one process too. The download writes through a duplicate of the lock's own
+/// descriptor ([`PartLock::writer`]), so locking costs one `fcntl` and one `dup` per file.
+/// Dropped without [`PartLock::committed`], it removes an empty temporary file it created (a
+/// download that failed before its first byte leaves nothing behind).
 #[derive(Debug)]
 pub struct PartLock {
-    file: nix::fcntl::Flock<File>,
+    file: File,
     path: PathBuf,
     created: bool,
+    committed: bool,
 }
 
 impl PartLock {
-    /// Opens (creating if need be) and locks `part`, failing if another process holds it.
+    /// Opens (creating it if need be) and locks `part`; fails at once if another download
+    /// holds it.
     pub fn acquire(part: &Path) -> Result<PartLock> {
-        use nix::fcntl::{Flock, FlockArg};
         let cannot = || format!("cannot create {}", part.display());
         // The holder may rename or remove the file between our open and our lock: a lock on a
         // file no longer under that name protects nothing, so open again.
@@ -127,27 +133,58 @@ impl PartLock {
                 }
                 Err(e) => return Err(e).with_context(cannot),
             };
-            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(file) => file,
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+            let whole = nix::libc::flock {
+                l_type: nix::libc::F_WRLCK as i16,
+                l_whence: nix::libc::SEEK_SET as i16,
+                l_start: 0,
+                l_len: 0,
+                l_pid: 0,
+            };
+            match nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_OFD_SETLK(&whole)) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => bail!(
                     "{} is being written by another download into the same name; wait for it to finish",
                     part.display()
                 ),
-                Err((_, e)) => {
-                    return Err(io::Error::from(e)).with_context(|| format!("cannot lock {}", part.display()))
-                }
-            };
-            if is_named(&file, part) {
-                return Ok(PartLock { file, path: part.to_owned(), created });
+                Err(e) => return Err(io::Error::from(e)).with_context(|| format!("cannot lock {}", part.display())),
+            }
+            // A file we created is ours by that name: nobody could have renamed it before the
+            // lock without holding it first (and then our lock would have failed).
+            if created || is_named(&file, part) {
+                return Ok(PartLock { file, path: part.to_owned(), created, committed: false });
             }
         }
         bail!("{} keeps being replaced; is another download into the same name running?", part.display())
+    }
+
+    /// The temporary file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A handle to write the temporary file through (it shares the lock).
+    pub fn writer(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
+    /// Was the temporary file empty and new when locked (nothing to truncate or resume)?
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The file got its final name: nothing to clean up.
+    pub fn committed(&mut self) {
+        self.committed = true;
     }
 }
 
 impl Drop for PartLock {
     fn drop(&mut self) {
-        if self.created && is_named(&self.file, &self.path) && self.file.metadata().is_ok_and(|m| m.len() == 0) {
+        if self.created
+            && !self.committed
+            && self.file.metadata().is_ok_and(|m| m.len() == 0)
+            && is_named(&self.file, &self.path)
+        {
             let _ = std::fs::remove_file(&self.path);
         }
     }

@@ -147,13 +147,11 @@ fn get_into(job: &TftpJob, remote: &str, out: impl Write, name: &str) -> Result<
 fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String> {
     let target = Target::new(output, remote)?;
     let part = target.part_path();
-    let _lock = localfile::PartLock::acquire(&part)?;
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&part)
-        .with_context(|| format!("cannot create {}", part.display()))?;
+    let mut lock = localfile::PartLock::acquire(&part)?;
+    let file = lock.writer().with_context(|| format!("cannot write {}", part.display()))?;
+    if !lock.created() {
+        file.set_len(0).with_context(|| format!("cannot write {}", part.display()))?;
+    }
     let started = Instant::now();
     let mut sink = Interruptible(SyncingFile::new(file, job.fsync));
     let outcome = receive(job, remote, &mut sink).and_then(|outcome| {
@@ -172,6 +170,7 @@ fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String
     let saved = target
         .commit(&part, job.overwrite)
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
+    lock.committed();
     let renamed =
         if saved == target.path() { String::new() } else { format!(" ({} already exists)", target.path().display()) };
     Ok(format!(

@@ -223,7 +223,8 @@ fn names_near_the_file_name_limit() {
 }
 
 /// Two downloads into the same name never share a temporary file: while another process
-/// holds `.NAME.ftpart` (locked), ftclient fails at once and leaves that file as it was; once
+/// holds `.NAME.ftpart` (a POSIX record lock, which conflicts with ftclient's open file
+/// description lock), ftclient fails at once and leaves that file as it was; once
 /// it is free, the download goes through.
 #[test]
 fn a_temporary_file_in_use_by_another_download_is_left_alone() {
@@ -235,7 +236,7 @@ fn a_temporary_file_in_use_by_another_download_is_left_alone() {
     std::fs::write(&part, b"another download's bytes").unwrap();
     let mut holder = std::process::Command::new("python3")
         .arg("-c")
-        .arg("import fcntl, sys; f = open(sys.argv[1], 'r+'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
+        .arg("import fcntl, sys; f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
         .arg(&part)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -12,7 +12,7 @@ use anyhow::Result;
 use common::Command;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// One file to transfer.
@@ -53,13 +53,67 @@ pub struct Report {
 }
 
 struct Shared<'a> {
-    queue: Mutex<VecDeque<Job>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a job is handed back or finished.
+    changed: Condvar,
     /// Workers still taking jobs.
     live: AtomicUsize,
     report: Mutex<Report>,
     login: &'a Login,
     progress: &'a Progress,
     files: usize,
+}
+
+/// The jobs not started yet, and how many are running: a worker that finds the queue empty
+/// waits while others run, since one of them may hand its job back (its data port is taken).
+struct Queue {
+    waiting: VecDeque<Job>,
+    running: usize,
+}
+
+/// How often a worker waiting for handed-back jobs looks at Ctrl-C.
+const WAIT_TICK: Duration = Duration::from_millis(200);
+
+impl<'a> Shared<'a> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next job, once one is waiting; `None` when none is left and none is running (or
+    /// after Ctrl-C). The job counts as running while the [`Running`] lives.
+    fn take(&self) -> Option<(Job, Running<'_, 'a>)> {
+        let mut queue = self.queue();
+        loop {
+            if interrupt::check().is_err() {
+                return None;
+            }
+            if let Some(job) = queue.waiting.pop_front() {
+                queue.running += 1;
+                return Some((job, Running(self)));
+            }
+            if queue.running == 0 {
+                return None;
+            }
+            queue = self.changed.wait_timeout(queue, WAIT_TICK).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// A job taken with [`Shared::take`] goes back to the front of the queue for another
+    /// worker (its [`Running`] is dropped right after).
+    fn hand_back(&self, job: Job) {
+        self.queue().waiting.push_front(job);
+    }
+}
+
+/// A job being run: dropping it (the job finished, failed or was handed back, or the worker
+/// panicked) lets the workers waiting in [`Shared::take`] look again.
+struct Running<'s, 'a>(&'s Shared<'a>);
+
+impl Drop for Running<'_, '_> {
+    fn drop(&mut self) {
+        self.0.queue().running -= 1;
+        self.0.changed.notify_all();
+    }
 }
 
 /// Runs `jobs` on up to `parallel` connections: `first` (already logged in) and `parallel - 1`
@@ -69,7 +123,8 @@ pub fn run(first: Session, login: &Login, mode: Mode, parallel: usize, jobs: Vec
     let files = jobs.len();
     let workers = parallel.clamp(1, files.max(1));
     let shared = Shared {
-        queue: Mutex::new(jobs.into()),
+        queue: Mutex::new(Queue { waiting: jobs.into(), running: 0 }),
+        changed: Condvar::new(),
         live: AtomicUsize::new(workers),
         report: Mutex::default(),
         login,
@@ -90,7 +145,7 @@ pub fn run(first: Session, login: &Login, mode: Mode, parallel: usize, jobs: Vec
     });
     let mut report = shared.report.into_inner().unwrap_or_else(|e| e.into_inner());
     // Whatever is left was never tried: every connection failed, or Ctrl-C.
-    let left = shared.queue.into_inner().unwrap_or_else(|e| e.into_inner()).len();
+    let left = shared.queue.into_inner().unwrap_or_else(|e| e.into_inner()).waiting.len();
     if left > 0 {
         let reason = match interrupt::check() {
             Err(e) => e.to_string(),
@@ -129,7 +184,7 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
         if interrupt::check().is_err() {
             break;
         }
-        let Some(job) = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
+        let Some((job, running)) = shared.take() else { break };
         let outcome = transfer_one(&mut session, mode, &job);
         // This connection's data port is unusable (another program has it): leave its jobs to
         // the other connections rather than failing one file after another, unless none is left.
@@ -138,7 +193,8 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
                 let leave = shared.live.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 1).then(|| n - 1));
                 if leave.is_ok() {
                     log::warn!("connection {} of the transfer stops: {port}", index + 1);
-                    shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push_front(job);
+                    shared.hand_back(job);
+                    drop(running);
                     session.quit();
                     return true;
                 }
@@ -161,6 +217,7 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
             }
             shared.progress.file_done(report.files + report.failed.len(), shared.files);
         }
+        drop(running);
         if failed && interrupt::check().is_err() {
             return false;
         }

@@ -375,6 +375,17 @@ fn a_server_that_stops_an_upload_midway_is_reported_on_one_line() {
     assert!(!root.path().join("big.bin").exists());
 }
 
+/// A run of `n` free data ports on 127.0.0.1, the second held by the returned listener (so the
+/// second connection of a parallel transfer cannot listen on it).
+fn data_ports_with_the_second_taken(n: u16) -> (u16, TcpListener) {
+    loop {
+        let first = free_port_range("127.0.0.1", n);
+        if let Ok(taken) = TcpListener::bind(("127.0.0.1", first + 1)) {
+            return (first, taken);
+        }
+    }
+}
+
 #[test]
 fn a_taken_data_port_leaves_its_files_to_the_other_connections() {
     let root = tempfile::tempdir().unwrap();
@@ -384,12 +395,7 @@ fn a_taken_data_port_leaves_its_files_to_the_other_connections() {
     let server = ftserver::Server::spawn(listener, ftserver::Config::new(root.path()).unwrap()).unwrap();
     let port = server.local_addr().port().to_string();
     // Connection 2 would listen on DATA_PORT+1, which this test holds.
-    let (data_port, _taken) = loop {
-        let first = free_port_range("127.0.0.1", 3);
-        if let Ok(taken) = TcpListener::bind(("127.0.0.1", first + 1)) {
-            break (first, taken);
-        }
-    };
+    let (data_port, _taken) = data_ports_with_the_second_taken(3);
     let dir = tempfile::tempdir().unwrap();
     let args = ["127.0.0.1", &port, "-r", "-g", "tree", "--parallel", "3", &data_port.to_string()];
     let run = ftclient(dir.path(), &args).ok();
@@ -403,6 +409,29 @@ fn a_taken_data_port_leaves_its_files_to_the_other_connections() {
         run.stderr
     );
     assert_same(&digest(&dir.path().join("tree")), &digest(&root.path().join("tree")), "copy");
+}
+
+/// The job of a connection whose data port is taken goes to another connection even when
+/// that one has nothing left to do (it waits for handed-back jobs instead of leaving): two
+/// files on two connections, the second connection's port taken, both files arrive.
+#[test]
+fn a_taken_data_port_hands_its_last_file_to_a_connection_that_is_done() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("two")).unwrap();
+    std::fs::write(root.path().join("two/a"), b"first").unwrap();
+    std::fs::write(root.path().join("two/b"), b"second").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ftserver::Server::spawn(listener, ftserver::Config::new(root.path()).unwrap()).unwrap();
+    let port = server.local_addr().port().to_string();
+    let (data_port, _taken) = data_ports_with_the_second_taken(2);
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["127.0.0.1", &port, "-r", "-g", "two", "--parallel", "2", &data_port.to_string()];
+        let run = ftclient(dir.path(), &args).ok();
+        assert!(run.stderr.contains("downloaded 2 of 2 files"), "{}", run.stderr);
+        assert_eq!(std::fs::read(dir.path().join("two/a")).unwrap(), b"first");
+        assert_eq!(std::fs::read(dir.path().join("two/b")).unwrap(), b"second");
+    }
 }
 
 #[test]

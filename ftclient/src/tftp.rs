@@ -13,6 +13,7 @@
 //! callback.
 
 use common::tftp::{self, Direction, Mode, NetasciiReader, Packet, Request, Stop, Wait};
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -111,10 +112,13 @@ pub fn get(
     opts: &TftpOptions,
     progress: Progress<'_>,
 ) -> Result<Outcome, TftpError> {
-    with_fallback(opts, |opts, with_options| {
+    let answered = Cell::new(false);
+    with_fallback(opts, &answered, |opts, with_options| {
         let mut c = Client::new(server, opts)?;
         let request = c.request(Direction::Read, remote, opts, with_options, Some(0));
-        c.receive_file(&request, out, progress).inspect_err(|e| c.abandon(e))
+        let received = c.receive_file(&request, out, progress).inspect_err(|e| c.abandon(e));
+        answered.set(c.answered);
+        received
     })
 }
 
@@ -127,22 +131,28 @@ pub fn put(
     opts: &TftpOptions,
     progress: Progress<'_>,
 ) -> Result<Outcome, TftpError> {
-    with_fallback(opts, |opts, with_options| {
+    let answered = Cell::new(false);
+    with_fallback(opts, &answered, |opts, with_options| {
         let mut c = Client::new(server, opts)?;
         let request = c.request(Direction::Write, remote, opts, with_options, size);
-        c.send_file(&request, input, size, progress).inspect_err(|e| c.abandon(e))
+        let sent = c.send_file(&request, input, size, progress).inspect_err(|e| c.abandon(e));
+        answered.set(c.answered);
+        sent
     })
 }
 
-/// Runs `attempt` with options, and once more without any if the server refused them before
-/// anything was transferred.
+/// Runs `attempt` with options, and once more without any if the server refused them: its
+/// ERROR answered the request itself (`answered`, set by the attempt, says whether the server
+/// had accepted the request; after that, bytes have moved, and a second attempt would send or
+/// write the rest of a stream as if it were the whole file).
 fn with_fallback(
     opts: &TftpOptions,
+    answered: &Cell<bool>,
     mut attempt: impl FnMut(&TftpOptions, bool) -> Result<Outcome, TftpError>,
 ) -> Result<Outcome, TftpError> {
     let asks = opts.blksize != tftp::DEFAULT_BLKSIZE || opts.windowsize > 1;
     match attempt(opts, asks) {
-        Err(TftpError::Server { code: 0 | 4 | 8, message }) if asks => {
+        Err(TftpError::Server { code: 0 | 4 | 8, message }) if asks && !answered.get() => {
             log::info!("tftp: server refused options ({message}), retrying without");
             let plain = TftpOptions { blksize: tftp::DEFAULT_BLKSIZE, windowsize: 1, ..opts.clone() };
             attempt(&plain, false)
@@ -165,6 +175,8 @@ struct Client {
     heard: Instant,
     /// See [`TftpOptions::cancelled`].
     cancelled: fn() -> bool,
+    /// The server accepted the request (its first answer was not an ERROR).
+    answered: bool,
     /// The socket's read timeout.
     read_timeout: tftp::ReadTimeout,
 }
@@ -186,6 +198,7 @@ impl Client {
             give_up: opts.give_up,
             heard: Instant::now(),
             cancelled: opts.cancelled,
+            answered: false,
             read_timeout: tftp::ReadTimeout::new(),
         })
     }
@@ -293,16 +306,18 @@ impl Client {
             self.send(request)?;
             let deadline = Instant::now() + tftp::backoff(self.timeout, retries);
             while let Some(len) = self.recv(&mut buf, deadline)? {
-                match Packet::parse(&buf[..len]) {
-                    Ok(Packet::Oack(options)) => return Ok(First::Oack(options)),
-                    Ok(Packet::Ack(0)) => return Ok(First::Ack0),
+                let first = match Packet::parse(&buf[..len]) {
+                    Ok(Packet::Oack(options)) => First::Oack(options),
+                    Ok(Packet::Ack(0)) => First::Ack0,
                     Ok(Packet::Data { block: 1, .. }) => {
                         buf.truncate(len);
-                        return Ok(First::Data1(buf));
+                        First::Data1(buf)
                     }
                     Ok(Packet::Error { code, message }) => return Err(server_error(code, &message)),
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                self.answered = true;
+                return Ok(first);
             }
             retries += 1;
             if retries > self.retries {

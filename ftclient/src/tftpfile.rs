@@ -84,7 +84,12 @@ impl<T: Write> Write for Interruptible<T> {
 impl<T: Read> Read for Interruptible<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         interrupt::check().map_err(|_| interrupted())?;
-        self.0.read(buf)
+        let n = self.0.read(buf)?;
+        // Asked again after the read: Ctrl-C does not wake a read blocked on a pipe (the
+        // handler restarts it), and a pipe whose writer died of the same Ctrl-C then ends
+        // early; that end must not be sent as the end of the file.
+        interrupt::check().map_err(|_| interrupted())?;
+        Ok(n)
     }
 }
 
@@ -146,6 +151,7 @@ fn get_into(job: &TftpJob, remote: &str, out: impl Write, name: &str) -> Result<
 /// Downloads `remote` into a temporary file, then names it (see the module comment).
 fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String> {
     let target = Target::new(output, remote)?;
+    target.check_name()?;
     let part = target.part_path();
     let mut lock = localfile::PartLock::acquire(&part)?;
     let file = lock.writer().with_context(|| format!("cannot write {}", part.display()))?;
@@ -215,6 +221,7 @@ fn exists(job: &TftpJob, remote: &str) -> Result<Option<bool>> {
         Ok(_) => Ok(Some(true)),
         Err(TftpError::Io(e)) if e.get_ref().is_some_and(|inner| inner.is::<Seen>()) => Ok(Some(true)),
         Err(TftpError::Server { code: 1, .. }) => Ok(Some(false)),
+        Err(e @ TftpError::Cancelled) => Err(e.into()),
         Err(e @ (TftpError::TimedOut(..) | TftpError::Silent(..) | TftpError::Io(_))) => {
             Err(anyhow::Error::new(e).context("the TFTP server does not answer"))
         }

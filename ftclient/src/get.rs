@@ -143,6 +143,7 @@ fn to_file(
     size: Option<u64>,
     target: &Target,
 ) -> Result<Done> {
+    target.check_name()?;
     let part = target.part_path();
     let started = Instant::now();
     if opts.resume {

@@ -146,6 +146,11 @@ impl PartLock {
                     "{} is being written by another download into the same name; wait for it to finish",
                     part.display()
                 ),
+                // A file system without locks (NFS without lockd, some FUSE ones): download
+                // as before locks, rather than not at all.
+                Err(e @ (nix::errno::Errno::ENOLCK | nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EINVAL)) => {
+                    log::warn!("cannot lock {} ({e}); downloading without the lock", part.display());
+                }
                 Err(e) => return Err(io::Error::from(e)).with_context(|| format!("cannot lock {}", part.display())),
             }
             // A file we created is ours by that name: nobody could have renamed it before the
@@ -258,6 +263,21 @@ impl Target {
         Target { dir: dir.to_owned(), name: OsString::from(name) }
     }
 
+    /// Fails when the name is longer than the file system allows (255 bytes), before anything
+    /// is transferred: `-o PATH` names a shorter one.
+    pub fn check_name(&self) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let len = self.name.as_bytes().len();
+        if len > common::path::NAME_MAX {
+            bail!(
+                "cannot save as {}: the name is {len} bytes, longer than the {} a file name may have; name the copy with -o PATH",
+                self.path().display(),
+                common::path::NAME_MAX
+            );
+        }
+        Ok(())
+    }
+
     /// The name asked for.
     pub fn path(&self) -> PathBuf {
         self.dir.join(&self.name)
@@ -271,13 +291,21 @@ impl Target {
         self.dir.join(OsString::from_vec(common::path::partial_name(self.name.as_bytes())))
     }
 
+    /// NAME.n, with NAME shortened (between characters) when NAME.n would pass 255 bytes.
     fn numbered(&self, n: u32) -> PathBuf {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
         if n == 0 {
             return self.path();
         }
-        let mut name = self.name.clone();
-        name.push(format!(".{n}"));
-        self.dir.join(name)
+        let suffix = format!(".{n}");
+        let name = self.name.as_bytes();
+        let mut keep = name.len().min(common::path::NAME_MAX - suffix.len());
+        while keep > 0 && keep < name.len() && name[keep] & 0xc0 == 0x80 {
+            keep -= 1;
+        }
+        let mut numbered = name[..keep].to_vec();
+        numbered.extend_from_slice(suffix.as_bytes());
+        self.dir.join(OsString::from_vec(numbered))
     }
 
     /// Moves the finished `part` file into place and returns where it went. With `overwrite`
@@ -347,6 +375,28 @@ fn exists(path: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_names_fit_the_name_limit() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = Target::in_dir(Path::new("d"), "a.txt");
+        assert_eq!(t.numbered(2), PathBuf::from("d/a.txt.2"));
+        for name in ["x".repeat(254), "é".repeat(127), "y".repeat(255)] {
+            let t = Target::in_dir(Path::new(""), &name);
+            for n in [1, 10, 9999] {
+                let numbered = t.numbered(n);
+                let bytes = numbered.as_os_str().as_bytes();
+                assert!(bytes.len() <= 255, "{}", bytes.len());
+                let text = std::str::from_utf8(bytes).expect("cut between characters");
+                assert!(
+                    text.ends_with(&format!(".{n}")) && name.starts_with(text.rsplit_once('.').unwrap().0),
+                    "{text}"
+                );
+            }
+        }
+        assert!(Target::in_dir(Path::new(""), &"z".repeat(255)).check_name().is_ok());
+        assert!(Target::in_dir(Path::new(""), &"z".repeat(256)).check_name().is_err());
+    }
 
     #[test]
     fn derives_names() {

@@ -206,19 +206,25 @@ fn a_data_port_in_use_is_named_once() {
 }
 
 /// A file whose name is near the 255-byte limit downloads like any other (its temporary file
-/// `.NAME.ftpart` would be too long, so it is shortened) and a second copy gets NAME.1.
+/// `.NAME.ftpart` would be too long, so it is shortened), a second copy gets NAME.1 (NAME
+/// shortened to make room), and a name longer than any file may have fails before the
+/// transfer, leaving nothing behind.
 #[test]
 fn names_near_the_file_name_limit() {
     let tree = Tree::new();
-    let name = "l".repeat(250);
+    let name = "l".repeat(254);
     std::fs::write(tree.root.path().join(&name), b"long name").unwrap();
     let server = start(&tree, "127.0.0.1");
     let dir = tempfile::tempdir().unwrap();
     let port = server.local_addr().port().to_string();
-    for saved in [name.clone(), format!("{name}.1")] {
+    for saved in [name.clone(), format!("{}.1", &name[..253])] {
         crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", &name, "-q"]).ok();
         assert_eq!(std::fs::read(dir.path().join(&saved)).unwrap(), b"long name");
     }
+    assert_eq!(crate::support::dir_names(dir.path()).len(), 2);
+    let too_long = "m".repeat(256);
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", &name, "-o", &too_long])
+        .fails_with("the name is 256 bytes, longer than the 255 a file name may have");
     assert_eq!(crate::support::dir_names(dir.path()).len(), 2);
 }
 

@@ -286,22 +286,26 @@ struct Size<'a> {
     fresh: bool,
 }
 
-/// After an upload was cut off with a reset: what the server now holds under `remote`, said
-/// for the error line. Servers that store uploads in place (vsftpd, pyftpdlib) keep the part
-/// they got; when the name is new (`fresh`) that partial copy is the client's own, and is
-/// deleted if the server allows it.
-fn left_behind(session: &mut Session, remote: &str, fresh: bool) -> String {
+/// After an upload was cut off with a reset (`sent` bytes in all): what the server now holds
+/// under `remote`, said for the error line. Servers that store uploads in place (vsftpd,
+/// pyftpdlib) keep the part they got; when the name was new (`fresh`) and the file there is no
+/// larger than what was sent, that partial copy is the client's own and is deleted if the
+/// server allows it. Anything else (a file the probe could not see before, another client's
+/// upload finished meanwhile) is left alone.
+fn left_behind(session: &mut Session, remote: &str, fresh: bool, sent: u64) -> String {
     let shown = sanitize(remote);
     match probe(session, remote) {
         Ok(Remote::Missing) => format!("nothing was stored under {shown}"),
-        Ok(Remote::File(size)) if fresh => {
+        Ok(Remote::File(Some(size))) if fresh && size <= sent => {
             let deleted = session.command(&Command::Dele(remote.to_owned())).is_ok_and(|r| r.is_success());
             if deleted {
                 format!("the partial copy the server kept under {shown} was deleted")
             } else {
-                let of = size.map_or_else(String::new, |n| format!(" ({n} bytes)"));
-                format!("the server kept a partial {shown}{of}: delete it, or upload again with --overwrite")
+                format!("the server kept a partial {shown} ({size} bytes): delete it, or upload again with --overwrite")
             }
+        }
+        Ok(Remote::File(_)) if fresh => {
+            format!("the server shows a file {shown} now, perhaps a partial copy: check it before you upload again")
         }
         Ok(Remote::File(_)) => format!("the server's {shown} may now be incomplete: upload it again"),
         _ => format!("the server may have kept a partial {shown}"),
@@ -339,7 +343,7 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
                 if let Err(e) = session.read_reply() {
                     log::debug!("no reply after the reset: {e:#}");
                 }
-                let left = left_behind(session, &opts.remote, size.fresh);
+                let left = left_behind(session, &opts.remote, size.fresh, count);
                 return Err(anyhow!(LocalChanged { local: shown(&opts.local), detail: changed.0.clone(), left }));
             }
             // A server that gives up (disk full, quota) closes the data connection and says

@@ -74,6 +74,9 @@ struct Queue {
 /// How often a worker waiting for handed-back jobs looks at Ctrl-C.
 const WAIT_TICK: Duration = Duration::from_millis(200);
 
+/// A wait after which a connection is checked (NOOP) before it is used again.
+const LONG_WAIT: Duration = Duration::from_secs(30);
+
 impl<'a> Shared<'a> {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -184,7 +187,21 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
         if interrupt::check().is_err() {
             break;
         }
+        let waiting = Instant::now();
         let Some((job, running)) = shared.take() else { break };
+        // A connection that waited long for a handed-back job may have been closed by the
+        // server's idle timeout meanwhile.
+        if waiting.elapsed() > LONG_WAIT && !alive(&mut session) {
+            match connect(shared.login) {
+                Ok(fresh) => session = fresh,
+                Err(e) => {
+                    log::warn!("connection {} of the transfer is lost and cannot log in again: {e:#}", index + 1);
+                    shared.hand_back(job);
+                    drop(running);
+                    return false;
+                }
+            }
+        }
         let outcome = transfer_one(&mut session, mode, &job);
         // This connection's data port is unusable (another program has it): leave its jobs to
         // the other connections rather than failing one file after another, unless none is left.

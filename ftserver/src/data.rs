@@ -160,6 +160,8 @@ impl PassiveListener {
 /// tracking (nf_conntrack_ftp) expect the data connection from the address they logged in to,
 /// which on a host with several addresses is not always the one the kernel's route picks.
 pub fn connect(local: IpAddr, target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    // `EPRT |2|::ffff:a.b.c.d|...` from an IPv4 client names an IPv4 peer.
+    let target = SocketAddr::new(canonical_ip(target.ip()), target.port());
     let socket = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))?;
     if local.is_ipv4() == target.is_ipv4() {
         // The port is still chosen at connect time, per destination, as for an unbound socket

@@ -170,11 +170,22 @@ impl Root {
     ///
     /// Left out: names that are not UTF-8 or contain CR or LF (no FTP client could ask for them
     /// again), broken symlinks, symlinks that point outside the root (listing them would leak
-    /// facts about files the client may not read), and symlinks to this directory or one above
-    /// it (`up -> ..`): listed as directories, they send recursive clients (lftp mirror,
-    /// wget -r) round the loop until the path is too long. They can still be entered by name.
+    /// facts about files the client may not read), and symlinks to a directory the client
+    /// came through to get here (`up -> ..`, or `a/l -> ../b` seen from `/b/l/`): listed as
+    /// directories, they send recursive clients (lftp mirror, wget -r) round the loop until
+    /// the path is too long. They can still be entered by name.
     pub fn read_dir(&self, vpath: &VirtualPath) -> Result<Vec<(String, Metadata)>, FsError> {
         let dir = self.resolve(vpath)?;
+        // The real directories of the path's prefixes: `/`, `/a`, `/a/l`, ...
+        let mut came_through = vec![self.base.clone()];
+        let mut prefix = VirtualPath::root();
+        for part in vpath.components() {
+            let Ok(next) = prefix.join(part) else { break };
+            prefix = next;
+            if let Ok(real) = self.resolve(&prefix) {
+                came_through.push(real);
+            }
+        }
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir).map_err(FsError::from_io)? {
             let entry = entry.map_err(FsError::from_io)?;
@@ -186,7 +197,7 @@ impl Root {
                 Ok(t) if t.is_symlink() => {
                     let Ok(real) = self.contain(&entry.path()) else { continue };
                     match fs::metadata(&real) {
-                        Ok(meta) if meta.is_dir() && dir.starts_with(&real) => continue,
+                        Ok(meta) if meta.is_dir() && came_through.iter().any(|d| d.starts_with(&real)) => continue,
                         Ok(meta) => meta,
                         Err(_) => continue,
                     }

@@ -48,9 +48,9 @@ fn active_ls_get_and_mirror() {
     check(false);
 }
 
-/// Symlinks back to a directory or one above it are left out of listings, so a mirror ends
-/// (lftp went 40 levels deep into `sub/up/sub/up/...`); other symlinks inside the root are
-/// listed and copied, and a loop's link can still be entered by name.
+/// Symlinks back to a directory the listing came through are left out of listings, so a
+/// mirror ends (lftp went 40 levels deep into `sub/up/sub/up/...`); other symlinks inside the
+/// root are listed and copied, and a loop's link can still be entered by name.
 #[test]
 fn mirror_does_not_loop_through_symlinks() {
     let server = TestServer::start();
@@ -59,6 +59,12 @@ fn mirror_does_not_loop_through_symlinks() {
     std::os::unix::fs::symlink(".", root.join("sub/self")).unwrap();
     std::os::unix::fs::symlink(".", root.join("loop")).unwrap();
     std::os::unix::fs::symlink("sub", root.join("alias")).unwrap();
+    // A loop through two links: each is followed once, never round again.
+    for (dir, file, other) in [("a", "x", "../b"), ("b", "y", "../a")] {
+        std::fs::create_dir(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join(file), file).unwrap();
+        std::os::unix::fs::symlink(other, root.join(dir).join("l")).unwrap();
+    }
     let mut raw = server.login();
     let names = raw.passive_transfer("NLST sub");
     assert_eq!(String::from_utf8(names).unwrap(), "nested.txt\r\n");
@@ -69,7 +75,9 @@ fn mirror_does_not_loop_through_symlinks() {
     let copy = home.path().join("mirrored");
     assert_same_file(&copy.join("sub/nested.txt"), b"nested\n");
     assert_same_file(&copy.join("alias/nested.txt"), b"nested\n");
-    for gone in ["sub/up", "sub/self", "loop"] {
+    assert_same_file(&copy.join("a/l/y"), b"y");
+    assert_same_file(&copy.join("b/l/x"), b"x");
+    for gone in ["sub/up", "sub/self", "loop", "a/l/l", "b/l/l"] {
         assert!(std::fs::symlink_metadata(copy.join(gone)).is_err(), "{gone} was copied");
     }
 }

@@ -567,6 +567,35 @@ mod tests {
         (sent, reading.join().unwrap())
     }
 
+    /// Both ways of sending (sendfile and the copying loop) end when the client reads nothing:
+    /// with `TimedOut` after the data timeout, or with `ConnectionAborted` as soon as
+    /// `keep_going` says no (ABOR), although every send blocks on a full socket buffer.
+    #[test]
+    fn a_client_that_reads_nothing_is_timed_out_or_aborted() {
+        let file = tempfile::tempfile().unwrap();
+        let len = 256 << 20;
+        file.set_len(len).unwrap();
+        for zero_copy in [false, true] {
+            for abort in [false, true] {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let _reader = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let (mut out, _) = listener.accept().unwrap();
+                let mut asked = 0;
+                let keep_going = || {
+                    asked += 1;
+                    !abort || asked < 3
+                };
+                let mut file = file.try_clone().unwrap();
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).unwrap();
+                let timeout = Duration::from_millis(if abort { 60_000 } else { 300 });
+                let (sent, result) = send_file(&mut file, len, &mut out, false, zero_copy, timeout, keep_going);
+                let expected = if abort { io::ErrorKind::ConnectionAborted } else { io::ErrorKind::TimedOut };
+                assert_eq!(result.unwrap_err().kind(), expected, "zero copy {zero_copy}, abort {abort}");
+                assert!(sent < len, "zero copy {zero_copy}: all {sent} bytes went into the socket");
+            }
+        }
+    }
+
     #[test]
     fn sendfile_and_the_copying_loop_send_the_same_bytes() {
         let bytes: Vec<u8> = (0..(CHECK_EVERY as usize * 2 + 12345)).map(|i| (i * 7 % 251) as u8).collect();

@@ -781,9 +781,13 @@ impl<'a> Session<'a> {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
         };
-        match self.shared.root.metadata(&vp).map(|m| listing::modified(&m)) {
-            Ok(Some(t)) => self.reply(213, format_mdtm(t)),
-            Ok(None) => self.reply(550, format!("{}: modification time unknown.", sanitize(arg))),
+        // Of files only, as SIZE (RFC 3659 section 3; vsftpd and pyftpdlib refuse directories).
+        match self.shared.root.metadata(&vp) {
+            Ok(meta) if !meta.is_file() => self.fs_error(arg, &FsError::NotAFile),
+            Ok(meta) => match listing::modified(&meta) {
+                Some(t) => self.reply(213, format_mdtm(t)),
+                None => self.reply(550, format!("{}: modification time unknown.", sanitize(arg))),
+            },
             Err(e) => self.fs_error(arg, &e),
         }
     }

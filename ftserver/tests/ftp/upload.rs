@@ -615,6 +615,7 @@ fn a_trailing_slash_never_names_a_file() {
     raw.expect("RNFR hello.txt", 350);
     raw.expect("RNTO renamed/", 550).assert_text("renamed/: Not a directory.");
     raw.expect("SIZE sub/", 550).assert_text("sub/: Not a regular file.");
+    raw.expect("MDTM sub", 550).assert_text("sub: Not a regular file.");
     raw.expect("RETR sub/.", 550).assert_text("sub/.: Not a regular file.");
     assert_eq!(read(&server, "hello.txt"), b"hello, world\n");
     assert!(!server.root.path().join("new").exists() && !server.root.path().join("renamed").exists());

@@ -177,27 +177,47 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         let now = probe.metadata().ok()?;
         (now.len() == len && now.modified().ok() == modified).then_some(())
     };
-    // The local digest is computed on a second thread (reading the file on its own) while
-    // the upload runs, so it costs no time of its own; a failed upload stops it.
-    let stop = AtomicBool::new(false);
-    let (sent, digest) = std::thread::scope(|scope| {
-        let stop = &stop;
-        let hasher = method.map(|m| scope.spawn(move || verify::hash_file_until(&opts.local, &[m.algo()], stop)));
-        let sent = if complete {
-            log::info!("the server already holds all {len} bytes of {remote}");
-            Ok(0)
-        } else {
-            let size = Size { offset, len: Some(len), unchanged: &unchanged, fresh: matches!(found, Remote::Missing) };
-            store(session, mode, opts, &mut file, &size)
-        };
-        if sent.is_err() {
-            stop.store(true, Ordering::Relaxed);
+    let size = Size { offset, len: Some(len), unchanged: &unchanged, fresh: matches!(found, Remote::Missing) };
+    let cheap = method.is_some_and(|m| verify::Hashers::new(&[m.algo()]).cheap());
+    let (sent, digest) = match method {
+        // CRC32 runs at memory speed: the bytes are hashed on their way to the socket (after
+        // the part the server already holds, read here), not read a second time.
+        Some(m) if cheap && !complete => {
+            let algos = [m.algo()];
+            let hashers = if offset == 0 {
+                verify::Hashers::new(&algos)
+            } else {
+                let mut prefix =
+                    File::open(&opts.local).with_context(|| format!("cannot read {}", opts.local.display()))?;
+                verify::hash_prefix(&mut prefix, offset, &algos, &opts.local)?
+            };
+            let mut reader = verify::HashingReader::continuing(&mut file, hashers);
+            let sent = store(session, mode, opts, &mut reader, &size)?;
+            (sent, Some(reader.finish()))
         }
-        let digest = hasher.map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("the hashing thread panicked"))));
-        (sent, digest)
-    });
-    let sent = sent?;
-    let digest = digest.transpose()?;
+        // The other digests are computed on a second thread (reading the file on its own)
+        // while the upload runs, so they cost no time of their own; a failed upload stops it.
+        _ => {
+            let stop = AtomicBool::new(false);
+            let (sent, digest) = std::thread::scope(|scope| {
+                let stop = &stop;
+                let hasher =
+                    method.map(|m| scope.spawn(move || verify::hash_file_until(&opts.local, &[m.algo()], stop)));
+                let sent = if complete {
+                    log::info!("the server already holds all {len} bytes of {remote}");
+                    Ok(0)
+                } else {
+                    store(session, mode, opts, &mut file, &size)
+                };
+                if sent.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                let digest = hasher.map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("the hashing thread panicked"))));
+                (sent, digest)
+            });
+            (sent?, digest.transpose()?)
+        }
+    };
     if let Err(e) = check(session, opts, len, method.zip(digest), Some(&opts.local)) {
         if offset > 0 && e.downcast_ref::<verify::Mismatch>().is_some() {
             // The part that was on the server did not come from this file.

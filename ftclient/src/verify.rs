@@ -146,7 +146,7 @@ impl Hashers {
     }
 
     /// Only CRC32, which runs at memory speed: not worth a thread.
-    fn cheap(&self) -> bool {
+    pub fn cheap(&self) -> bool {
         self.0.iter().all(|(a, _)| *a == Algo::Crc32)
     }
 
@@ -324,6 +324,12 @@ impl<R: Read> HashingReader<R> {
     /// Hashes what is read from `inner` with `algos`.
     pub fn new(inner: R, algos: &[Algo]) -> Self {
         HashingReader { inner, hashers: Hashers::new(algos) }
+    }
+
+    /// Hashes what is read from `inner`, continuing `hashers` (which may hold the digests of
+    /// what came before, as for a resumed upload).
+    pub fn continuing(inner: R, hashers: Hashers) -> Self {
+        HashingReader { inner, hashers }
     }
 
     /// The digests of everything read.

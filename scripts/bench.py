@@ -236,13 +236,18 @@ class Bench:
 
     # ---------- measuring ----------
     def measure(self, case, contenders, size_bytes, rounds=None, prepare=None, unit="MB/s"):
-        """contenders: list of (label, argv or callable, server, opts). Runs them in alternation."""
+        """contenders: list of (label, argv or callable, server, opts). Runs them in alternation,
+        each round starting with the next contender (so none always follows the same one, or
+        the previous case), after prepare() and a sync that puts the previous run's dirty pages
+        on disk before the clock starts."""
         rounds = rounds or self.rounds
         samples = {label: [] for label, *_ in contenders}
         for r in range(rounds):
-            for label, argv, server, opts in contenders:
+            shift = r % len(contenders)
+            for label, argv, server, opts in contenders[shift:] + contenders[:shift]:
                 if prepare:
                     prepare(label)
+                os.sync()
                 if server:
                     reset_peak_rss(server.proc.pid)
                 if callable(argv):

@@ -669,6 +669,15 @@ fn oversized_data_block_ends_the_upload() {
     assert!(!server.root().join("up").exists());
 }
 
+/// Sends each request (octet, no options) from a fresh port and expects an ERROR with its code.
+fn expect_refusals(server: &Server, refusals: &[(&str, tftp::Direction, u16)]) {
+    for &(name, direction, code) in refusals {
+        let raw = Raw::new(server);
+        raw.request(direction, name, "octet", &[]);
+        raw.expect_error(code);
+    }
+}
+
 /// Polls (bounded) until the server's clean-up of an aborted upload is visible.
 fn wait_for_no_temp_files(dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -761,11 +770,7 @@ fn a_trailing_slash_never_names_a_file() {
         ("a.txt/", tftp::Direction::Write, 1),
         ("d/", tftp::Direction::Write, 2),
     ];
-    for (name, direction, code) in refusals {
-        let raw = Raw::new(&server);
-        raw.request(direction, name, "octet", &[]);
-        raw.expect_error(code);
-    }
+    expect_refusals(&server, &refusals);
     wait_for_no_temp_files(server.root());
     let mut names: Vec<_> = fs::read_dir(server.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
@@ -787,11 +792,7 @@ fn paths_stay_under_the_root() {
         ("out/secret", tftp::Direction::Read, 2),
         ("out/planted", tftp::Direction::Write, 2),
     ];
-    for (name, direction, code) in refusals {
-        let raw = Raw::new(&server);
-        raw.request(direction, name, "octet", &[]);
-        raw.expect_error(code);
-    }
+    expect_refusals(&server, &refusals);
     assert!(!outside.path().join("planted").exists());
     let raw = Raw::new(&server);
     raw.rrq("/sub/../sub/./f", &[]);

@@ -381,13 +381,7 @@ fn send_abor(raw: &mut crate::support::Raw, whole_line_urgent: bool) {
 fn abor_stops_a_download() {
     for whole_line_urgent in [false, true] {
         let server = TestServer::start();
-        std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(1 << 30).unwrap();
-        let mut raw = server.login();
-        raw.expect("TYPE I", 200);
-        let mut data = raw.epsv_connect();
-        raw.expect("RETR big.bin", 150);
-        let mut first = [0u8; 4096];
-        data.read_exact(&mut first).unwrap();
+        let (mut raw, mut data) = server.big_download_started(1 << 30, 4096);
         send_abor(&mut raw, whole_line_urgent);
         // Keep reading, as a client does until the server closes the data connection.
         let mut rest = Vec::new();
@@ -410,13 +404,7 @@ fn abor_is_answered_while_the_client_reads_nothing() {
     let timeout = std::time::Duration::from_secs(2);
     for (data_timeout, abor) in [(std::time::Duration::from_secs(120), true), (timeout, false)] {
         let server = TestServer::start_with("127.0.0.1", |c| c.data_timeout = data_timeout);
-        std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(1 << 30).unwrap();
-        let mut raw = server.login();
-        raw.expect("TYPE I", 200);
-        let mut data = raw.epsv_connect();
-        raw.expect("RETR big.bin", 150);
-        let mut first = [0u8; 1000];
-        data.read_exact(&mut first).unwrap();
+        let (mut raw, data) = server.big_download_started(1 << 30, 1000);
         // Reading stops here; the socket buffers fill and the server's send blocks.
         raw.ctrl.get_ref().set_read_timeout(Some(timeout * 3 / 2)).unwrap();
         if abor {

@@ -270,13 +270,7 @@ fn a_stalled_download_times_out_without_blocking_others() {
 #[test]
 fn a_download_closed_by_the_client_is_reported() {
     let server = TestServer::start();
-    std::fs::File::create(server.root.path().join("big.bin")).unwrap().set_len(256 << 20).unwrap();
-    let mut raw = server.login();
-    raw.expect("TYPE I", 200);
-    let mut data = raw.epsv_connect();
-    raw.expect("RETR big.bin", 150);
-    let mut first = [0u8; 4096];
-    data.read_exact(&mut first).unwrap();
+    let (mut raw, data) = server.big_download_started(256 << 20, 4096);
     drop(data);
     raw.expect_reply(426);
     assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");

@@ -122,6 +122,18 @@ impl TestServer {
         raw.login();
         raw
     }
+
+    /// A logged-in client that started a passive TYPE I download of `big.bin`, a sparse file of
+    /// `len` bytes made here, and read its first `first` bytes; and the data connection.
+    pub fn big_download_started(&self, len: u64, first: usize) -> (Raw, TcpStream) {
+        std::fs::File::create(self.root.path().join("big.bin")).unwrap().set_len(len).unwrap();
+        let mut raw = self.login();
+        raw.expect("TYPE I", 200);
+        let mut data = raw.epsv_connect();
+        raw.expect("RETR big.bin", 150);
+        data.read_exact(&mut vec![0u8; first]).unwrap();
+        (raw, data)
+    }
 }
 
 /// A hand-driven control connection for protocol edge cases.

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use common::reply::parse_transfer_size;
 use common::text::sanitize;
 use common::Command;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,10 +103,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done>
     };
     let method = verify::plan(session, opts.verify, opts.hash)?;
     match &opts.output {
-        Output::Stdout => match localfile::raw_stdout() {
-            Some(stdout) => to_stream(session, mode, opts, method, size, stdout, None),
-            None => to_stream(session, mode, opts, method, size, std::io::stdout().lock(), None),
-        },
+        Output::Stdout => to_stream(session, mode, opts, method, size, localfile::stdout_writer(), None),
         Output::BaseName => to_file(session, mode, opts, method, size, &Target::new(None, &opts.remote)?),
         Output::Path(path) if localfile::is_special(path) => {
             if opts.resume {
@@ -114,9 +111,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &GetOptions) -> Result<Done>
             }
             // A device or FIFO (/dev/null, a pipe): there is no temporary file to rename onto
             // it, and replacing it with a regular file would break it. Write straight into it.
-            let out =
-                OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            to_stream(session, mode, opts, method, size, out, Some(path))
+            to_stream(session, mode, opts, method, size, localfile::open_special(path)?, Some(path))
         }
         Output::Path(path) => to_file(session, mode, opts, method, size, &Target::new(Some(path), &opts.remote)?),
         Output::Target(target) => to_file(session, mode, opts, method, size, target),
@@ -323,15 +318,11 @@ fn receive_into_part(
 
 /// Opens the temporary file: appending at `offset` when resuming, else empty.
 fn open_part(lock: &localfile::PartLock, offset: u64) -> Result<File> {
-    let part = lock.path();
-    let mut file = lock.writer().with_context(|| format!("cannot write {}", part.display()))?;
     if offset == 0 {
-        // A file the lock created is empty already (one system call less per file of a tree).
-        if !lock.created() {
-            file.set_len(0).with_context(|| format!("cannot write {}", part.display()))?;
-        }
-        return Ok(file);
+        return lock.fresh_writer();
     }
+    let part = lock.path();
+    let mut file = lock.writer()?;
     let len = file.metadata().with_context(|| format!("cannot read {}", part.display()))?.len();
     if len != offset {
         bail!("{} changed size while resuming ({len} bytes, expected {offset})", part.display());

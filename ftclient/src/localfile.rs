@@ -167,14 +167,20 @@ impl PartLock {
         &self.path
     }
 
-    /// A handle to write the temporary file through (it shares the lock).
-    pub fn writer(&self) -> io::Result<File> {
-        self.file.try_clone()
+    /// A handle to write the temporary file through (it shares the lock), at its start with
+    /// nothing in it (a file the lock created is empty already: one system call less per file
+    /// of a tree).
+    pub fn fresh_writer(&self) -> Result<File> {
+        let file = self.writer()?;
+        if !self.created {
+            file.set_len(0).with_context(|| format!("cannot write {}", self.path.display()))?;
+        }
+        Ok(file)
     }
 
-    /// Was the temporary file empty and new when locked (nothing to truncate or resume)?
-    pub fn created(&self) -> bool {
-        self.created
+    /// A handle to write the temporary file through (it shares the lock).
+    pub fn writer(&self) -> Result<File> {
+        self.file.try_clone().with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     /// The file got its final name: nothing to clean up.
@@ -204,12 +210,20 @@ fn is_named(file: &File, path: &Path) -> bool {
     }
 }
 
-/// Standard output as a file of its own, written directly: Rust's stdout is line-buffered,
-/// which splits every chunk of binary data at its last newline (two writes instead of one).
-/// `None` when the descriptor cannot be duplicated.
-pub fn raw_stdout() -> Option<File> {
+/// Standard output for a download's bytes: its descriptor written directly where it can be
+/// duplicated (Rust's stdout is line-buffered, which splits every chunk of binary data at its
+/// last newline: two writes instead of one).
+pub fn stdout_writer() -> Box<dyn Write> {
     use std::os::fd::AsFd;
-    std::io::stdout().as_fd().try_clone_to_owned().ok().map(File::from)
+    match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(File::from(fd)),
+        Err(_) => Box::new(std::io::stdout().lock()),
+    }
+}
+
+/// Opens a device or FIFO ([`is_special`]) to write a download straight into it.
+pub fn open_special(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// Does `path` exist as something other than a regular file or a directory (a character

@@ -178,11 +178,10 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         (now.len() == len && now.modified().ok() == modified).then_some(())
     };
     let size = Size { offset, len: Some(len), unchanged: &unchanged, fresh: matches!(found, Remote::Missing) };
-    let cheap = method.is_some_and(|m| verify::Hashers::new(&[m.algo()]).cheap());
     let (sent, digest) = match method {
         // CRC32 runs at memory speed: the bytes are hashed on their way to the socket (after
         // the part the server already holds, read here), not read a second time.
-        Some(m) if cheap && !complete => {
+        Some(m) if m.cheap() && !complete => {
             let algos = [m.algo()];
             let hashers = if offset == 0 {
                 verify::Hashers::new(&algos)

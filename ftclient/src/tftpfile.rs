@@ -11,7 +11,7 @@ use crate::progress::{summary, FileBar, Progress};
 use crate::tftp::{self, Outcome, TftpError, TftpOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use common::text::sanitize;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -102,14 +102,9 @@ fn negotiated(outcome: &Outcome) -> String {
 /// name here) and returns the line to print.
 pub fn get(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String> {
     match output {
-        Some(path) if path.as_os_str() == "-" => match localfile::raw_stdout() {
-            Some(stdout) => get_into(job, remote, stdout, "stdout"),
-            None => get_into(job, remote, io::stdout().lock(), "stdout"),
-        },
+        Some(path) if path.as_os_str() == "-" => get_into(job, remote, localfile::stdout_writer(), "stdout"),
         Some(path) if localfile::is_special(path) => {
-            let out =
-                OpenOptions::new().write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            get_into(job, remote, out, &path.display().to_string())
+            get_into(job, remote, localfile::open_special(path)?, &path.display().to_string())
         }
         _ => get_file(job, remote, output),
     }
@@ -154,10 +149,7 @@ fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String
     target.check_name()?;
     let part = target.part_path();
     let mut lock = localfile::PartLock::acquire(&part)?;
-    let file = lock.writer().with_context(|| format!("cannot write {}", part.display()))?;
-    if !lock.created() {
-        file.set_len(0).with_context(|| format!("cannot write {}", part.display()))?;
-    }
+    let file = lock.fresh_writer()?;
     let started = Instant::now();
     let mut sink = Interruptible(SyncingFile::new(file, job.fsync));
     let outcome = receive(job, remote, &mut sink).and_then(|outcome| {

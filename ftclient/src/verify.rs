@@ -36,6 +36,11 @@ impl Method {
             Method::Hash(algo) | Method::Legacy(algo) => algo,
         }
     }
+
+    /// Its digest is CRC32, which runs at memory speed: worth no thread of its own.
+    pub fn cheap(self) -> bool {
+        self.algo() == Algo::Crc32
+    }
 }
 
 /// Decides how the server will be asked for digests on this connection (`None`: not at all,
@@ -146,7 +151,7 @@ impl Hashers {
     }
 
     /// Only CRC32, which runs at memory speed: not worth a thread.
-    pub fn cheap(&self) -> bool {
+    fn cheap(&self) -> bool {
         self.0.iter().all(|(a, _)| *a == Algo::Crc32)
     }
 

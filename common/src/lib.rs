@@ -15,6 +15,7 @@ pub mod path;
 pub mod reply;
 pub mod text;
 pub mod tftp;
+pub mod timer;
 
 pub use command::{Command, ParseError};
 pub use control::{Control, ControlError};

@@ -831,38 +831,6 @@ pub trait Link {
     }
 }
 
-/// The read timeout a datagram socket is given before each blocking receive that must end by a
-/// deadline, kept while it still fits so that it is not set again before every datagram (in
-/// lock-step TFTP that is one system call in three). A receive may wake before the deadline
-/// (the caller looks at the clock and waits again), never after it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ReadTimeout {
-    current: Option<Duration>,
-}
-
-/// Waits shorter than this get the exact timeout instead of half of it.
-const EXACT_BELOW: Duration = Duration::from_millis(10);
-
-impl ReadTimeout {
-    /// No timeout set yet.
-    pub const fn new() -> Self {
-        ReadTimeout { current: None }
-    }
-
-    /// For a wait of at most `left` (not zero): the timeout to set now, or `None` when the one
-    /// set last still fits, that is when it ends between half way and the end of `left`. A new
-    /// timeout is half of `left` (exact below 10 ms), so the next wait, which in a steady
-    /// transfer is as long as this one or a little shorter, keeps it.
-    pub fn update(&mut self, left: Duration) -> Option<Duration> {
-        if self.current.is_some_and(|c| c <= left && left <= c * 2) {
-            return None;
-        }
-        let set = (left / 2).max(left.min(EXACT_BELOW));
-        self.current = Some(set);
-        Some(set)
-    }
-}
-
 /// How long to wait after `retries` timeouts in a row: the timeout, doubled after each (up to
 /// 16 times it), so a peer whose own timer is slower than ours (tftp-hpa's is 5 s) is waited
 /// for and a congested path is not flooded.
@@ -1115,25 +1083,6 @@ fn reack<L: Link + ?Sized>(link: &mut L, window: &ReceiveWindow, first_reply: &[
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn read_timeout_is_set_only_when_it_no_longer_fits() {
-        let ms = Duration::from_millis;
-        let mut t = ReadTimeout::new();
-        // A steady transfer: each wait as long as the last, or a little shorter.
-        assert_eq!(t.update(ms(500)), Some(ms(250)));
-        assert_eq!(t.update(ms(500)), None);
-        assert_eq!(t.update(ms(499)), None);
-        assert_eq!(t.update(ms(300)), None);
-        // Past the deadline's half: closer.
-        assert_eq!(t.update(ms(240)), Some(ms(120)));
-        // A longer wait (backed off) is not cut to a fraction of itself.
-        assert_eq!(t.update(ms(2000)), Some(ms(1000)));
-        // Short waits are exact, so the deadline is reached, not approached for ever.
-        assert_eq!(t.update(ms(15)), Some(ms(10)));
-        assert_eq!(t.update(ms(5)), Some(ms(5)));
-        assert_eq!(t.update(ms(5)), None);
-        assert_eq!(t.update(Duration::from_micros(3)), Some(Duration::from_micros(3)));
-    }
 
     use super::*;
 

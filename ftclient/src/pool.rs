@@ -71,9 +71,6 @@ struct Queue {
     running: usize,
 }
 
-/// How often a worker waiting for handed-back jobs looks at Ctrl-C.
-const WAIT_TICK: Duration = Duration::from_millis(200);
-
 /// A wait after which a connection is checked (NOOP) before it is used again.
 const LONG_WAIT: Duration = Duration::from_secs(30);
 
@@ -87,6 +84,7 @@ impl<'a> Shared<'a> {
     fn take(&self) -> Option<(Job, Running<'_, 'a>)> {
         let mut queue = self.queue();
         loop {
+            // Ctrl-C is looked at every session::TICK while waiting.
             if interrupt::check().is_err() {
                 return None;
             }
@@ -97,7 +95,7 @@ impl<'a> Shared<'a> {
             if queue.running == 0 {
                 return None;
             }
-            queue = self.changed.wait_timeout(queue, WAIT_TICK).unwrap_or_else(|e| e.into_inner()).0;
+            queue = self.changed.wait_timeout(queue, crate::session::TICK).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 

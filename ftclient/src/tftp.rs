@@ -178,7 +178,7 @@ struct Client {
     /// The server accepted the request (its first answer was not an ERROR).
     answered: bool,
     /// The socket's read timeout.
-    read_timeout: tftp::ReadTimeout,
+    read_timeout: common::timer::SocketTimeout,
 }
 
 impl Client {
@@ -199,7 +199,7 @@ impl Client {
             heard: Instant::now(),
             cancelled: opts.cancelled,
             answered: false,
-            read_timeout: tftp::ReadTimeout::new(),
+            read_timeout: common::timer::SocketTimeout::new(),
         })
     }
 

@@ -220,7 +220,7 @@ struct Watch<F> {
     last_moved: Instant,
     last_check: Instant,
     unchecked: u64,
-    socket: common::tftp::ReadTimeout,
+    socket: common::timer::SocketTimeout,
 }
 
 impl<F: FnMut() -> bool> Watch<F> {
@@ -232,7 +232,7 @@ impl<F: FnMut() -> bool> Watch<F> {
             last_moved: now,
             last_check: now,
             unchecked: 0,
-            socket: common::tftp::ReadTimeout::new(),
+            socket: common::timer::SocketTimeout::new(),
         }
     }
 

@@ -86,8 +86,16 @@ pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>
     // Clamped so that no deadline computed from it (doubled on retries) can overflow.
     let timeout = shared.config.timeout.min(crate::config::MAX_TIMEOUT);
     let progress = Progress::new("");
-    let mut t =
-        Transfer { socket, peer, shared, repeats, timeout, progress, name, read_timeout: tftp::ReadTimeout::new() };
+    let mut t = Transfer {
+        socket,
+        peer,
+        shared,
+        repeats,
+        timeout,
+        progress,
+        name,
+        read_timeout: common::timer::SocketTimeout::new(),
+    };
     let result = match request.direction {
         tftp::Direction::Read => read(&mut t, &request).map(|()| None),
         tftp::Direction::Write => write(&mut t, &request).map(Some),
@@ -161,7 +169,7 @@ struct Transfer<'a> {
     /// The file name as requested, sanitised for logs.
     name: String,
     /// The socket's read timeout.
-    read_timeout: tftp::ReadTimeout,
+    read_timeout: common::timer::SocketTimeout,
 }
 
 impl Transfer<'_> {

@@ -691,9 +691,20 @@ impl SendWindow {
         self.next += 1;
     }
 
-    /// The slot of `block` in a ring of `windowsize` buffers (the window never spans more).
+    /// The buffers a sender's ring needs: the window and the block read ahead.
+    pub fn ring_slots(&self) -> usize {
+        self.window as usize + 1
+    }
+
+    /// The slot of `block` in a ring of [`SendWindow::ring_slots`] buffers.
     pub fn slot(&self, block: u64) -> usize {
-        ((block - 1) % self.window) as usize
+        ((block - 1) % (self.window + 1)) as usize
+    }
+
+    /// The block to read from the source while the peer answers, `read_upto` being the last
+    /// block read: the one after it, if its slot is not taken by a block of the window.
+    pub fn read_ahead(&self, read_upto: u64) -> Option<u64> {
+        (read_upto < self.base + self.window).then_some(read_upto + 1)
     }
 
     /// Applies an ACK. An ACK inside the window restarts the window after it (RFC 7440
@@ -873,7 +884,9 @@ fn count_timeout<L: Link + ?Sized>(link: &mut L, retries: &mut u32) -> Result<()
 /// returns the bytes sent. The answer to the request (OACK or ACK 0) is the caller's.
 ///
 /// The window's packets, headers included, are kept in one buffer allocated here, so a
-/// retransmission never reads `source` again and sending never allocates. Retransmission is on
+/// retransmission never reads `source` again and sending never allocates. Once the window is
+/// out, the block after it is read while the peer answers (as BSD tftpd does), so in lock-step
+/// the read is not on the round trip's path. Retransmission is on
 /// the timer only, never on a duplicate ACK (the Sorcerer's Apprentice rule, RFC 1123 section
 /// 4.2.3.1); an ACK inside the window restarts the window after it ([`SendWindow::ack`]).
 /// A repeated request is ignored.
@@ -884,27 +897,37 @@ pub fn send_blocks<L: Link + ?Sized>(
     windowsize: u16,
 ) -> Result<u64, Stop<L::Error>> {
     let blksize = usize::from(blksize);
-    let slots = usize::from(windowsize.max(1));
-    let slot_len = DATA_HEADER + blksize;
-    let mut ring = vec![0u8; slot_len * slots];
-    let mut lens = vec![0usize; slots];
     let mut window = SendWindow::new(windowsize);
+    let slot_len = DATA_HEADER + blksize;
+    let mut ring = vec![0u8; slot_len * window.ring_slots()];
+    let mut lens = vec![0usize; window.ring_slots()];
     let mut buf = vec![0u8; MAX_PACKET + 1];
     let mut bytes = 0u64;
-    // The last block read from the source (a retransmitted one is still in the ring).
+    // The last block read from the source (a retransmitted one is still in the ring), and
+    // whether it was the short final one.
     let mut read_upto = 0u64;
+    let mut read_all = false;
+    // Reads `block` into slot `s`, the DATA header included; true if it is the final block.
+    let mut read_next = |ring: &mut [u8], lens: &mut [usize], s: usize, block: u64| -> io::Result<bool> {
+        let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
+        lens[s] = read_block(source, &mut packet[DATA_HEADER..])?;
+        write_data_header(packet, block as u16);
+        Ok(lens[s] < blksize)
+    };
     let mut retries = 0;
     loop {
         while let Some(block) = window.next_to_send() {
             let s = window.slot(block);
-            let packet = &mut ring[s * slot_len..(s + 1) * slot_len];
             if block > read_upto {
-                lens[s] = read_block(source, &mut packet[DATA_HEADER..]).map_err(Stop::Io)?;
-                write_data_header(packet, block as u16);
+                read_all = read_next(&mut ring, &mut lens, s, block).map_err(Stop::Io)?;
                 read_upto = block;
             }
-            link.send(&packet[..DATA_HEADER + lens[s]]).map_err(Stop::Link)?;
+            link.send(&ring[s * slot_len..s * slot_len + DATA_HEADER + lens[s]]).map_err(Stop::Link)?;
             window.sent(lens[s] < blksize);
+        }
+        if let Some(block) = window.read_ahead(read_upto).filter(|_| !read_all) {
+            read_all = read_next(&mut ring, &mut lens, window.slot(block), block).map_err(Stop::Io)?;
+            read_upto = block;
         }
         let deadline = Instant::now() + backoff(link.timeout(), retries);
         let advanced = loop {
@@ -1308,7 +1331,8 @@ mod tests {
         send_all(&mut w, &mut sent, 7);
         assert_eq!(sent, [7]);
         assert_eq!(w.ack(7), AckEffect::Done { from: 7, to: 7 });
-        assert_eq!(w.slot(5), 0);
+        assert_eq!(w.slot(5), 4);
+        assert_eq!(w.slot(6), 0);
     }
 
     #[test]
@@ -1365,11 +1389,21 @@ mod tests {
         steps: std::collections::VecDeque<Peer>,
         sent: Vec<Vec<u8>>,
         progress: u64,
+        /// Bytes read from a [`CountingReader`] sharing this counter.
+        read: std::rc::Rc<std::cell::Cell<usize>>,
+        /// (packets sent, bytes read) at each wait.
+        at_wait: Vec<(usize, usize)>,
     }
 
     impl Scripted {
         fn new(steps: Vec<Peer>) -> Self {
-            Scripted { steps: steps.into(), sent: Vec::new(), progress: 0 }
+            Scripted {
+                steps: steps.into(),
+                sent: Vec::new(),
+                progress: 0,
+                read: Default::default(),
+                at_wait: Vec::new(),
+            }
         }
 
         /// The packets sent, parsed.
@@ -1387,6 +1421,7 @@ mod tests {
         }
 
         fn wait(&mut self, buf: &mut [u8], _deadline: Instant) -> Result<Wait, ()> {
+            self.at_wait.push((self.sent.len(), self.read.get()));
             Ok(match self.steps.pop_front().unwrap_or(Peer::IsSilent) {
                 Peer::Sends(packet) => {
                     buf[..packet.len()].copy_from_slice(&packet);
@@ -1440,6 +1475,32 @@ mod tests {
             data_packet(3, b"e"),
         ];
         assert_eq!(link.sent(), expected);
+    }
+
+    /// Counts the bytes read from it.
+    struct CountingReader<'a> {
+        data: &'a [u8],
+        read: std::rc::Rc<std::cell::Cell<usize>>,
+    }
+
+    impl Read for CountingReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.read(buf)?;
+            self.read.set(self.read.get() + n);
+            Ok(n)
+        }
+    }
+
+    /// Lock-step: each block after the first is read before the ACK of the one before it is
+    /// waited for, and a retransmission sends the block the ACK is missing for.
+    #[test]
+    fn sender_reads_the_next_block_while_the_peer_answers() {
+        let mut link = Scripted::new(vec![Peer::IsSilent, ack(1), ack(2), ack(3)]);
+        let mut source = CountingReader { data: b"abcde", read: link.read.clone() };
+        assert_eq!(send_blocks(&mut link, &mut source, 2, 1).unwrap(), 5);
+        let expected = [data_packet(1, b"ab"), data_packet(1, b"ab"), data_packet(2, b"cd"), data_packet(3, b"e")];
+        assert_eq!(link.sent(), expected, "the retransmission is block 1, not the block read ahead");
+        assert_eq!(link.at_wait, [(1, 4), (2, 4), (3, 5), (4, 5)], "(packets sent, bytes read) at each wait");
     }
 
     #[test]

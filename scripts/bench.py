@@ -150,6 +150,22 @@ def run_timed(argv, cwd=None, stdout=subprocess.DEVNULL, server=None, shell=Fals
     return elapsed, usage.ru_utime + usage.ru_stime, srv_cpu, peak.kib, stderr
 
 
+def warm(paths):
+    """Reads files (and the files under directories) so that a run starts with its source in
+    the page cache. Once at the start is not enough on these VMs: the host pages out memory
+    that has not been touched for about a minute (DAMON "pageout" of pages idle for 12 x 5 s),
+    so a source last read one case earlier may be on disk again, and whoever runs first in a
+    round would pay for reading it."""
+    buf = bytearray(MiB)
+    for path in paths:
+        path = Path(path)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            with open(f, "rb", buffering=0) as fh:
+                while fh.readinto(buf):
+                    pass
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -192,9 +208,6 @@ class Bench:
         self.upload_root = self.work / "upload"
         self.upload_root.mkdir(exist_ok=True)
         os.chmod(self.upload_root, 0o777)
-        # Warm the page cache so every contender reads from memory.
-        for f in (big, mid, twenty):
-            subprocess.run(["cat", str(f)], stdout=subprocess.DEVNULL, check=True)
 
     def start_servers(self):
         # ftserver
@@ -235,11 +248,11 @@ class Bench:
             s.stop()
 
     # ---------- measuring ----------
-    def measure(self, case, contenders, size_bytes, rounds=None, prepare=None, unit="MB/s"):
+    def measure(self, case, contenders, size_bytes, sources, rounds=None, prepare=None, unit="MB/s"):
         """contenders: list of (label, argv or callable, server, opts). Runs them in alternation,
         each round starting with the next contender (so none always follows the same one, or
-        the previous case), after prepare() and a sync that puts the previous run's dirty pages
-        on disk before the clock starts."""
+        the previous case), after prepare(), a sync that puts the previous run's dirty pages
+        on disk, and a read of the case's source files (see warm) before the clock starts."""
         rounds = rounds or self.rounds
         samples = {label: [] for label, *_ in contenders}
         for r in range(rounds):
@@ -248,6 +261,7 @@ class Bench:
                 if prepare:
                     prepare(label)
                 os.sync()
+                warm(sources)
                 if server:
                     reset_peak_rss(server.proc.pid)
                 if callable(argv):
@@ -332,7 +346,7 @@ class Bench:
         c.append(("pyftpdlib + curl", ["curl", "-sS", "-o", "/dev/null", f"ftp://127.0.0.1:{self.py_port}/big.bin"],
                   self.py, {}))
         # ftclient -o - writes to stdout; send stdout to /dev/null.
-        self.measure("1. 1 GiB download to /dev/null", c, size)
+        self.measure("1. 1 GiB download to /dev/null", c, size, [big])
 
     def case2(self):
         big = self.data / "big.bin"
@@ -357,7 +371,7 @@ class Bench:
         if self.vs:
             c.append(("vsftpd + curl", ["curl", "-sS", "-o", str(target), f"ftp://127.0.0.1:{self.vs_port}/big.bin"],
                       self.vs, {"verify": self.same_file(target, big)}))
-        self.measure("2. 1 GiB download to a file", c, size, prepare=clean)
+        self.measure("2. 1 GiB download to a file", c, size, [big], prepare=clean)
         clean(None)
 
     def ftclient_supports(self, flag):
@@ -385,7 +399,7 @@ class Bench:
              {}),
             ("curl -T -> ftserver", ["curl", "-sS", "-T", str(big), f"ftp://127.0.0.1:{port}/big.bin"], up, {}),
         ]
-        self.measure("3. 1 GiB upload", c, size, prepare=clean)
+        self.measure("3. 1 GiB upload", c, size, [big], prepare=clean)
         clean(None)
 
     def case4(self):
@@ -420,7 +434,7 @@ class Bench:
                       ["lftp", "-c", f"set cmd:fail-exit yes; open -p {self.ft_port} 127.0.0.1; "
                                      f"mirror --parallel=8 tree {dest}/tree"], self.ft, {}))
         # Report files per second: size_bytes = files * 1e6 so that "MB/s" becomes files/s.
-        self.measure("4. 1000 x 4 KiB files", c, files * 1e6, prepare=clean, unit="files/s")
+        self.measure("4. 1000 x 4 KiB files", c, files * 1e6, [self.data / "tree"], prepare=clean, unit="files/s")
         shutil.rmtree(dest, ignore_errors=True)
         shutil.rmtree(done, ignore_errors=True)
 
@@ -464,7 +478,7 @@ class Bench:
             c.append(("50 x curl <- vsftpd", with_server(self.vs, parallel(
                 lambda i: ["curl", "-sS", "-o", "/dev/null", f"ftp://127.0.0.1:{self.vs_port}/twenty.bin"])),
                       self.vs, {}))
-        self.measure("5. 50 concurrent 20 MiB downloads", c, size)
+        self.measure("5. 50 concurrent 20 MiB downloads", c, size, [self.data / "twenty.bin"])
 
     def case6(self):
         mid = self.data / "mid.bin"
@@ -507,14 +521,14 @@ class Bench:
                   ["curl", "-sS", "--tftp-blksize", str(blksize), "-o", str(target), f"tftp://127.0.0.1:{port}/mid.bin"],
                   srv, {"verify": self.same_file(target, mid)})
                  for name, srv, port in servers if name != "py3tftp" or blksize == 512]
-            self.measure(f"6. TFTP 100 MiB, curl, blksize {blksize}", c, size,
+            self.measure(f"6. TFTP 100 MiB, curl, blksize {blksize}", c, size, [mid],
                          prepare=clean)
         if shutil.which("atftp"):
             c = [(f"{name} + atftp blksize 1468 windowsize 16",
                   ["atftp", "--option", "blksize 1468", "--option", "windowsize 16", "-g", "-r", "mid.bin", "-l",
                    str(target), "127.0.0.1", str(port)], srv, {"verify": self.same_file(target, mid)})
                  for name, srv, port in servers]
-            self.measure("6. TFTP 100 MiB, atftp, blksize 1468 + windowsize 16", c, size,
+            self.measure("6. TFTP 100 MiB, atftp, blksize 1468 + windowsize 16", c, size, [mid],
                          prepare=clean)
         clean(None)
 
@@ -548,6 +562,8 @@ class Bench:
                 for p in peers:
                     lines.append(f"- {o['label']} / {p['label']}: **{o['median'] / p['median']:.2f}x**")
             lines.append("")
+        self.notes.append("every run starts after a sync and a read of the case's source files, because this "
+                          "VM's host pages out memory left untouched for about a minute (DAMON pageout)")
         self.notes.append("tftpd-hpa forks a process per transfer and its children are reaped without being "
                           "accounted to the daemon, so its server CPU reads 0; lock-step TFTP (curl) on 2 vCPUs "
                           "swings with where the scheduler puts the two sides (same CPU or not), so compare medians")

@@ -16,6 +16,14 @@ use std::time::Instant;
 /// Bytes asked of the data socket per read. Large reads mean few system calls per megabyte.
 pub const READ_BUF: usize = 1 << 20;
 
+/// The most handed to the local file per write. Not a whole [`READ_BUF`]: measured for a 1 GiB
+/// download into a new file on ext4 (Linux 6.18, 2 vCPUs, client and server pinned, four runs
+/// each), 1 MiB writes cost the client 0.95-2.3 s of CPU and ran at 0.4-1.1 GB/s, almost all of
+/// it copying into new page-cache folios, while 256 KiB writes cost 0.35-0.37 s and ran at
+/// 2.8-3.0 GB/s (128 KiB: 0.37-0.41 s; curl's 16 KiB: 0.67-0.88 s). The likely cause is the
+/// larger folios a larger write asks for, taken from memory this VM hands back to its host.
+const WRITE_PIECE: usize = 256 << 10;
+
 /// The active-mode data port cannot be used (taken by another program, or not allowed).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on data port {addr}: {reason}")]
@@ -248,7 +256,9 @@ pub fn receive(
                 if *count + n as u64 > limit {
                     bail!("the server sent more than {limit} bytes");
                 }
-                sink.write_all(&buf[..n]).context("cannot write the data")?;
+                for piece in buf[..n].chunks(WRITE_PIECE) {
+                    sink.write_all(piece).context("cannot write the data")?;
+                }
                 *count += n as u64;
                 on_data(*count);
                 deadline = Instant::now() + session.timeout();

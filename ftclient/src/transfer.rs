@@ -17,11 +17,12 @@ use std::time::Instant;
 pub const READ_BUF: usize = 1 << 20;
 
 /// The most handed to the local file per write. Not a whole [`READ_BUF`]: measured for a 1 GiB
-/// download into a new file on ext4 (Linux 6.18, 2 vCPUs, client and server pinned, four runs
-/// each), 1 MiB writes cost the client 0.95-2.3 s of CPU and ran at 0.4-1.1 GB/s, almost all of
-/// it copying into new page-cache folios, while 256 KiB writes cost 0.35-0.37 s and ran at
-/// 2.8-3.0 GB/s (128 KiB: 0.37-0.41 s; curl's 16 KiB: 0.67-0.88 s). The likely cause is the
-/// larger folios a larger write asks for, taken from memory this VM hands back to its host.
+/// download into a new file on ext4 (Linux 6.18, 2 vCPUs, client and server pinned to separate
+/// CPUs, 4-6 alternated runs per variant, three sets), 1 MiB writes cost the client 0.4-2.8 s
+/// of CPU and ran at 0.4-2.7 GB/s, mostly copying into new page-cache folios, while 256 KiB
+/// writes cost 0.34-0.53 s and ran at 2.0-3.0 GB/s (128 KiB: 0.37-0.41 s; curl's 16 KiB:
+/// 0.6-1.1 s). The likely cause is the larger folios a larger write asks for, taken from memory
+/// this VM has just handed back to its host (free page reporting).
 const WRITE_PIECE: usize = 256 << 10;
 
 /// The active-mode data port cannot be used (taken by another program, or not allowed).

@@ -157,12 +157,23 @@ impl Root {
     }
 
     /// Opens a regular file for reading, with its metadata.
+    ///
+    /// Opened non-blocking and checked before anything reads it: a plain open of a FIFO waits
+    /// for a writer, which would hold the session (or a TFTP transfer slot) forever; a device
+    /// is not made our controlling terminal. Regular files then read as usual.
     pub fn open_file(&self, vpath: &VirtualPath) -> Result<(File, Metadata), FsError> {
-        let file = File::open(self.resolve(vpath)?).map_err(FsError::from_io)?;
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+            .open(self.resolve(vpath)?)
+            .map_err(FsError::from_io)?;
         let meta = file.metadata().map_err(FsError::from_io)?;
         if !meta.is_file() {
             return Err(FsError::NotAFile);
         }
+        fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| FsError::from_io(e.into()))?;
         Ok((file, meta))
     }
 
@@ -242,6 +253,10 @@ mod tests {
         assert!(matches!(root.require_dir(&vp("/out")), Err(FsError::OutsideRoot)));
         assert!(matches!(root.open_file(&vp("/missing")), Err(FsError::NotFound)));
         assert!(matches!(root.open_file(&vp("/sub")), Err(FsError::NotAFile)));
+        // A FIFO is refused at once, not waited on for a writer.
+        nix::unistd::mkfifo(&dir.path().join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(root.open_file(&vp("/pipe")), Err(FsError::NotAFile)));
+        std::fs::remove_file(dir.path().join("pipe")).unwrap();
         assert!(matches!(root.require_dir(&vp("/sub/f")), Err(FsError::NotADirectory)));
         // `..` never leaves the root: VirtualPath already clamps it at `/`.
         assert_eq!(root.resolve(&vp("/../../..")).unwrap(), root.path());

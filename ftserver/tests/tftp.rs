@@ -787,10 +787,14 @@ fn paths_stay_under_the_root() {
     fs::create_dir(server.root().join("sub")).unwrap();
     fs::write(server.root().join("sub/f"), b"inside").unwrap();
     // `..` cannot climb above the root: this names <root>/etc/passwd, which does not exist.
+    // A FIFO is refused at once: waiting for a writer would hold a transfer slot for good.
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&server.root().join("pipe"), mode).unwrap();
     let refusals = [
         ("../../../../etc/passwd", tftp::Direction::Read, 1),
         ("out/secret", tftp::Direction::Read, 2),
         ("out/planted", tftp::Direction::Write, 2),
+        ("pipe", tftp::Direction::Read, 1),
     ];
     expect_refusals(&server, &refusals);
     assert!(!outside.path().join("planted").exists());

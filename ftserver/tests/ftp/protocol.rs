@@ -459,3 +459,18 @@ fn endless_timeouts_in_the_config_do_not_panic() {
     assert_eq!(raw.passive_upload("STOR up.txt", b"up").code, 226);
     assert_eq!(std::fs::read(server.root.path().join("up.txt")).unwrap(), b"up");
 }
+
+/// A FIFO in the root is refused at once, by RETR and HASH alike: a plain open would wait for a
+/// writer and hold the session (and its slot) for good. The session goes on.
+#[test]
+fn a_fifo_is_refused_at_once() {
+    let server = TestServer::start();
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&server.root.path().join("pipe"), mode).unwrap();
+    let mut raw = server.login();
+    raw.cmd("TYPE I");
+    let _data = raw.pasv_connect();
+    raw.expect("RETR pipe", 550);
+    raw.expect("HASH pipe", 550);
+    assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
+}

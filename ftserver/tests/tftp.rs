@@ -290,6 +290,15 @@ impl Raw {
         from
     }
 
+    /// Nothing has arrived (yet): for datagrams that would have been sent before one already
+    /// received elsewhere.
+    fn nothing_queued(&self) -> bool {
+        self.sock.set_nonblocking(true).unwrap();
+        let queued = self.sock.recv_from(&mut [0u8; 16]);
+        self.sock.set_nonblocking(false).unwrap();
+        matches!(queued, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// The next datagram must be ERROR `code`; returns its sender.
     fn expect_error(&self, code: u16) -> SocketAddr {
         let (buf, from) = self.recv();
@@ -490,7 +499,7 @@ fn windowed_write_survives_reordering() {
 }
 
 /// RFC 1350 section 4: a packet from another address or port gets error 5, and the transfer
-/// goes on undisturbed.
+/// goes on undisturbed. A stranger's ERROR gets no answer (errors are never answered).
 #[test]
 fn strangers_get_error_5() {
     let server = patient(false);
@@ -500,14 +509,40 @@ fn strangers_get_error_5() {
     raw.rrq("f", &[]);
     let (first, tid) = raw.expect_data(1);
     let stranger = Raw::new(&server);
+    stranger.send_to(&tftp::error_bytes(tftp::ErrorCode::NotDefined, "stray"), tid);
     stranger.ack(1, tid);
-    assert_eq!(stranger.expect_error(5), tid);
     raw.ack(1, tid);
     let (second, _) = raw.expect_data(2);
+    // The transfer took the stranger's two packets before the ACK that brought block 2, and
+    // answered one of them.
+    assert_eq!(stranger.expect_error(5), tid);
+    assert!(stranger.nothing_queued(), "the stranger's ERROR was answered");
     raw.ack(2, tid);
     let (third, _) = raw.expect_data(3);
     raw.ack(3, tid);
     assert_eq!([first, second, third].concat(), data);
+}
+
+/// PXE firmware asks for `tsize`, ends that transfer with error 8 and sends the same request again
+/// at once from the same port. However the listener and the ending transfer interleave, the
+/// second request gets its own transfer (it was once taken for a duplicate of the first, now
+/// and then, and went unanswered).
+#[test]
+fn the_same_request_after_the_clients_error_is_a_new_transfer() {
+    let server = patient(false);
+    server.put_file("boot", &bytes(3000, 3));
+    let options = [("tsize", "0"), ("blksize", "1456")];
+    let answer = [("tsize", "3000"), ("blksize", "1456")];
+    for _ in 0..20 {
+        let raw = Raw::new(&server);
+        raw.rrq("boot", &options);
+        let first = raw.expect_oack(&answer);
+        raw.send_to(&tftp::error_bytes(tftp::ErrorCode::OptionRefused, "tsize only"), first);
+        raw.rrq("boot", &options);
+        let second = raw.expect_oack(&answer);
+        assert_ne!(first, second, "a new transfer has a new transfer id");
+        raw.send_to(&tftp::error_bytes(tftp::ErrorCode::NotDefined, "done"), second);
+    }
 }
 
 /// A retransmitted request from the same address and port does not start a second transfer.

@@ -275,7 +275,11 @@ fn start(
     };
     let guard = ActiveGuard { shared: shared.clone(), peer, id };
     let spawned = std::thread::Builder::new().name(format!("tftp-{peer}")).spawn(move || {
-        transfer::run(guard, tid_socket, repeats, peer, request);
+        let mut next = Some((guard, tid_socket, repeats));
+        while let Some((guard, tid_socket, repeats)) = next.take() {
+            next = transfer::run(guard, tid_socket, repeats, peer, request.clone())
+                .and_then(|(guard, seen)| guard.restart(local_ip, seen));
+        }
     });
     if let Err(e) = spawned {
         // The closure (and its guard) was dropped, so the peer is no longer marked active.
@@ -291,13 +295,52 @@ struct ActiveGuard {
     id: u64,
 }
 
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
-        // A newer transfer from the same port may have replaced this one's entry.
+impl ActiveGuard {
+    /// Removes this transfer's entry, unless a newer transfer from the same port replaced it.
+    fn release(&self, active: &mut HashMap<SocketAddr, Active>) {
         if active.get(&self.peer).is_some_and(|running| running.id == self.id) {
             active.remove(&self.peer);
         }
+    }
+
+    /// The peer ended this transfer with an ERROR. Copies of the request that came since the
+    /// peer last sent anything else (`seen` by the transfer, or counted by the listener and not
+    /// yet seen) were sent around that ERROR, not before the transfer began: a new request
+    /// (PXE firmware asks for `tsize`, aborts with error 8 and asks again at once, from the same
+    /// port with the same bytes). It gets a new transfer on a new socket in this slot. Decided
+    /// under the lock the listener takes, so no copy is lost between the look and the release.
+    fn restart(self, local_ip: std::net::IpAddr, seen: u32) -> Option<(ActiveGuard, UdpSocket, Arc<AtomicU32>)> {
+        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        let ours = active.get(&self.peer).filter(|running| running.id == self.id);
+        let pending = ours.map_or(0, |running| running.repeats.swap(0, Ordering::AcqRel).saturating_add(seen));
+        if pending == 0 {
+            self.release(&mut active);
+            return None;
+        }
+        let tid_socket = match transfer::bind(local_ip) {
+            Ok(bound) => bound,
+            Err(e) => {
+                log::warn!("tftp: {}: cannot bind a transfer socket on {local_ip}: {e}", self.peer);
+                self.release(&mut active);
+                return None;
+            }
+        };
+        log::debug!("tftp: {}: the request came again after the client's error: a new transfer", self.peer);
+        let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
+        let repeats = Arc::new(AtomicU32::new(pending - 1));
+        let running = active.get_mut(&self.peer)?;
+        running.id = id;
+        running.tid = tid_socket.local_addr().unwrap_or(SocketAddr::new(local_ip, 0));
+        running.repeats = repeats.clone();
+        drop(active);
+        Some((ActiveGuard { shared: self.shared.clone(), peer: self.peer, id }, tid_socket, repeats))
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
+        self.release(&mut active);
         self.shared.ended.notify_all();
     }
 }

@@ -37,6 +37,11 @@ enum Failure {
     Socket(io::Error),
 }
 
+/// Whether a datagram is an ERROR packet (whatever follows the opcode).
+fn is_error(datagram: &[u8]) -> bool {
+    datagram.starts_with(&[0, 5])
+}
+
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Failure {
     Failure::Refuse(code, message.into())
 }
@@ -78,8 +83,16 @@ fn io_failure(e: io::Error) -> Failure {
 }
 
 /// Runs one transfer on `socket` (its TID) to its end and logs how it ended. `repeats` counts the
-/// copies of the request the listener has received since (see [`Wait::RequestAgain`]).
-pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>, peer: SocketAddr, request: Request) {
+/// copies of the request the listener has received since (see [`Wait::RequestAgain`]). When the
+/// peer ended the transfer with an ERROR its slot is handed back, with the copies of the request
+/// seen since the peer last sent anything else (see [`ActiveGuard::restart`]).
+pub(super) fn run(
+    guard: ActiveGuard,
+    socket: UdpSocket,
+    repeats: Arc<AtomicU32>,
+    peer: SocketAddr,
+    request: Request,
+) -> Option<(ActiveGuard, u32)> {
     let shared = guard.shared.clone();
     let shared = &*shared;
     let name = sanitize(&request.filename);
@@ -95,6 +108,7 @@ pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>
         progress,
         name,
         read_timeout: common::timer::SocketTimeout::new(),
+        asked_again: 0,
     };
     let result = match request.direction {
         tftp::Direction::Read => read(&mut t, &request).map(|()| None),
@@ -114,6 +128,7 @@ pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>
         }
         Err(Failure::Peer(code, message)) => {
             log::info!("tftp: {peer}: {name}: client ended the transfer: error {code}: {}", sanitize(&message));
+            return Some((guard, t.asked_again));
         }
         Err(Failure::TimedOut(retries)) => {
             log::warn!("tftp: {peer}: {name}: no answer after {retries} retransmissions, transfer abandoned");
@@ -124,6 +139,7 @@ pub(super) fn run(guard: ActiveGuard, socket: UdpSocket, repeats: Arc<AtomicU32>
         }
         Err(Failure::Socket(e)) => log::warn!("tftp: {peer}: {name}: transfer socket: {e}"),
     }
+    None
 }
 
 /// A fresh socket on the listener's IP address and an ephemeral port: the server's transfer ID.
@@ -170,6 +186,8 @@ struct Transfer<'a> {
     name: String,
     /// The socket's read timeout.
     read_timeout: common::timer::SocketTimeout,
+    /// Copies of the request seen since the peer last sent something other than an ERROR.
+    asked_again: u32,
 }
 
 impl Transfer<'_> {
@@ -201,7 +219,9 @@ impl Transfer<'_> {
             if self.shared.stop.load(Ordering::Relaxed) {
                 return Err(Failure::Stopped);
             }
-            if self.repeats.swap(0, Ordering::AcqRel) > 0 {
+            let copies = self.repeats.swap(0, Ordering::AcqRel);
+            if copies > 0 {
+                self.asked_again = self.asked_again.saturating_add(copies);
                 return Ok(Wait::RequestAgain);
             }
             let now = Instant::now();
@@ -212,8 +232,15 @@ impl Transfer<'_> {
                 self.socket.set_read_timeout(Some(timeout)).map_err(Failure::Socket)?;
             }
             match self.socket.recv_from(buf) {
-                Ok((len, from)) if from == self.peer => return Ok(Wait::Datagram(len)),
+                Ok((len, from)) if from == self.peer => {
+                    if !is_error(&buf[..len]) {
+                        self.asked_again = 0;
+                    }
+                    return Ok(Wait::Datagram(len));
+                }
                 Ok((0, _)) => {}
+                // Never answer an error (two confused peers would bounce errors forever).
+                Ok((len, _)) if is_error(&buf[..len]) => {}
                 Ok((_, from)) => {
                     log::debug!("tftp: {}: packet from stranger {from} answered with error 5", self.peer);
                     let _ = self.socket.send_to(&tftp::error_bytes(ErrorCode::UnknownTid, "unknown transfer id"), from);

@@ -153,9 +153,9 @@ fn to_file(
             });
         }
     }
-    let offset = if opts.resume { resume_offset(&part, size)? } else { 0 };
     // Held until the file has its final name (or the download failed).
     let mut lock = localfile::PartLock::acquire(&part)?;
+    let offset = if opts.resume { resume_offset(&lock, size)? } else { 0 };
     let mut early = verify::start_early(opts, method, size);
     let (total, digests) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
@@ -202,7 +202,8 @@ fn already_complete(
 ) -> Option<u64> {
     let size = size?;
     let path = target.path();
-    let is_complete = !part.exists() && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size);
+    let is_complete = std::fs::symlink_metadata(part).is_err()
+        && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size);
     if !is_complete {
         return None;
     }
@@ -218,16 +219,14 @@ fn already_complete(
     }
 }
 
-/// With `--resume`: how many bytes the temporary file already holds.
-fn resume_offset(part: &std::path::Path, size: Option<u64>) -> Result<u64> {
-    let offset = match std::fs::metadata(part) {
-        Ok(meta) => meta.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::warn!("nothing to resume ({} does not exist), starting from the beginning", part.display());
-            0
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", part.display())),
-    };
+/// With `--resume`: how many bytes the (locked) temporary file already holds.
+fn resume_offset(lock: &localfile::PartLock, size: Option<u64>) -> Result<u64> {
+    let part = lock.path();
+    if lock.created() {
+        log::warn!("nothing to resume ({} does not exist), starting from the beginning", part.display());
+        return Ok(0);
+    }
+    let offset = lock.len().with_context(|| format!("cannot read {}", part.display()))?;
     if let Some(size) = size.filter(|&size| offset > size) {
         bail!(
             "{} holds {offset} bytes but the remote file has only {size}; delete it or run without --resume",

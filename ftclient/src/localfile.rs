@@ -116,8 +116,11 @@ pub struct PartLock {
 
 impl PartLock {
     /// Opens (creating it if need be) and locks `part`; fails at once if another download
-    /// holds it.
+    /// holds it. An existing `part` must be a regular file: a symbolic link there is never
+    /// followed (someone who can write the directory could point it at any file of ours), and
+    /// a FIFO or device is refused without waiting on it.
     pub fn acquire(part: &Path) -> Result<PartLock> {
+        use std::os::unix::fs::OpenOptionsExt;
         let cannot = || format!("cannot create {}", part.display());
         // The holder may rename or remove the file between our open and our lock: a lock on a
         // file no longer under that name protects nothing, so open again.
@@ -125,9 +128,26 @@ impl PartLock {
             let (file, created) = match std::fs::OpenOptions::new().write(true).create_new(true).open(part) {
                 Ok(file) => (file, true),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    match std::fs::OpenOptions::new().write(true).open(part) {
-                        Ok(file) => (file, false),
+                    let existing = std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+                        .open(part);
+                    match existing {
+                        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+                            nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()))
+                                .map_err(io::Error::from)
+                                .with_context(cannot)?;
+                            (file, false)
+                        }
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                            bail!("{} is a symbolic link; ftclient does not write through one", part.display())
+                        }
+                        // ENXIO: a FIFO nobody reads.
+                        Ok(_) => bail!("{} exists and is not a regular file", part.display()),
+                        Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => {
+                            bail!("{} exists and is not a regular file", part.display())
+                        }
                         Err(e) => return Err(e).with_context(cannot),
                     }
                 }
@@ -165,6 +185,16 @@ impl PartLock {
     /// The temporary file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the temporary file was created by this lock (there was nothing to resume).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The bytes the temporary file holds.
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
     }
 
     /// A handle to write the temporary file through (it shares the lock), at its start with

@@ -261,3 +261,34 @@ fn a_temporary_file_in_use_by_another_download_is_left_alone() {
     crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "docs/a.txt", "-q"]).ok();
     assert_eq!(crate::support::dir_names(dir.path()), ["a.txt"]);
 }
+
+/// A symbolic link (dangling or not) or a FIFO where the temporary file goes is never written
+/// through or waited on: whoever can write the directory could otherwise point it at any file
+/// of ours, which the download (or a --resume) would rewrite.
+#[test]
+fn a_temporary_file_that_is_not_a_regular_file_is_refused() {
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let port = server.local_addr().port().to_string();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join(".a.txt.ftpart");
+    for (plant, message) in
+        [("link", "is a symbolic link"), ("dangling", "is a symbolic link"), ("fifo", "is not a regular file")]
+    {
+        match plant {
+            "link" => std::os::unix::fs::symlink(&victim, &part).unwrap(),
+            "dangling" => std::os::unix::fs::symlink("nowhere", &part).unwrap(),
+            _ => nix::unistd::mkfifo(&part, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap(),
+        }
+        for extra in [&[][..], &["--resume"][..]] {
+            let args = [&["127.0.0.1", &port, "-g", "docs/a.txt"][..], extra].concat();
+            crate::support::ftclient(dir.path(), &args).fails_with(message);
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert!(!dir.path().join("a.txt").exists());
+        std::fs::remove_file(&part).unwrap();
+    }
+}

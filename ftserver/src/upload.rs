@@ -166,6 +166,17 @@ pub enum UploadError {
     /// `STOU` found no free name.
     #[error("no unique name left")]
     NoUniqueName,
+    /// `APPE` to a name that exists while an interrupted upload of it is pending too: which of
+    /// the two to append to is ambiguous (SIZE reports the complete file, the resumable data is
+    /// in the partial one), and guessing wrong stores a mix of two versions.
+    #[error(
+        "an interrupted upload of this name holds {size} bytes; resume it with REST {size} and STOR, \
+         or upload it anew with STOR"
+    )]
+    PartialPending {
+        /// The partial file's size.
+        size: u64,
+    },
     /// A path problem.
     #[error("{0}")]
     Fs(#[from] FsError),
@@ -192,7 +203,7 @@ impl UploadError {
     pub fn reply_code(&self) -> u16 {
         match self {
             UploadError::Exists | UploadError::NotAFile | UploadError::NameTooLong | UploadError::NoUniqueName => 553,
-            UploadError::Busy => 450,
+            UploadError::Busy | UploadError::PartialPending { .. } => 450,
             UploadError::NothingToResume | UploadError::BeyondPartial { .. } => 554,
             UploadError::Fs(e) => e.reply_code(),
             UploadError::Io(e) if is_disk_full(e) => 452,
@@ -235,7 +246,8 @@ impl<'a> Upload<'a> {
         let (mut file, offset) = match (start, partial_len, complete) {
             (Start::Fresh, _, _) | (Start::Resume(0) | Start::Append, None, None) => (create_partial(&partial)?, 0),
             (Start::Resume(offset), Some(size), _) => (continue_partial(&partial, offset, size)?, offset),
-            (Start::Append, Some(size), _) => (continue_partial(&partial, size, size)?, size),
+            (Start::Append, Some(size), Some(_)) => return Err(UploadError::PartialPending { size }),
+            (Start::Append, Some(size), None) => (continue_partial(&partial, size, size)?, size),
             // Only reachable with `overwrite`: change a copy, never the file in place.
             (Start::Resume(_) | Start::Append, None, Some(_)) => {
                 let mut file = create_partial(&partial)?;
@@ -424,6 +436,19 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"base");
         up.commit(true).unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"base+more");
+
+        // An interrupted replacement leaves a partial beside the complete file: appending is
+        // then refused (to which of the two?), and the partial resumes with REST.
+        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, true).unwrap();
+        write(&mut up, b"new");
+        drop(up);
+        let refused = Upload::open(&busy, target(dir.path(), "f"), Start::Append, true);
+        assert!(matches!(refused, Err(UploadError::PartialPending { size: 3 })), "{refused:?}");
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"base+more");
+        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Resume(3), true).unwrap();
+        write(&mut up, b" version");
+        up.commit(true).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"new version");
     }
 
     #[test]

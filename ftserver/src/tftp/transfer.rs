@@ -65,6 +65,7 @@ fn upload_failure(e: UploadError) -> Failure {
         UploadError::Busy
         | UploadError::NothingToResume
         | UploadError::BeyondPartial { .. }
+        | UploadError::PartialPending { .. }
         | UploadError::NoUniqueName => ErrorCode::NotDefined,
     };
     refuse(code, e.to_string())

@@ -158,6 +158,10 @@ pub enum ParseError {
     /// A request without a NUL-terminated file name, or with an empty one.
     #[error("request without a file name")]
     NoFilename,
+    /// A request whose file name is not UTF-8. Refused rather than read lossily: two different
+    /// names would become one (an upload with overwriting allowed replaced the other's file).
+    #[error("file name is not valid UTF-8")]
+    FilenameNotUtf8,
     /// A DATA packet with more than the largest block size.
     #[error("data block of {0} bytes is larger than {MAX_BLKSIZE}")]
     Oversized(usize),
@@ -176,7 +180,9 @@ impl Packet<'_> {
                 let direction = if opcode == OP_RRQ { Direction::Read } else { Direction::Write };
                 let mut fields = fields(body);
                 let filename = match fields.next() {
-                    Some(name) if !name.is_empty() => lossy(name),
+                    Some(name) if !name.is_empty() => {
+                        String::from_utf8(name.to_vec()).map_err(|_| ParseError::FilenameNotUtf8)?
+                    }
                     _ => return Err(ParseError::NoFilename),
                 };
                 let mode = fields.next().map(lossy).unwrap_or_default();
@@ -1135,6 +1141,7 @@ mod tests {
         check(b"\0\x01f\0", Ok(req(Direction::Read, "f", "", &[])));
         check(b"\0\x01\0octet\0", Err(ParseError::NoFilename));
         check(b"\0\x01", Err(ParseError::NoFilename));
+        check(b"\0\x02r\xe9sum\xe9.txt\0octet\0", Err(ParseError::FilenameNotUtf8));
         check(b"\0\x03\0\x01abc", Ok(Packet::Data { block: 1, data: b"abc" }));
         check(b"\0\x03\xff\xff", Ok(Packet::Data { block: 65535, data: b"" }));
         check(b"\0\x03\0", Err(ParseError::Truncated(3)));

@@ -789,6 +789,23 @@ fn write_rules() {
     assert_eq!(fs::read(server.root().join("exists")).unwrap(), b"new");
 }
 
+/// A file name that is not UTF-8 is refused (error 4), reads and writes alike: read lossily,
+/// `r\xe9sum\xe9` and `r\xe8sum\xe8` were one name, and the second upload replaced the first.
+#[test]
+fn file_names_that_are_not_utf8_are_refused() {
+    let server = Server::start(|c| {
+        c.writable = true;
+        c.overwrite = true;
+    });
+    for opcode in [1u8, 2] {
+        let raw = Raw::new(&server);
+        raw.send_to(&[&[0, opcode][..], b"r\xe9sum\xe9.txt\0octet\0"].concat(), server.addr());
+        raw.expect_error(4);
+    }
+    wait_for_no_temp_files(server.root());
+    assert_eq!(fs::read_dir(server.root()).unwrap().count(), 0, "nothing was created");
+}
+
 /// A name ending in `/` or `/.` is a directory's: `a.txt/` is not read as `a.txt`, and a write
 /// of `new/` creates no file `new`.
 #[test]

@@ -889,21 +889,31 @@ pub(crate) const ASCII_RESUME: &str = "No support for resuming an ASCII transfer
 
 /// Is an ABOR waiting on the control connection? Looks without consuming (a non-blocking peek),
 /// so the command is read and answered normally afterwards. Other commands do not stop a
-/// transfer (RFC 959 allows e.g. STAT meanwhile); they wait their turn.
+/// transfer (RFC 959 allows e.g. STAT meanwhile); they wait their turn, and an ABOR behind
+/// them (a client that sent NOOP during the download, then ABOR) is still seen.
 fn abor_pending(control: &TcpStream) -> bool {
     if control.set_nonblocking(true).is_err() {
         return false;
     }
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 1024];
     let peeked = control.peek(&mut buf);
     let _ = control.set_nonblocking(false);
     let Ok(n) = peeked else { return false };
-    let pending = &buf[..n];
-    match common::line::find_line(pending, buf.len()) {
-        common::line::Line::Complete { line, .. } => common::command::parse(line) == Ok(Command::Abor),
-        // A read stops at the urgent-data mark, so the peek may end inside the ABOR line: a
-        // Telnet IAC (the IP that precedes ABOR) or the start of "ABOR" is enough to know.
-        _ => pending.first() == Some(&0xff) || pending.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ABOR")),
+    let mut pending = &buf[..n];
+    // A Telnet IAC (the IP that precedes an urgent ABOR) or "ABOR" starting a line is enough
+    // to know: a read stops at the urgent-data mark, so the peek may end inside the line.
+    let starts_abor =
+        |line: &[u8]| line.first() == Some(&0xff) || line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ABOR"));
+    loop {
+        match common::line::find_line(pending, buf.len()) {
+            common::line::Line::Complete { line, consumed } => {
+                if common::command::parse(line) == Ok(Command::Abor) || line.first() == Some(&0xff) {
+                    return true;
+                }
+                pending = &pending[consumed..];
+            }
+            _ => return starts_abor(pending),
+        }
     }
 }
 

@@ -396,6 +396,22 @@ fn abor_stops_a_download() {
     }
 }
 
+/// An ABOR behind another command sent during the download (NOOP, then ABOR) still stops it;
+/// the NOOP is answered in its turn, after the transfer's 426 (pyftpdlib does the same).
+#[test]
+fn abor_behind_another_command_stops_a_download() {
+    let server = TestServer::start();
+    let (mut raw, mut data) = server.big_download_started(1 << 30, 4096);
+    std::io::Write::write_all(&mut raw.ctrl.get_ref(), b"NOOP\r\n").unwrap();
+    send_abor(&mut raw, false);
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).unwrap();
+    assert!(rest.len() < (1 << 30) - 4096, "the whole file was sent");
+    raw.expect_reply(426);
+    raw.expect_reply(200);
+    raw.expect_reply(226);
+}
+
 /// A client that stops reading a download is still answered at once: ABOR gets 426 and 226
 /// while the server's send is blocked on a full socket buffer (not after --data-timeout), and a
 /// download nobody reads fails at the data timeout.

@@ -98,7 +98,8 @@ struct Args {
     #[arg(long, requires = "writable")]
     overwrite: bool,
 
-    /// With --writable: the largest file an upload may produce, in bytes (beyond it: 552).
+    /// With --writable: the largest file an upload may produce, in bytes (beyond it: FTP 552,
+    /// TFTP error 3).
     #[arg(long, value_name = "BYTES", requires = "writable")]
     max_upload_size: Option<u64>,
 
@@ -187,6 +188,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.tftp_timeout),
         retries: args.tftp_retries,
         max_transfers: args.tftp_max_transfers,
+        max_upload_size: args.max_upload_size,
         ..TftpConfig::default()
     };
 

@@ -789,6 +789,37 @@ fn write_rules() {
     assert_eq!(fs::read(server.root().join("exists")).unwrap(), b"new");
 }
 
+/// `--max-upload-size` holds for TFTP too: a WRQ announcing more (tsize) gets error 3 at once,
+/// and an upload that grows past it gets error 3 when it does, leaving nothing behind.
+#[test]
+fn uploads_are_held_to_the_upload_size_limit() {
+    let server = Server::start(|c| {
+        c.writable = true;
+        c.max_upload_size = Some(1000);
+        c.timeout = Duration::from_secs(60);
+    });
+    let raw = Raw::new(&server);
+    raw.wrq("announced", &[("tsize", "1001")]);
+    raw.expect_error(3);
+    let raw = Raw::new(&server);
+    raw.wrq("grown", &[]);
+    let tid = raw.expect_ack(0);
+    raw.data(1, &[1u8; 512], tid);
+    raw.expect_ack(1);
+    raw.data(2, &[2u8; 512], tid);
+    raw.expect_error(3);
+    let raw = Raw::new(&server);
+    raw.wrq("fits", &[("tsize", "1000")]);
+    let tid = raw.expect_oack(&[("tsize", "1000")]);
+    raw.data(1, &[1u8; 512], tid);
+    raw.expect_ack(1);
+    raw.data(2, &[2u8; 488], tid);
+    raw.expect_ack(2);
+    wait_for_no_temp_files(server.root());
+    assert_eq!(fs::read(server.root().join("fits")).unwrap().len(), 1000);
+    assert!(!server.root().join("announced").exists() && !server.root().join("grown").exists());
+}
+
 /// A file name that is not UTF-8 is refused (error 4), reads and writes alike: read lossily,
 /// `r\xe9sum\xe9` and `r\xe8sum\xe8` were one name, and the second upload replaced the first.
 #[test]

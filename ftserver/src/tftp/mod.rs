@@ -62,6 +62,8 @@ pub struct TftpConfig {
     /// stalls that way. The default, 128 KiB, keeps bursts under that; it also bounds the memory
     /// a read keeps for retransmission.
     pub max_window_bytes: u32,
+    /// The largest file an upload may produce (`--max-upload-size`); beyond it, error 3.
+    pub max_upload_size: Option<u64>,
 }
 
 impl Default for TftpConfig {
@@ -75,6 +77,7 @@ impl Default for TftpConfig {
             max_transfers: 64,
             max_blksize: tftp::MAX_BLKSIZE,
             max_window_bytes: 128 << 10,
+            max_upload_size: None,
         }
     }
 }

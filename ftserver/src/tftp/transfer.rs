@@ -72,6 +72,9 @@ fn upload_failure(e: UploadError) -> Failure {
 }
 
 fn io_failure(e: io::Error) -> Failure {
+    if let Some(over) = e.get_ref().and_then(|inner| inner.downcast_ref::<OverLimit>()) {
+        return refuse(ErrorCode::DiskFull, over.to_string());
+    }
     if is_disk_full(&e) {
         return refuse(ErrorCode::DiskFull, "disk full or quota exceeded");
     }
@@ -482,6 +485,15 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
     let vpath = parse_path(&t.shared.root, &request.filename)?;
     let target = t.shared.root.target(&vpath).map_err(fs_failure)?;
     let n = tftp::negotiate(request, t.limits(), None);
+    let max = t.config().max_upload_size;
+    if let (Some(size), Some(max)) = (n.tsize, max) {
+        if size > max {
+            return Err(refuse(
+                ErrorCode::DiskFull,
+                format!("file of {size} bytes is over the upload size limit of {max}"),
+            ));
+        }
+    }
     if let (Some(size), Some(free)) = (n.tsize, free_space(&target.dir)) {
         if size > free {
             return Err(refuse(ErrorCode::DiskFull, format!("file of {size} bytes does not fit, {free} bytes free")));
@@ -498,7 +510,8 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
         n.blksize,
         n.windowsize
     );
-    let sink = tftp::ModeWriter::new(BufWriter::with_capacity(WRITE_BUFFER, upload.file()), mode);
+    let file = Capped { inner: BufWriter::with_capacity(WRITE_BUFFER, upload.file()), written: 0, limit: max };
+    let sink = tftp::ModeWriter::new(file, mode);
     match receive(t, &n, sink) {
         Ok(last) => {
             upload.commit(overwrite).map_err(upload_failure)?;
@@ -510,6 +523,33 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
             upload.discard();
             Err(e)
         }
+    }
+}
+
+/// Why [`Capped`] refused a write.
+#[derive(Debug, thiserror::Error)]
+#[error("over the upload size limit of {0} bytes")]
+struct OverLimit(u64);
+
+/// A file being uploaded that refuses bytes beyond the upload size limit ([`OverLimit`]).
+struct Capped<W> {
+    inner: W,
+    written: u64,
+    limit: Option<u64>,
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(limit) = self.limit.filter(|&limit| self.written + buf.len() as u64 > limit) {
+            return Err(io::Error::other(OverLimit(limit)));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

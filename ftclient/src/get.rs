@@ -139,6 +139,10 @@ fn to_file(
     target: &Target,
 ) -> Result<Done> {
     target.check_name()?;
+    // Renaming onto a directory fails: say so before the transfer, not after it.
+    if opts.overwrite && std::fs::symlink_metadata(target.path()).is_ok_and(|m| m.is_dir()) {
+        bail!("cannot replace {}: it is a directory", target.path().display());
+    }
     let part = target.part_path();
     let started = Instant::now();
     if opts.resume {

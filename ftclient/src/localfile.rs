@@ -292,6 +292,12 @@ impl Target {
         match output {
             None => Ok(Target { dir: PathBuf::new(), name: base()? }),
             Some(path) if path.is_dir() => Ok(Target { dir: path.to_owned(), name: base()? }),
+            // `DIR/` names a directory, never a file `DIR` (curl and wget refuse it too).
+            Some(path) if path.as_os_str().as_encoded_bytes().ends_with(b"/") => {
+                let exists = std::fs::symlink_metadata(path.components().as_path()).is_ok();
+                let why = if exists { "it is not a directory" } else { "no such directory" };
+                bail!("cannot save to {}: {why}", path.display())
+            }
             Some(path) => match path.file_name() {
                 Some(name) => {
                     let dir = path.parent().unwrap_or(Path::new(""));

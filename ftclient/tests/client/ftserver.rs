@@ -185,10 +185,19 @@ fn devices_and_fifos_are_written_into_and_directories_receive_the_file() {
     crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", "pipe", "--resume"])
         .fails_with("--resume cannot continue into pipe");
 
-    // An existing directory receives the file under its remote name, like cp.
+    // An existing directory receives the file under its remote name, like cp; `DIR/` names a
+    // directory, never a file called DIR.
     std::fs::create_dir(dir.path().join("into")).unwrap();
     get("into").ok();
     assert_eq!(std::fs::read(dir.path().join("into/big.bin")).unwrap(), tree.read("big.bin"));
+    get("newdir/").fails_with("cannot save to newdir/: no such directory");
+    get("pipe/").fails_with("cannot save to pipe/: it is not a directory");
+    // --overwrite onto a directory is refused before the transfer, leaving nothing behind.
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "-o", "into/big.bin", "-q"]).ok();
+    std::fs::create_dir(dir.path().join("big.bin")).unwrap();
+    crate::support::ftclient(dir.path(), &["127.0.0.1", &port, "-g", "big.bin", "--overwrite"])
+        .fails_with("cannot replace big.bin: it is a directory");
+    assert_eq!(crate::support::dir_names(dir.path()), vec!["big.bin", "into", "pipe"]);
 }
 
 #[test]

@@ -187,7 +187,11 @@ pub fn format_list_line(entry: &Entry, now: i64) -> String {
     let type_char = match entry.kind {
         EntryKind::Dir | EntryKind::CurrentDir | EntryKind::ParentDir => 'd',
         EntryKind::Symlink => 'l',
-        EntryKind::File | EntryKind::Other => '-',
+        EntryKind::File => '-',
+        EntryKind::Other => entry
+            .mode
+            .and_then(|mode| SPECIAL_TYPES.iter().find(|&&(_, bits)| mode & S_IFMT == bits))
+            .map_or('-', |&(c, _)| c as char),
     };
     let mode = entry.mode.unwrap_or(if entry.is_dir() { 0o755 } else { 0o644 });
     let mut perms = String::with_capacity(9);
@@ -242,6 +246,13 @@ fn tokens(line: &str, n: usize) -> Option<(Vec<&str>, &str)> {
     Some((out, rest.strip_prefix(' ')?))
 }
 
+/// The file-type bits of a Unix mode (`st_mode & S_IFMT`).
+const S_IFMT: u32 = 0o170000;
+
+/// The `ls -l` type letters of the kinds that are [`EntryKind::Other`], and their mode bits
+/// (kept in [`Entry::mode`] so that a FIFO or device lists as one, as `ls` and vsftpd show it).
+const SPECIAL_TYPES: [(u8, u32); 4] = [(b'p', 0o010000), (b'c', 0o020000), (b'b', 0o060000), (b's', 0o140000)];
+
 fn parse_unix_line(line: &str, now: i64) -> Result<Entry, ListingError> {
     let kind = match line.as_bytes()[0] {
         b'-' => EntryKind::File,
@@ -261,7 +272,8 @@ fn parse_unix_line(line: &str, now: i64) -> Result<Entry, ListingError> {
             EntryKind::Symlink => name.split_once(" -> ").map_or(name, |(n, _)| n),
             _ => name,
         };
-        let mode = line.get(1..10).and_then(parse_mode);
+        let type_bits = SPECIAL_TYPES.iter().find(|&&(c, _)| c == line.as_bytes()[0]).map_or(0, |&(_, bits)| bits);
+        let mode = line.get(1..10).and_then(parse_mode).map(|mode| mode | type_bits);
         return Ok(Entry { name: name.to_owned(), kind, size, modified: Some(modified), mode, perm: None });
     }
     Err(ListingError::List)
@@ -477,6 +489,8 @@ mod tests {
         assert_eq!(format_list_line(&old, now), "-rw-r--r--    1 ftp      ftp                 1 Jan 01  1970 old");
         let d = Entry { kind: EntryKind::Dir, mode: Some(0o755), ..file("d", 4096, T) };
         assert!(format_list_line(&d, now).starts_with("drwxr-xr-x    2 "));
+        let fifo = Entry { kind: EntryKind::Other, mode: Some(0o010644), ..file("p", 0, T) };
+        assert!(format_list_line(&fifo, now).starts_with("prw-r--r-- "));
     }
 
     #[test]
@@ -487,6 +501,9 @@ mod tests {
             file("old", 1, 0),
             file("  lead", 5_368_709_120, T),
             Entry { kind: EntryKind::Dir, mode: Some(0o755), ..file("d", 4096, T) },
+            // A FIFO and a character device list with their `ls` letters and parse back.
+            Entry { kind: EntryKind::Other, mode: Some(0o010600), ..file("fifo", 0, T) },
+            Entry { kind: EntryKind::Other, mode: Some(0o020666), ..file("zero", 0, T) },
         ] {
             let mut back = parse_list_line(&format_list_line(&entry, now), now).unwrap().unwrap();
             back.perm = entry.perm.clone();

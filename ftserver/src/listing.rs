@@ -75,7 +75,9 @@ pub fn entry(name: String, meta: &Metadata, access: Access) -> Entry {
     #[cfg(unix)]
     let mode = {
         use std::os::unix::fs::PermissionsExt;
-        Some(meta.permissions().mode() & 0o777)
+        // A FIFO, device or socket keeps its type bits, so that LIST shows `p`, `c`, `b`, `s`.
+        let type_bits = if kind == EntryKind::Other { 0o170000 } else { 0 };
+        Some(meta.permissions().mode() & (0o777 | type_bits))
     };
     #[cfg(not(unix))]
     let mode = None;

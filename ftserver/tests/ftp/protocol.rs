@@ -481,4 +481,7 @@ fn a_fifo_is_refused_at_once() {
     raw.expect("RETR pipe", 550);
     raw.expect("HASH pipe", 550);
     assert_eq!(raw.passive_transfer("RETR hello.txt"), b"hello, world\n");
+    // LIST shows it as `ls` does, so recursive clients (wget -r) can tell it is no file.
+    let list = String::from_utf8(raw.passive_transfer("LIST")).unwrap();
+    assert!(list.lines().any(|l| l.starts_with("prw------- ") && l.ends_with(" pipe")), "{list}");
 }

@@ -212,6 +212,13 @@ fn already_complete(
         return None;
     }
     match verify::check(session, opts, method, &path, None) {
+        Ok(()) if opts.verify && method.is_none() && opts.checksum.is_none() => {
+            log::warn!(
+                "{} already has the remote file's size; taken as complete unchecked (the server offers no hash)",
+                path.display()
+            );
+            Some(size)
+        }
         Ok(()) => {
             log::info!("{} is already complete", path.display());
             Some(size)

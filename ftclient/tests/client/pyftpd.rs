@@ -107,6 +107,20 @@ fn a_server_killed_mid_download_is_resumed_after_a_restart() {
     assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), tree.read("big.bin"));
 }
 
+/// pyftpdlib offers no hash: with --resume a local file of the remote size is taken as
+/// complete on its size alone, and the client says it was not checked (it said "saved").
+#[test]
+fn resume_onto_a_file_of_the_same_size_says_it_is_unchecked() {
+    let tree = Tree::new();
+    let (_server, port) = start(&tree, "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let remote = tree.read("docs/a.txt");
+    std::fs::write(dir.path().join("a.txt"), vec![b'X'; remote.len()]).unwrap();
+    let run =
+        crate::support::ftclient(dir.path(), &["127.0.0.1", &port.to_string(), "-g", "docs/a.txt", "--resume"]).ok();
+    assert!(run.stderr.contains("taken as complete unchecked (the server offers no hash)"), "{}", run.stderr);
+}
+
 /// pyftpdlib stores an upload in place, so when the local file shrinks mid-upload (the client
 /// resets the data connection) it keeps the part it got under the final name; the client,
 /// which created that name, deletes it and says so.

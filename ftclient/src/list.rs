@@ -36,7 +36,11 @@ pub fn run(session: &mut Session, mode: Mode, opts: &ListOptions, out: &mut dyn 
         text.push_str(&format_entry(entry, opts.long));
         text.push('\n');
     }
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("cannot write the listing to stdout")
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // The reader went away (`ftclient -l | head`): it has what it wanted, as with `ls`.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("cannot write the listing to stdout"),
+    }
 }
 
 /// Fetches and parses the listing: MLSD when the server has it (exact, machine-readable facts),

@@ -18,6 +18,23 @@ fn lists_and_gets_in_both_modes() {
     scenarios::all(&Endpoint { host: "127.0.0.1", port: server.local_addr().port(), tree: &tree });
 }
 
+/// `ftclient -l | head`: a reader that goes away before the listing is written is no error,
+/// as with `ls` (it was "cannot write the listing to stdout: Broken pipe", exit 1).
+#[test]
+fn a_listing_reader_that_went_away_is_no_error() {
+    let tree = Tree::new();
+    let server = start(&tree, "127.0.0.1");
+    let port = server.local_addr().port().to_string();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftclient"))
+        .args(["127.0.0.1", &port, "-l"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+}
+
 #[test]
 fn works_over_ipv6() {
     let tree = Tree::new();

@@ -108,15 +108,16 @@ fn allowed_before_login(cmd: &Command) -> bool {
     )
 }
 
-/// The reply to a line that did not parse.
-fn parse_error_reply(err: &ParseError) -> Reply {
+/// The reply to a line that did not parse; `family` is the EPRT/EPSV network protocol this
+/// connection can use (1 for IPv4, 2 for IPv6).
+fn parse_error_reply(err: &ParseError, family: u16) -> Reply {
     match err {
         ParseError::Unknown(verb) => Reply::new(500, format!("Unknown command {verb}.")),
         // RFC 2428 section 2: an unsupported EPRT network protocol gets 522.
         ParseError::BadArgument { verb: "EPRT", reason }
             if *reason == common::hostport::HostPortError::EprtProtocol.to_string() =>
         {
-            Reply::new(522, "Network protocol not supported, use (1,2)")
+            Reply::new(522, format!("Network protocol not supported, use ({family})"))
         }
         other => Reply::new(other.reply_code(), format!("{}.", capitalise(&other.to_string()))),
     }
@@ -219,7 +220,8 @@ impl<'a> Session<'a> {
                 Ok(Some(Ok(cmd))) => self.handle(cmd),
                 Ok(Some(Err(err))) => {
                     debug!("{}: unparsable command: {err}", self.peer);
-                    self.ctrl.write_reply(&parse_error_reply(&err)).map(|()| Flow::Continue)
+                    let family = if canonical_ip(self.peer.ip()).is_ipv4() { 1 } else { 2 };
+                    self.ctrl.write_reply(&parse_error_reply(&err, family)).map(|()| Flow::Continue)
                 }
                 Err(ControlError::LineTooLong(limit)) => {
                     debug!("{}: command line over {limit} bytes", self.peer);
@@ -949,10 +951,10 @@ mod tests {
 
     #[test]
     fn maps_parse_errors_to_replies() {
-        let reply = parse_error_reply(&common::command::parse(b"EPRT |3|1.2.3.4|5000|").unwrap_err());
-        assert_eq!(reply.code, 522);
-        assert_eq!(parse_error_reply(&ParseError::Unknown("XYZ".into())).code, 500);
-        assert_eq!(parse_error_reply(&ParseError::InvalidUtf8).code, 500);
-        assert_eq!(parse_error_reply(&ParseError::MissingArgument("RETR")).code, 501);
+        let reply = parse_error_reply(&common::command::parse(b"EPRT |3|1.2.3.4|5000|").unwrap_err(), 1);
+        assert_eq!((reply.code, reply.text()), (522, "Network protocol not supported, use (1)".to_owned()));
+        assert_eq!(parse_error_reply(&ParseError::Unknown("XYZ".into()), 1).code, 500);
+        assert_eq!(parse_error_reply(&ParseError::InvalidUtf8, 1).code, 500);
+        assert_eq!(parse_error_reply(&ParseError::MissingArgument("RETR"), 1).code, 501);
     }
 }

@@ -313,6 +313,11 @@ fn receive_into_part(
             let _ = std::fs::remove_file(part);
             Err(e.context(format!("download of {} failed", sanitize(&opts.remote))))
         }
+        Err(e) if e.downcast_ref::<transfer::TooMuchData>().is_some() => Err(e.context(format!(
+            "download of {} failed ({} is kept for inspection)",
+            sanitize(&opts.remote),
+            part.display()
+        ))),
         Err(e) => {
             // A failed write may have stored part of a buffer: the file says how far it got.
             let count = std::fs::metadata(part).map_or(count, |m| m.len());

@@ -224,6 +224,11 @@ const LOW_WATER: usize = READ_BUF / 2;
 /// Transfers whose remaining size is unknown or above this get [`LOW_WATER`].
 const LOW_WATER_FROM: u64 = 4 << 20;
 
+/// The server sent more bytes than it said the file has: resuming cannot mend that.
+#[derive(Debug, thiserror::Error)]
+#[error("the server sent more than {0} bytes")]
+pub struct TooMuchData(pub u64);
+
 /// Copies the data connection into `sink` until the server closes it, at most `limit` bytes
 /// (then it fails). `count` is advanced as bytes are written, so after an error it says how far
 /// the copy got. `on_data` sees the running total after each write (progress bars).
@@ -255,7 +260,7 @@ pub fn receive(
             Ok(0) => return Ok(()),
             Ok(n) => {
                 if *count + n as u64 > limit {
-                    bail!("the server sent more than {limit} bytes");
+                    return Err(TooMuchData(limit).into());
                 }
                 for piece in buf[..n].chunks(WRITE_PIECE) {
                     sink.write_all(piece).context("cannot write the data")?;

@@ -159,7 +159,9 @@ fn to_file(
     }
     // Held until the file has its final name (or the download failed).
     let mut lock = localfile::PartLock::acquire(&part)?;
-    let offset = if opts.resume { resume_offset(&lock, size)? } else { 0 };
+    // In a tree, files the interrupted run never started are the rule, not worth a warning each.
+    let in_tree = opts.listed_size.is_some();
+    let offset = if opts.resume { resume_offset(&lock, size, in_tree)? } else { 0 };
     let mut early = verify::start_early(opts, method, size);
     let (total, digests) = if offset > 0 && Some(offset) == size {
         log::info!("{} already holds all {offset} bytes", part.display());
@@ -231,10 +233,11 @@ fn already_complete(
 }
 
 /// With `--resume`: how many bytes the (locked) temporary file already holds.
-fn resume_offset(lock: &localfile::PartLock, size: Option<u64>) -> Result<u64> {
+fn resume_offset(lock: &localfile::PartLock, size: Option<u64>, in_tree: bool) -> Result<u64> {
     let part = lock.path();
     if lock.created() {
-        log::warn!("nothing to resume ({} does not exist), starting from the beginning", part.display());
+        let level = if in_tree { log::Level::Info } else { log::Level::Warn };
+        log::log!(level, "nothing to resume ({} does not exist), starting from the beginning", part.display());
         return Ok(0);
     }
     let offset = lock.len().with_context(|| format!("cannot read {}", part.display()))?;

@@ -32,8 +32,18 @@ pub enum FsError {
     #[error("not allowed on the root directory")]
     IsRoot,
     /// Some other I/O failure.
-    #[error("{0}")]
+    #[error("{}", io_text(.0))]
     Io(io::Error),
+}
+
+/// An I/O error as a reply may show it: the system's words without the "(os error N)" that
+/// Rust appends ("Is a directory", not "Is a directory (os error 21)").
+pub fn io_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    }
 }
 
 impl FsError {
@@ -233,6 +243,13 @@ mod tests {
 
     fn vp(p: &str) -> VirtualPath {
         VirtualPath::parse(p).unwrap()
+    }
+
+    #[test]
+    fn io_errors_read_without_the_os_error_number() {
+        let e = io::Error::from_raw_os_error(21);
+        assert_eq!(FsError::Io(e).to_string(), "Is a directory");
+        assert_eq!(io_text(&io::Error::other("plain")), "plain");
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub enum UploadError {
     #[error("{0}")]
     Fs(#[from] FsError),
     /// The disk refused.
-    #[error("{0}")]
+    #[error("{}", crate::fs::io_text(.0))]
     Io(io::Error),
 }
 

@@ -82,7 +82,7 @@ fn io_failure(e: io::Error) -> Failure {
         io::ErrorKind::PermissionDenied => refuse(ErrorCode::AccessViolation, "permission denied"),
         io::ErrorKind::NotFound => refuse(ErrorCode::FileNotFound, "no such file or directory"),
         io::ErrorKind::AlreadyExists => refuse(ErrorCode::FileExists, "file already exists"),
-        _ => refuse(ErrorCode::NotDefined, e.to_string()),
+        _ => refuse(ErrorCode::NotDefined, crate::fs::io_text(&e)),
     }
 }
 

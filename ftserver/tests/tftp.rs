@@ -545,16 +545,52 @@ fn the_same_request_after_the_clients_error_is_a_new_transfer() {
     }
 }
 
-/// A retransmitted request from the same address and port does not start a second transfer.
-/// With a limit of one transfer, a second transfer would be refused as "busy"; a probe from
-/// another port (which is refused) shows the listener has handled both copies by then.
-#[test]
-fn duplicate_request_does_not_start_a_second_transfer() {
+/// A server with a single transfer slot and a long timeout, serving `f` ("payload").
+fn one_slot_serving_f() -> Server {
     let server = Server::start(|c| {
         c.max_transfers = 1;
         c.timeout = Duration::from_secs(60);
     });
     server.put_file("f", b"payload");
+    server
+}
+
+/// A request retransmitted before the client saw our OACK, then an ERROR for that OACK (a
+/// client that refuses the options and will ask again without them): the copy was a duplicate,
+/// not a new request, so no second transfer starts and the slot is free at once (a probe from
+/// another port is served; a second transfer would hold the only slot for the whole timeout).
+#[test]
+fn a_duplicate_before_the_clients_error_starts_nothing() {
+    let server = one_slot_serving_f();
+    let raw = Raw::new(&server);
+    raw.rrq("f", &[("tsize", "0")]);
+    raw.rrq("f", &[("tsize", "0")]);
+    let tid = raw.expect_oack(&[("tsize", "7")]);
+    raw.send_to(&tftp::error_bytes(tftp::ErrorCode::OptionRefused, "no options"), tid);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = Raw::new(&server);
+        probe.rrq("f", &[]);
+        let (reply, from) = probe.recv();
+        match Packet::parse(&reply) {
+            Ok(Packet::Data { block: 1, .. }) => {
+                probe.ack(1, from);
+                break;
+            }
+            Ok(Packet::Error { code: 0, .. }) => assert!(Instant::now() < deadline, "the slot stayed taken"),
+            other => panic!("unexpected {other:?}"),
+        }
+        std::thread::yield_now();
+    }
+    assert!(raw.nothing_queued(), "the client got a second answer");
+}
+
+/// A retransmitted request from the same address and port does not start a second transfer.
+/// With a limit of one transfer, a second transfer would be refused as "busy"; a probe from
+/// another port (which is refused) shows the listener has handled both copies by then.
+#[test]
+fn duplicate_request_does_not_start_a_second_transfer() {
+    let server = one_slot_serving_f();
     let raw = Raw::new(&server);
     raw.rrq("f", &[]);
     raw.rrq("f", &[]);

@@ -306,9 +306,10 @@ impl ActiveGuard {
         }
     }
 
-    /// The peer ended this transfer with an ERROR. Copies of the request that came since the
-    /// peer last sent anything else (`seen` by the transfer, or counted by the listener and not
-    /// yet seen) were sent around that ERROR, not before the transfer began: a new request
+    /// The peer ended this transfer with an ERROR. Copies of the request that came after our
+    /// last packet and since the peer last sent anything else (`seen` by the transfer, or
+    /// counted by the listener and not yet seen) were sent around that ERROR, not before our
+    /// answer (a retransmission that answer already covered is forgotten when it goes out): a new request
     /// (PXE firmware asks for `tsize`, aborts with error 8 and asks again at once, from the same
     /// port with the same bytes). It gets a new transfer on a new socket in this slot. Decided
     /// under the lock the listener takes, so no copy is lost between the look and the release.

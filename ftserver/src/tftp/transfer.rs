@@ -190,7 +190,8 @@ struct Transfer<'a> {
     name: String,
     /// The socket's read timeout.
     read_timeout: common::timer::SocketTimeout,
-    /// Copies of the request seen since the peer last sent something other than an ERROR.
+    /// Copies of the request seen since our last send and since the peer last sent something
+    /// other than an ERROR.
     asked_again: u32,
 }
 
@@ -201,7 +202,11 @@ impl Transfer<'_> {
 
     /// Sends to the peer. A datagram the kernel refuses (ENOBUFS, a firewall's EPERM) is treated
     /// as a lost packet: the timer retransmits it, and the retry limit ends a hopeless transfer.
-    fn send_packet(&self, packet: &[u8]) {
+    /// Copies of the request that came before are answered by what goes out now: they are
+    /// forgotten, so only a copy sent after it can count as a new request (see `asked_again`).
+    fn send_packet(&mut self, packet: &[u8]) {
+        self.repeats.swap(0, Ordering::AcqRel);
+        self.asked_again = 0;
         if let Err(e) = self.socket.send_to(packet, self.peer) {
             log::debug!("tftp: {}: {}: send: {e}", self.peer, self.name);
         }

@@ -220,8 +220,7 @@ impl<'a> Session<'a> {
                 Ok(Some(Ok(cmd))) => self.handle(cmd),
                 Ok(Some(Err(err))) => {
                     debug!("{}: unparsable command: {err}", self.peer);
-                    let family = if canonical_ip(self.peer.ip()).is_ipv4() { 1 } else { 2 };
-                    self.ctrl.write_reply(&parse_error_reply(&err, family)).map(|()| Flow::Continue)
+                    self.ctrl.write_reply(&parse_error_reply(&err, self.peer_family())).map(|()| Flow::Continue)
                 }
                 Err(ControlError::LineTooLong(limit)) => {
                     debug!("{}: command line over {limit} bytes", self.peer);
@@ -465,6 +464,16 @@ impl<'a> Session<'a> {
         self.reply(err.reply_code(), text)
     }
 
+    /// The EPRT network protocol the control peer's address family allows (RFC 2428: 1 for
+    /// IPv4, an IPv4-mapped IPv6 peer included, 2 for IPv6).
+    fn peer_family(&self) -> u16 {
+        if canonical_ip(self.peer.ip()).is_ipv4() {
+            1
+        } else {
+            2
+        }
+    }
+
     fn cwd(&mut self, arg: &str) -> io::Result<()> {
         let vp = match self.vpath(arg) {
             Ok(vp) => vp,
@@ -548,8 +557,7 @@ impl<'a> Session<'a> {
         let peer_ip = canonical_ip(self.peer.ip());
         let target_ip = canonical_ip(target.ip());
         if verb == "EPRT" && target_ip.is_ipv4() != peer_ip.is_ipv4() {
-            let ours = if peer_ip.is_ipv4() { 1 } else { 2 };
-            return self.reply(522, format!("Network protocol not supported, use ({ours})"));
+            return self.reply(522, format!("Network protocol not supported, use ({})", self.peer_family()));
         }
         if target_ip != peer_ip || target.port() < 1024 {
             warn!("{}: refused {verb} to {target}: not the control peer or a privileged port", self.peer);

@@ -205,7 +205,10 @@ impl Transfer<'_> {
     /// Copies of the request that came before are answered by what goes out now: they are
     /// forgotten, so only a copy sent after it can count as a new request (see `asked_again`).
     fn send_packet(&mut self, packet: &[u8]) {
-        self.repeats.swap(0, Ordering::AcqRel);
+        // A load first: the swap's locked write would be paid on every DATA packet otherwise.
+        if self.repeats.load(Ordering::Relaxed) > 0 {
+            self.repeats.swap(0, Ordering::AcqRel);
+        }
         self.asked_again = 0;
         if let Err(e) = self.socket.send_to(packet, self.peer) {
             log::debug!("tftp: {}: {}: send: {e}", self.peer, self.name);

@@ -70,6 +70,22 @@ impl<S: Read + Write> Control<S> {
         self.start < self.buf.len()
     }
 
+    /// The bytes received but not yet returned as lines (what a client sent ahead).
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Reads once more into the buffer, unless `limit` bytes are pending already; returns false
+    /// on EOF. On a non-blocking stream this is how a server looks at what a client sent during
+    /// a transfer without waiting for it (and, on an encrypted stream, at the decrypted bytes);
+    /// the lines are still returned by [`Control::read_line`] in order.
+    pub fn fill_more(&mut self, limit: usize) -> io::Result<bool> {
+        if self.pending().len() >= limit {
+            return Ok(true);
+        }
+        self.fill()
+    }
+
     /// Reads more bytes into the buffer. Returns false on EOF.
     fn fill(&mut self) -> io::Result<bool> {
         if self.start > 0 {
@@ -227,6 +243,21 @@ mod tests {
             assert_eq!(c.read_command().unwrap(), Some(Ok(Command::Noop)));
             assert_eq!(c.read_command().unwrap(), None);
         }
+    }
+
+    #[test]
+    fn bytes_read_ahead_are_seen_and_still_returned_in_order() {
+        let mut c = control(b"NOOP\r\nABOR\r\n", 6, 64);
+        assert!(c.fill_more(64).unwrap());
+        assert_eq!(c.pending(), b"NOOP\r\n");
+        assert!(c.fill_more(64).unwrap());
+        assert_eq!(c.pending(), b"NOOP\r\nABOR\r\n");
+        // Enough pending: nothing more is read.
+        assert!(c.fill_more(4).unwrap());
+        assert_eq!(c.read_command().unwrap(), Some(Ok(Command::Noop)));
+        assert_eq!(c.read_command().unwrap(), Some(Ok(Command::Abor)));
+        assert!(!c.fill_more(64).unwrap());
+        assert_eq!(c.read_command().unwrap(), None);
     }
 
     #[test]

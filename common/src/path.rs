@@ -1,6 +1,6 @@
 //! Virtual paths as a client sees them: absolute, `/`-separated, normalised, and unable to
 //! climb above `/`. Turning one into a real file under the server's root is the server's job
-//! (`ftserver::fs`), which also resolves symlinks.
+//! (`ftserver::storage`), which also resolves symlinks.
 
 use core::fmt;
 
@@ -75,6 +75,13 @@ impl VirtualPath {
         let mut parts = self.parts.clone();
         parts.pop();
         VirtualPath { parts }
+    }
+
+    /// `path` seen from inside `self`: `/home/alice` within which `/a/b` is `/home/alice/a/b`.
+    /// A user's view of the tree is this way confined under the user's root: a client path can
+    /// never climb above `/`, so the result never leaves `self`.
+    pub fn within(&self, path: &VirtualPath) -> VirtualPath {
+        VirtualPath { parts: self.parts.iter().chain(&path.parts).cloned().collect() }
     }
 
     /// The path in `257` reply form, `"..."` with embedded quotes doubled (RFC 959 appendix II).
@@ -185,6 +192,16 @@ mod tests {
     fn check(cwd: &str, arg: &str, expected: Result<&str, PathError>) {
         let cwd = VirtualPath::parse(cwd).unwrap();
         assert_eq!(cwd.join(arg).map(|p| p.to_string()), expected.map(str::to_owned), "{cwd} + {arg}");
+    }
+
+    #[test]
+    fn paths_within_a_root_stay_under_it() {
+        for (root, path, expected) in
+            [("/", "/a", "/a"), ("/home/al", "/", "/home/al"), ("/home/al", "/../x/./y", "/home/al/x/y")]
+        {
+            let (root, path) = (VirtualPath::parse(root).unwrap(), VirtualPath::parse(path).unwrap());
+            assert_eq!(root.within(&path).to_string(), expected);
+        }
     }
 
     #[test]

@@ -4,11 +4,10 @@
 //! cache of recent digests of unchanged files (a client that verifies every download asks for
 //! the same popular file again and again).
 
+use crate::storage::{FileReader, Identity};
 use sha2::Digest as _;
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -111,94 +110,77 @@ pub enum HashError {
 /// Bytes read between two calls of `keep_going`.
 const CHECK_EVERY: u64 = 8 << 20;
 
-/// What identifies a file's contents without reading them: the inode, the size and both
-/// timestamps (ctime changes on every write, even one that restores the mtime).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-/// Something [`digest`] can read; a regular file also says what identifies its contents, so
-/// its digest can be remembered.
-pub trait Source: Read {
-    /// The contents' identity, or `None` when the digest must not be remembered.
-    fn identity(&self) -> Option<Identity> {
-        None
-    }
-}
-
-impl Source for &[u8] {}
-
-impl Source for File {
-    fn identity(&self) -> Option<Identity> {
-        let m = self.metadata().ok().filter(|m| m.is_file())?;
-        Some(Identity {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
-
 /// How many recent digests are remembered (a few hundred bytes each).
 const CACHED: usize = 64;
 
-/// The most recent digests of whole files, newest last.
-static CACHE: Mutex<VecDeque<(Identity, Algorithm, Vec<u8>)>> = Mutex::new(VecDeque::new());
-
-fn cached(id: Identity, algorithm: Algorithm) -> Option<Vec<u8>> {
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let at = cache.iter().position(|(i, a, _)| *i == id && *a == algorithm)?;
-    let entry = cache.remove(at)?;
-    let digest = entry.2.clone();
-    cache.push_back(entry);
-    Some(digest)
+/// The most recent digests of whole files, newest last, keyed on the contents' identity (see
+/// [`Identity`]): a client that verifies every download asks for the same popular file again
+/// and again. One per server, shared by its sessions.
+#[derive(Debug, Default)]
+pub struct DigestCache {
+    entries: Mutex<VecDeque<(Identity, Algorithm, Vec<u8>)>>,
 }
 
-fn remember(id: Identity, algorithm: Algorithm, digest: &[u8]) {
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    cache.retain(|(i, a, _)| !(*i == id && *a == algorithm));
-    if cache.len() >= CACHED {
-        cache.pop_front();
+impl DigestCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, VecDeque<(Identity, Algorithm, Vec<u8>)>> {
+        // Each update leaves the queue whole, so a poisoned one is still consistent.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
-    cache.push_back((id, algorithm, digest.to_vec()));
-}
 
-/// Remembers `digest` as the digest of `file`'s whole contents, which are `size` bytes long (an
-/// upload hashed as it arrived, so the client's check afterwards costs no second read). Call it
-/// once the file has its final name: linking and renaming change the ctime the cache keys on.
-pub fn remember_file(file: &File, algorithm: Algorithm, digest: &[u8], size: u64) {
-    if let Some(id) = file.identity().filter(|id| id.size == size) {
-        remember(id, algorithm, digest);
+    fn cached(&self, id: &Identity, algorithm: Algorithm) -> Option<Vec<u8>> {
+        let mut cache = self.entries();
+        let at = cache.iter().position(|(i, a, _)| i == id && *a == algorithm)?;
+        let entry = cache.remove(at)?;
+        let digest = entry.2.clone();
+        cache.push_back(entry);
+        Some(digest)
+    }
+
+    /// Remembers `digest` as the digest of the contents `id` identifies (an upload hashed as
+    /// it arrived, so the client's check afterwards costs no second read).
+    pub fn remember(&self, id: Identity, algorithm: Algorithm, digest: &[u8]) {
+        let mut cache = self.entries();
+        cache.retain(|(i, a, _)| !(*i == id && *a == algorithm));
+        if cache.len() >= CACHED {
+            cache.pop_front();
+        }
+        cache.push_back((id, algorithm, digest.to_vec()));
+    }
+
+    /// The digest of a whole stored file of `size` bytes: the one its backend stored with it,
+    /// else a remembered one of unchanged contents, else by reading it (see [`digest`]). A
+    /// digest is only remembered when the file did not change while it was read.
+    pub fn digest_file(
+        &self,
+        file: &mut dyn FileReader,
+        size: u64,
+        algorithm: Algorithm,
+        keep_going: impl FnMut() -> bool,
+    ) -> Result<(Vec<u8>, u64), HashError> {
+        if let Some(stored) = file.stored_digest(algorithm.name()) {
+            return Ok((stored, size));
+        }
+        let before = file.identity();
+        if let Some(digest) = before.as_ref().and_then(|id| self.cached(id, algorithm)) {
+            return Ok((digest, size));
+        }
+        let buffer = usize::try_from(size).map_or(HASH_BUFFER, |s| s.clamp(1, HASH_BUFFER));
+        let (digest, total) = digest_all(file, algorithm, buffer, keep_going)?;
+        if let Some(id) = before.filter(|id| total == size && file.identity().as_ref() == Some(id)) {
+            self.remember(id, algorithm, &digest);
+        }
+        Ok((digest, total))
     }
 }
 
 /// Digests everything `input` yields. `keep_going` is asked every few MiB; when it returns false
-/// hashing stops with [`HashError::Aborted`]. Memory use is one buffer of at most 1 MiB. The digest of an
-/// unchanged file (same inode, size and timestamps) asked for again comes from a small cache;
-/// a digest is only remembered when the file did not change while it was read.
+/// hashing stops with [`HashError::Aborted`]. Memory use is one buffer of at most 1 MiB.
 pub fn digest(
-    input: &mut impl Source,
+    input: &mut dyn Read,
     algorithm: Algorithm,
     keep_going: impl FnMut() -> bool,
 ) -> Result<(Vec<u8>, u64), HashError> {
-    let before = input.identity();
-    if let Some(digest) = before.and_then(|id| cached(id, algorithm)) {
-        return Ok((digest, before.map_or(0, |id| id.size)));
-    }
-    let buffer =
-        before.map_or(HASH_BUFFER, |id| usize::try_from(id.size).map_or(HASH_BUFFER, |s| s.clamp(1, HASH_BUFFER)));
-    let (digest, total) = digest_all(input, algorithm, buffer, keep_going)?;
-    if let Some(id) = before.filter(|id| id.size == total && input.identity() == Some(*id)) {
-        remember(id, algorithm, &digest);
-    }
-    Ok((digest, total))
+    digest_all(input, algorithm, HASH_BUFFER, keep_going)
 }
 
 /// The read size for hashing; a smaller file gets a buffer of its own size (zeroing a megabyte
@@ -206,7 +188,7 @@ pub fn digest(
 const HASH_BUFFER: usize = 1 << 20;
 
 fn digest_all(
-    input: &mut impl Read,
+    input: &mut dyn Read,
     algorithm: Algorithm,
     buffer: usize,
     mut keep_going: impl FnMut() -> bool,
@@ -312,29 +294,52 @@ mod tests {
         assert_eq!(asked, 1);
     }
 
+    /// Bytes whose identity a test sets, and that count how often they are read.
+    struct Stored<'a> {
+        bytes: &'a [u8],
+        id: Option<Identity>,
+        stored: Option<Vec<u8>>,
+    }
+
+    impl Read for Stored<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.bytes.read(buf)
+        }
+    }
+
+    impl FileReader for Stored<'_> {
+        fn identity(&self) -> Option<Identity> {
+            self.id.clone()
+        }
+
+        fn stored_digest(&self, _algorithm: &str) -> Option<Vec<u8>> {
+            self.stored.clone()
+        }
+    }
+
     #[test]
-    fn remembers_digests_of_unchanged_files_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, b"abc").unwrap();
-        let open = || File::open(&path).unwrap();
-        let (first, _) = digest(&mut open(), Algorithm::Crc32, || true).unwrap();
+    fn remembers_digests_of_identified_contents_only() {
+        let cache = DigestCache::default();
+        let file = |bytes, id: Option<u64>| Stored { bytes, id: id.map(|i| Identity(vec![i])), stored: None };
+        let (first, _) = cache.digest_file(&mut file(b"abc", Some(1)), 3, Algorithm::Crc32, || true).unwrap();
         assert_eq!(hex(&first), "352441c2");
-        let id = open().identity().unwrap();
-        assert_eq!(cached(id, Algorithm::Crc32), Some(first));
-        assert_eq!(cached(id, Algorithm::Md5), None);
-        // Same size, mtime put back: the ctime still shows the change, so it is read again.
-        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, b"xyz").unwrap();
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
-        let (second, len) = digest(&mut open(), Algorithm::Crc32, || true).unwrap();
-        assert_eq!((second, len), (crc32fast::hash(b"xyz").to_be_bytes().to_vec(), 3));
+        // The same identity is not read again (these bytes would give another digest).
+        assert_eq!(cache.digest_file(&mut file(b"xyz", Some(1)), 3, Algorithm::Crc32, || true).unwrap().0, first);
+        assert_eq!(cache.cached(&Identity(vec![1]), Algorithm::Md5), None);
+        // Another identity, or none, is read.
+        let (other, len) = cache.digest_file(&mut file(b"xyz", Some(2)), 3, Algorithm::Crc32, || true).unwrap();
+        assert_eq!((other, len), (crc32fast::hash(b"xyz").to_be_bytes().to_vec(), 3));
+        let (none, _) = cache.digest_file(&mut file(b"xyz", None), 3, Algorithm::Sha1, || true).unwrap();
+        assert_eq!(hex(&none), "66b27417d37e024c46526c2f6d358a754fc552f3");
+        assert_eq!(cache.entries().len(), 2);
+        // A digest the backend stored wins without a read.
+        let mut stored = Stored { bytes: b"", id: None, stored: Some(vec![7]) };
+        assert_eq!(cache.digest_file(&mut stored, 3, Algorithm::Sha256, || true).unwrap(), (vec![7], 3));
         // The cache stays bounded.
         for i in 0..CACHED as u64 + 5 {
-            let id = Identity { dev: 0, ino: i, size: 0, mtime: (0, 0), ctime: (0, 0) };
-            remember(id, Algorithm::Sha1, b"x");
+            cache.remember(Identity(vec![i]), Algorithm::Sha1, b"x");
         }
-        assert!(CACHE.lock().unwrap().len() <= CACHED);
+        assert!(cache.entries().len() <= CACHED);
     }
 
     #[test]

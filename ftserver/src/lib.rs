@@ -12,15 +12,17 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod auth;
 pub mod config;
+pub mod conn;
+mod context;
 pub mod data;
-pub mod fs;
 pub mod hash;
 pub mod listing;
 pub mod server;
 mod session;
+pub mod storage;
 pub mod tftp;
-pub mod upload;
 
 pub use config::Config;
 pub use server::{Server, ServerHandle};

@@ -4,12 +4,14 @@
 use anyhow::{anyhow, Context as _};
 use clap::Parser;
 use ftserver::config::ListenSpec;
+use ftserver::storage::{LocalStorage, Storage};
 use ftserver::tftp::TftpConfig;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A standard FTP (and TFTP) server, safe by default: anonymous, read-only, confined to its root.
@@ -212,23 +214,27 @@ fn run(args: Args) -> anyhow::Result<()> {
         let _ = stop_tx.send(());
     })
     .context("cannot install the Ctrl-C/SIGTERM handler")?;
-    let root = config.root.clone();
+    // One storage for both protocols: one registry of the uploads running, one view of the tree.
+    let storage: Arc<dyn Storage> = Arc::new(
+        LocalStorage::new(&config.root).map_err(|e| anyhow!("root {}: {}", config.root.display(), lower(&e)))?,
+    );
+    let root = storage.describe();
     let server = listener
-        .map(|listener| ftserver::Server::spawn(listener, config))
+        .map(|listener| ftserver::Server::spawn_with(listener, config, storage.clone(), None))
         .transpose()
         .map_err(|e| anyhow!("cannot start: {}", lower(&e)))?;
     let tftp = tftp_socket
-        .map(|socket| ftserver::tftp::spawn(socket, tftp_config))
+        .map(|socket| ftserver::tftp::spawn_with(socket, tftp_config, storage.clone()))
         .transpose()
         .map_err(|e| anyhow!("cannot start tftp: {}", lower(&e)))?;
 
     let mut stdout = io::stdout().lock();
     let mut ready = String::new();
     if let Some(server) = &server {
-        ready.push_str(&format!("ftserver: serving {} on {}\n", root.display(), server.local_addr()));
+        ready.push_str(&format!("ftserver: serving {root} on {}\n", server.local_addr()));
     }
     if let Some(tftp) = &tftp {
-        ready.push_str(&format!("ftserver: serving {} over tftp on {}\n", root.display(), tftp.local_addr()));
+        ready.push_str(&format!("ftserver: serving {root} over tftp on {}\n", tftp.local_addr()));
     }
     stdout.write_all(ready.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to stdout")?;
     drop(stdout);

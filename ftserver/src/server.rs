@@ -1,11 +1,12 @@
 //! The accept loop: connection limits, one thread per control connection, and a handle that
 //! stops it all.
 
+use crate::auth::{Anonymous, Authenticator, Rights};
 use crate::config::Config;
-use crate::fs::Root;
-use crate::hash::JobSlots;
+use crate::context::Context;
+use crate::hash::{DigestCache, JobSlots};
 use crate::session::Session;
-use crate::upload::Busy;
+use crate::storage::{LocalStorage, Storage};
 use common::hostport::canonical_ip;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -18,17 +19,10 @@ use std::time::{Duration, Instant};
 /// How long [`ServerHandle::shutdown`] waits for sessions to notice and end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// State shared by the accept loop, the sessions and the handle.
+/// State shared by the accept loop and the handle; the sessions see only its [`Context`].
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) root: Root,
-    /// Limits concurrent HASH jobs across all sessions.
-    pub(crate) hash_jobs: JobSlots,
-    /// The uploads running now: one per name at a time.
-    pub(crate) uploads: Busy,
-    /// Set once by [`ServerHandle::shutdown`].
-    pub(crate) stop: AtomicBool,
+struct Shared {
+    ctx: Context,
     next_id: AtomicU64,
     sessions: Mutex<Sessions>,
     /// Signalled whenever a session ends.
@@ -78,18 +72,36 @@ impl Drop for Registration {
 pub struct Server;
 
 impl Server {
-    /// Serves `config` on an already bound listener, on a background thread, and returns at
-    /// once. Tests bind `127.0.0.1:0`; the binary binds what the user asked for.
+    /// Serves `config.root` on an already bound listener, on a background thread, and returns
+    /// at once, with anonymous logins that have the rights `--writable` and `--overwrite` give.
+    /// Tests bind `127.0.0.1:0`; the binary binds what the user asked for.
     pub fn spawn(listener: TcpListener, mut config: Config) -> io::Result<ServerHandle> {
-        let root = Root::new(&config.root)?;
-        config.root = root.path().to_owned();
+        let storage = LocalStorage::new(&config.root)?;
+        config.root = storage.path().to_owned();
+        Self::spawn_with(listener, config, Arc::new(storage), None)
+    }
+
+    /// [`Server::spawn`] with a storage of the caller's (shared with a TFTP server, or another
+    /// backend), and an authenticator (`None`: anonymous logins as [`Server::spawn`]).
+    pub fn spawn_with(
+        listener: TcpListener,
+        config: Config,
+        storage: Arc<dyn Storage>,
+        auth: Option<Arc<dyn Authenticator>>,
+    ) -> io::Result<ServerHandle> {
+        let auth = auth
+            .unwrap_or_else(|| Arc::new(Anonymous { rights: Rights::from_options(config.writable, config.overwrite) }));
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
+        let ctx = Context {
             hash_jobs: JobSlots::new(config.max_hash_jobs),
-            uploads: Busy::default(),
+            digests: DigestCache::default(),
             config,
-            root,
+            storage,
+            auth,
             stop: AtomicBool::new(false),
+        };
+        let shared = Arc::new(Shared {
+            ctx,
             next_id: AtomicU64::new(1),
             sessions: Mutex::new(Sessions::default()),
             ended: Condvar::new(),
@@ -119,9 +131,9 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// The served root, canonical.
-    pub fn root(&self) -> &std::path::Path {
-        self.shared.root.path()
+    /// What is served (the canonical root directory, or another storage's description).
+    pub fn serving(&self) -> String {
+        self.shared.ctx.storage.describe()
     }
 
     /// How many control connections are open right now.
@@ -137,7 +149,7 @@ impl ServerHandle {
 
     fn stop(&mut self) {
         let Some(acceptor) = self.acceptor.take() else { return };
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.ctx.stop.store(true, Ordering::SeqCst);
         wake_accept(&self.waker, self.local_addr);
         if acceptor.join().is_err() {
             log::error!("the accept thread panicked");
@@ -183,7 +195,7 @@ fn wake_accept(listener: &TcpListener, addr: SocketAddr) {
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     loop {
         let accepted = listener.accept();
-        if shared.stop.load(Ordering::SeqCst) {
+        if shared.ctx.stopping() {
             return;
         }
         match accepted {
@@ -206,9 +218,9 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     let refusal = {
         let mut sessions = shared.sessions();
         let from_ip = sessions.per_ip.get(&ip).copied().unwrap_or(0);
-        if sessions.streams.len() >= shared.config.max_clients {
+        if sessions.streams.len() >= shared.ctx.config.max_clients {
             Some("Too many users, server is full.")
-        } else if from_ip >= shared.config.max_per_ip {
+        } else if from_ip >= shared.ctx.config.max_per_ip {
             Some("Too many connections from your address.")
         } else {
             match stream.try_clone() {
@@ -230,7 +242,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     let session_shared = Arc::clone(shared);
     let spawned = thread::Builder::new().name(format!("ftp-session-{id}")).spawn(move || {
         let _registration = registration;
-        Session::run(stream, peer, id, &session_shared);
+        Session::run(stream, peer, id, &session_shared.ctx);
     });
     if let Err(e) = spawned {
         // The closure (and with it the registration and the stream) was dropped.

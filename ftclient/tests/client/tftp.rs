@@ -246,15 +246,15 @@ fn ctrl_c_ends_a_transfer_promptly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("up.bin"), &data).unwrap();
     let lock_step = ["--blksize", "512", "--windowsize", "1"];
-    for (args, grows) in [
-        (["-g", "big.bin"], dir.path().join(".big.bin.ftpart")),
-        (["-p", "up.bin"], root.path().join(".up.bin.ftpart")),
-    ] {
+    // The server writes a TFTP upload to a temporary of its own, `.up.bin~tN.ftpart`.
+    for (args, grows, prefix) in
+        [(["-g", "big.bin"], dir.path(), ".big.bin"), (["-p", "up.bin"], root.path(), ".up.bin")]
+    {
         let mut all = vec!["--tftp", "127.0.0.1", &port];
         all.extend(args);
         all.extend(lock_step);
         let child = spawn_ftclient(dir.path(), &all);
-        wait_for_len(&grows, 100_000);
+        wait_for_partial(grows, prefix, 100_000);
         let mut kill = ChildGuard(Command::new("kill").args(["-INT", &child.id().to_string()]).spawn().unwrap());
         kill.wait_until(Instant::now() + LIMIT).expect("kill ran");
         let out = wait_output(child);
@@ -263,6 +263,25 @@ fn ctrl_c_ends_a_transfer_promptly() {
         assert_eq!(dir_names(dir.path()), ["up.bin"]);
     }
     assert!(!root.path().join("up.bin").exists());
+}
+
+/// Waits until a partial file in `dir` whose name starts with `prefix` holds `len` bytes.
+fn wait_for_partial(dir: &std::path::Path, prefix: &str, len: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let partial = || {
+        std::fs::read_dir(dir).unwrap().filter_map(Result::ok).find(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(prefix) && name.ends_with(".ftpart")
+        })
+    };
+    loop {
+        if let Some(entry) = partial() {
+            wait_for_len(&entry.path(), len);
+            return;
+        }
+        assert!(Instant::now() < deadline, "no partial file {prefix}* in {}", dir.display());
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
 }
 
 /// Receives from `fake` (bounded by its read timeout) until a datagram with `opcode` arrives.

@@ -13,12 +13,13 @@
 //! transfer's source address by route, which on a multi-homed host may not be the address the
 //! client asked; bind a specific address there.
 //!
-//! Paths go through `crate::fs::Root` like FTP's (confined to the root, symlinks resolved), and
-//! uploads through `crate::upload` (only with [`TftpConfig::writable`]): the bytes go to the
-//! hidden partial file `.NAME.ftpart` in the target's directory, which is moved into place only
-//! when the short final block has arrived: with [`TftpConfig::overwrite`] by `rename` (an atomic
-//! replace), without it by `link`, which fails atomically when the name exists (error 6, "file
-//! already exists"), so a file that appeared during the upload is never clobbered.
+//! Files are reached through the same `crate::storage` as FTP's (with a local directory:
+//! confined to the root, symlinks resolved), and uploads (only with [`TftpConfig::writable`])
+//! are private storage uploads (`Start::Private`): each writes a temporary of its own that is
+//! published only when the short final block has arrived, replacing an existing file with
+//! [`TftpConfig::overwrite`], else failing atomically when the name exists (error 6, "file
+//! already exists"), so a file that appeared during the upload is never clobbered. A client
+//! retrying an upload is never refused because an earlier attempt of it went silent.
 //!
 //! An interrupted upload (the client's ERROR, retries exhausted, server shutdown, disk full, a
 //! malformed block) is **deleted**: TFTP has no way to resume, so unlike an FTP partial file it
@@ -29,6 +30,7 @@
 
 mod transfer;
 
+use crate::storage::Storage;
 use common::tftp::{self, ErrorCode, Packet, ParseError};
 use std::collections::HashMap;
 use std::io;
@@ -42,7 +44,7 @@ use std::time::{Duration, Instant};
 /// What the TFTP server serves and how.
 #[derive(Debug, Clone)]
 pub struct TftpConfig {
-    /// The directory served (the same root as FTP).
+    /// The directory served (the same root as FTP) by [`spawn`].
     pub root: PathBuf,
     /// Accept write requests (uploads).
     pub writable: bool,
@@ -152,19 +154,25 @@ fn wake_ip(addr: SocketAddr) -> std::net::IpAddr {
 /// also wakes it with an empty datagram).
 const LISTENER_POLL: Duration = Duration::from_millis(500);
 
-/// Serves TFTP on `socket` (already bound, e.g. to `0.0.0.0:69`) in a background thread.
+/// Serves TFTP on `socket` (already bound, e.g. to `0.0.0.0:69`) in a background thread, from
+/// the local directory `config.root`.
 pub fn spawn(socket: UdpSocket, config: TftpConfig) -> io::Result<TftpHandle> {
-    let local_addr = socket.local_addr()?;
-    let root = crate::fs::Root::new(&config.root)
+    let storage = crate::storage::LocalStorage::new(&config.root)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot serve {}: {e}", config.root.display())))?;
+    spawn_with(socket, config, Arc::new(storage))
+}
+
+/// [`spawn`] from a storage of the caller's (the one an FTP server shares, or another
+/// backend); `config.root` is not used.
+pub fn spawn_with(socket: UdpSocket, config: TftpConfig, storage: Arc<dyn Storage>) -> io::Result<TftpHandle> {
+    let local_addr = socket.local_addr()?;
     socket.set_read_timeout(Some(LISTENER_POLL))?;
     // Requests are small, but a burst of them (PXE boot of a rack) should not be dropped.
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         config,
-        root,
-        uploads: Default::default(),
+        storage,
         stop: stop.clone(),
         active: Mutex::new(HashMap::new()),
         ended: Condvar::new(),
@@ -178,9 +186,8 @@ pub fn spawn(socket: UdpSocket, config: TftpConfig) -> io::Result<TftpHandle> {
 /// What the listener and every transfer share.
 struct Shared {
     config: TftpConfig,
-    root: crate::fs::Root,
-    /// Partial files being written, so two uploads never write the same one.
-    uploads: crate::upload::Busy,
+    /// The served tree.
+    storage: Arc<dyn Storage>,
     stop: Arc<AtomicBool>,
     /// Running transfers by client address (the same request datagram again from the same
     /// address is a duplicate, handed to the transfer).

@@ -8,17 +8,15 @@
 //! modulo 65536, so any file size crosses the rollover.
 
 use super::{ActiveGuard, Shared, TftpConfig};
-use crate::fs::FsError;
-use crate::upload::{is_disk_full, Start, Upload, UploadError};
+use crate::storage::error::{io_text, is_disk_full};
+use crate::storage::{Opened, Protocol, Start, StorageError, UploadSpec, Uploader};
 use common::path::VirtualPath;
 use common::text::sanitize;
 use common::tftp::{
     self, ErrorCode, Limits, Mode, Negotiated, NetasciiReader, Packet, Request, Stop, Wait, DATA_HEADER,
 };
-use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,29 +44,9 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Failure {
     Failure::Refuse(code, message.into())
 }
 
-fn fs_failure(e: FsError) -> Failure {
-    let code = match e {
-        FsError::NotFound | FsError::NotAFile | FsError::NotADirectory => ErrorCode::FileNotFound,
-        FsError::PermissionDenied | FsError::OutsideRoot | FsError::IsRoot => ErrorCode::AccessViolation,
-        FsError::Io(e) => return io_failure(e),
-    };
-    refuse(code, e.to_string())
-}
-
-/// The TFTP error for an upload that cannot start or be moved into place.
-fn upload_failure(e: UploadError) -> Failure {
-    let code = match e {
-        UploadError::Exists => ErrorCode::FileExists,
-        UploadError::NotAFile | UploadError::NameTooLong => ErrorCode::AccessViolation,
-        UploadError::Fs(e) => return fs_failure(e),
-        UploadError::Io(e) => return io_failure(e),
-        UploadError::Busy
-        | UploadError::NothingToResume
-        | UploadError::BeyondPartial { .. }
-        | UploadError::PartialPending { .. }
-        | UploadError::NoUniqueName => ErrorCode::NotDefined,
-    };
-    refuse(code, e.to_string())
+/// The TFTP error for a storage failure (`StorageError::tftp_code`).
+fn storage_failure(e: StorageError) -> Failure {
+    refuse(e.tftp_code(), e.tftp_message())
 }
 
 fn io_failure(e: io::Error) -> Failure {
@@ -82,7 +60,7 @@ fn io_failure(e: io::Error) -> Failure {
         io::ErrorKind::PermissionDenied => refuse(ErrorCode::AccessViolation, "permission denied"),
         io::ErrorKind::NotFound => refuse(ErrorCode::FileNotFound, "no such file or directory"),
         io::ErrorKind::AlreadyExists => refuse(ErrorCode::FileExists, "file already exists"),
-        _ => refuse(ErrorCode::NotDefined, crate::fs::io_text(&e)),
+        _ => refuse(ErrorCode::NotDefined, io_text(&e)),
     }
 }
 
@@ -388,10 +366,10 @@ impl Progress {
 
 /// The path a request names. A name ending in `/` or `/.` must be a directory (which a read
 /// then refuses as not a file, and a write as existing); `a.txt/` is never `a.txt`.
-fn parse_path(root: &crate::fs::Root, name: &str) -> Result<VirtualPath, Failure> {
+fn parse_path(storage: &dyn crate::storage::Storage, name: &str) -> Result<VirtualPath, Failure> {
     let vpath =
         VirtualPath::parse(name).map_err(|e| refuse(ErrorCode::AccessViolation, format!("bad file name: {e}")))?;
-    root.check_file_arg(name, &vpath).map_err(fs_failure)?;
+    crate::storage::check_file_arg(storage, name, &vpath).map_err(storage_failure)?;
     Ok(vpath)
 }
 
@@ -408,7 +386,7 @@ const READ_BUFFER: usize = 256 << 10;
 
 /// The bytes of a file as DATA payloads: as they are, or converted to netascii. Blocks of at
 /// least [`DIRECT_READ`] are read straight into the packet (one copy instead of two).
-fn source(file: File, mode: Mode, blksize: u16) -> Box<dyn Read> {
+fn source(file: Box<dyn crate::storage::FileReader>, mode: Mode, blksize: u16) -> Box<dyn Read> {
     match mode {
         Mode::Octet if usize::from(blksize) >= DIRECT_READ => Box::new(file),
         Mode::Octet => Box::new(BufReader::with_capacity(READ_BUFFER, file)),
@@ -447,17 +425,17 @@ fn send_oack(t: &mut Transfer<'_>, n: &Negotiated) -> Result<(), Failure> {
 /// acknowledged (RFC 1350, RFC 7440).
 fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
     let mode = mode(request)?;
-    let vpath = parse_path(&t.shared.root, &request.filename)?;
-    let (file, meta) = t.shared.root.open_file(&vpath).map_err(fs_failure)?;
+    let vpath = parse_path(&*t.shared.storage, &request.filename)?;
+    let Opened { reader: file, meta } = t.shared.storage.open_read(&vpath, 0).map_err(storage_failure)?;
     // tsize is the number of bytes on the wire, known in advance only for octet.
-    let size = (mode == Mode::Octet).then_some(meta.len());
+    let size = (mode == Mode::Octet).then_some(meta.len);
     let n = tftp::negotiate(request, t.limits(), size);
     t.apply(&n);
     log::info!(
         "tftp: {}: read {} ({} bytes, {}, blksize {}, windowsize {})",
         t.peer,
         t.name,
-        meta.len(),
+        meta.len,
         mode.name(),
         n.blksize,
         n.windowsize
@@ -473,12 +451,6 @@ fn read(t: &mut Transfer<'_>, request: &Request) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Free bytes for an unprivileged writer on the file system holding `dir`, when known.
-fn free_space(dir: &Path) -> Option<u64> {
-    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
-}
-
 /// Write buffer size: large sequential writes, few system calls.
 const WRITE_BUFFER: usize = 1 << 20;
 
@@ -490,8 +462,8 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
         return Err(refuse(ErrorCode::AccessViolation, "server is read-only"));
     }
     let mode = mode(request)?;
-    let vpath = parse_path(&t.shared.root, &request.filename)?;
-    let target = t.shared.root.target(&vpath).map_err(fs_failure)?;
+    let storage = &*t.shared.storage;
+    let vpath = parse_path(storage, &request.filename)?;
     let n = tftp::negotiate(request, t.limits(), None);
     let max = t.config().max_upload_size;
     if let (Some(size), Some(max)) = (n.tsize, max) {
@@ -502,13 +474,14 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
             ));
         }
     }
-    if let (Some(size), Some(free)) = (n.tsize, free_space(&target.dir)) {
+    if let (Some(size), Some(free)) = (n.tsize, storage.free_space(&vpath.parent())) {
         if size > free {
             return Err(refuse(ErrorCode::DiskFull, format!("file of {size} bytes does not fit, {free} bytes free")));
         }
     }
-    let shared = t.shared;
-    let mut upload = Upload::open(&shared.uploads, target, Start::Fresh, overwrite).map_err(upload_failure)?;
+    let uploader = Uploader { peer: t.peer, user: None, protocol: Protocol::Tftp };
+    let spec = UploadSpec { start: Start::Private, overwrite, uploader };
+    let mut upload = storage.begin_upload(&vpath, spec).map_err(storage_failure)?;
     t.apply(&n);
     log::info!(
         "tftp: {}: write {} ({}, blksize {}, windowsize {})",
@@ -518,11 +491,11 @@ fn write(t: &mut Transfer<'_>, request: &Request) -> Result<u16, Failure> {
         n.blksize,
         n.windowsize
     );
-    let file = Capped { inner: BufWriter::with_capacity(WRITE_BUFFER, upload.file()), written: 0, limit: max };
+    let file = Capped { inner: BufWriter::with_capacity(WRITE_BUFFER, &mut *upload), written: 0, limit: max };
     let sink = tftp::ModeWriter::new(file, mode);
     match receive(t, &n, sink) {
         Ok(last) => {
-            upload.commit(overwrite).map_err(upload_failure)?;
+            upload.commit().map_err(storage_failure)?;
             t.send_packet(&tftp::ack_bytes(last));
             Ok(last)
         }

@@ -1,100 +1,62 @@
-//! The only place a client's virtual path becomes a real path: join its components to the root,
-//! resolve symlinks, and refuse whatever ends up outside the root.
+//! The local-directory backend of [`Storage`]: the only place in the server where a client's
+//! virtual path becomes a real path. Its components are joined to the root, symlinks are
+//! resolved, and whatever ends up outside the root is refused.
 //!
 //! Containment is checked on the canonical path (`canonicalize` then `starts_with`), never by
 //! looking at the text for `..`, so a symlink inside the root that points outside is refused
-//! exactly like `/../etc/passwd` would be (the approach of sigoden/dufs).
+//! exactly like `/../etc/passwd` would be (the approach of sigoden/dufs). Uploads are in
+//! [`upload`].
 
+mod upload;
+
+use super::{Identity, Kind, Meta, Opened, Storage, StorageError, UploadSpec, Uploader};
 use common::path::VirtualPath;
 use std::fs::{self, File, Metadata};
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+use upload::{Busy, LocalUpload};
 
-/// Why a path could not be used. [`FsError::reply_code`] chooses the FTP reply.
-#[derive(Debug, thiserror::Error)]
-pub enum FsError {
-    /// Nothing by that name (or a component of the path is missing).
-    #[error("no such file or directory")]
-    NotFound,
-    /// The operating system refused access.
-    #[error("permission denied")]
-    PermissionDenied,
-    /// The path resolves (through a symlink) to somewhere outside the served root.
-    #[error("permission denied (outside the served directory)")]
-    OutsideRoot,
-    /// A directory was needed.
-    #[error("not a directory")]
-    NotADirectory,
-    /// A regular file was needed.
-    #[error("not a regular file")]
-    NotAFile,
-    /// The root itself cannot be created, replaced, renamed or removed.
-    #[error("not allowed on the root directory")]
-    IsRoot,
-    /// Some other I/O failure.
-    #[error("{}", io_text(.0))]
-    Io(io::Error),
-}
-
-/// An I/O error as a reply may show it: the system's words without the "(os error N)" that
-/// Rust appends ("Is a directory", not "Is a directory (os error 21)").
-pub fn io_text(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(at) if text.ends_with(')') => text[..at].to_owned(),
-        _ => text,
-    }
-}
-
-impl FsError {
-    /// The FTP reply code: 550, "requested action not taken; file unavailable" (RFC 959 4.2),
-    /// for every kind, so a client cannot tell a missing file from a forbidden one.
-    pub fn reply_code(&self) -> u16 {
-        550
-    }
-
-    pub(crate) fn from_io(e: io::Error) -> FsError {
-        match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FsError::NotFound,
-            io::ErrorKind::PermissionDenied => FsError::PermissionDenied,
-            _ => FsError::Io(e),
-        }
-    }
-}
+pub use upload::is_partial_name;
 
 /// An entry to create, replace or remove: a real directory inside the root and a plain name
-/// in it (see [`Root::target`]).
+/// in it (see [`LocalStorage::target`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The canonical directory, inside the root.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// One path component: no `/`, never `.` or `..`, never a partial-upload name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 impl Target {
     /// The real path of the entry (not resolved: a symlink stays a symlink).
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(&self.name)
     }
 
     /// Is something (a file, a directory, a symlink, even a broken one) there already?
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         fs::symlink_metadata(self.path()).is_ok()
     }
 }
 
-/// The served directory tree.
-#[derive(Debug, Clone)]
-pub struct Root {
+/// A directory tree on the local file system, shared by every FTP session and TFTP transfer
+/// of a server (the one-writer-per-name registry lives here).
+#[derive(Debug)]
+pub struct LocalStorage {
     /// Canonical: absolute, no symlinks.
     base: PathBuf,
+    /// The uploads writing a partial file right now.
+    busy: Busy,
 }
 
-impl Root {
-    /// Serves `dir`, which is canonicalised here.
-    pub fn new(dir: &Path) -> io::Result<Root> {
-        Ok(Root { base: crate::config::canonical_dir(dir)? })
+impl LocalStorage {
+    /// Serves `dir`, which is canonicalised here and must be a directory.
+    pub fn new(dir: &Path) -> io::Result<LocalStorage> {
+        Ok(LocalStorage { base: crate::config::canonical_dir(dir)?, busy: Busy::default() })
     }
 
     /// The canonical root directory.
@@ -104,10 +66,10 @@ impl Root {
 
     /// Turns a virtual path into the canonical real path, refusing what does not exist and what
     /// resolves outside the root.
-    pub fn resolve(&self, vpath: &VirtualPath) -> Result<PathBuf, FsError> {
+    fn resolve(&self, vpath: &VirtualPath) -> Result<PathBuf, StorageError> {
         // Partial uploads are invisible: no command reads, lists or names them directly.
-        if vpath.components().any(crate::upload::is_partial_name) {
-            return Err(FsError::NotFound);
+        if vpath.components().any(is_partial_name) {
+            return Err(StorageError::NotFound);
         }
         let mut joined = self.base.clone();
         // VirtualPath guarantees its components are plain names (no `/`, `.`, `..`, or empty).
@@ -116,12 +78,12 @@ impl Root {
     }
 
     /// Canonicalises `path` and checks it is still under the root.
-    fn contain(&self, path: &Path) -> Result<PathBuf, FsError> {
-        let real = path.canonicalize().map_err(FsError::from_io)?;
+    fn contain(&self, path: &Path) -> Result<PathBuf, StorageError> {
+        let real = path.canonicalize()?;
         if real.starts_with(&self.base) {
             Ok(real)
         } else {
-            Err(FsError::OutsideRoot)
+            Err(StorageError::OutsideRoot)
         }
     }
 
@@ -129,41 +91,16 @@ impl Root {
     /// confined like any path (so a symlinked directory that points outside is refused), and
     /// the last component kept as a plain name that is never followed. A symlink by that name
     /// is an existing entry to be refused, replaced or removed, never written through.
-    pub fn target(&self, vpath: &VirtualPath) -> Result<Target, FsError> {
-        let name = vpath.file_name().ok_or(FsError::IsRoot)?;
-        if crate::upload::is_partial_name(name) {
-            return Err(FsError::NotFound);
+    fn target(&self, vpath: &VirtualPath) -> Result<Target, StorageError> {
+        let name = vpath.file_name().ok_or(StorageError::IsRoot)?;
+        if is_partial_name(name) {
+            return Err(StorageError::NotFound);
         }
         let dir = self.resolve(&vpath.parent())?;
-        if !fs::metadata(&dir).map_err(FsError::from_io)?.is_dir() {
-            return Err(FsError::NotFound);
+        if !fs::metadata(&dir)?.is_dir() {
+            return Err(StorageError::NotFound);
         }
         Ok(Target { dir, name: name.to_owned() })
-    }
-
-    /// For a command that acts on a file: `arg`, which resolved to `vpath`, may end in `/` or
-    /// `/.` only when it names a directory (normalising drops those endings, and `a.txt/` must
-    /// not reach `a.txt`, nor `STOR new/` create a file `new`).
-    pub fn check_file_arg(&self, arg: &str, vpath: &VirtualPath) -> Result<(), FsError> {
-        if common::path::names_a_directory(arg) && !self.metadata(vpath).is_ok_and(|m| m.is_dir()) {
-            return Err(FsError::NotADirectory);
-        }
-        Ok(())
-    }
-
-    /// Metadata of whatever `vpath` names (symlinks inside the root followed).
-    pub fn metadata(&self, vpath: &VirtualPath) -> Result<Metadata, FsError> {
-        fs::metadata(self.resolve(vpath)?).map_err(FsError::from_io)
-    }
-
-    /// Checks that `vpath` is a directory the server may list (for `CWD`): a directory it may
-    /// not read would be entered and then fail every listing.
-    pub fn require_dir(&self, vpath: &VirtualPath) -> Result<(), FsError> {
-        let real = self.resolve(vpath)?;
-        if !fs::metadata(&real).map_err(FsError::from_io)?.is_dir() {
-            return Err(FsError::NotADirectory);
-        }
-        fs::read_dir(&real).map(drop).map_err(FsError::from_io)
     }
 
     /// Opens a regular file for reading, with its metadata.
@@ -171,23 +108,22 @@ impl Root {
     /// Opened non-blocking and checked before anything reads it: a plain open of a FIFO waits
     /// for a writer, which would hold the session (or a TFTP transfer slot) forever; a device
     /// is not made our controlling terminal. Regular files then read as usual.
-    pub fn open_file(&self, vpath: &VirtualPath) -> Result<(File, Metadata), FsError> {
+    fn open_file(&self, vpath: &VirtualPath) -> Result<(File, Metadata), StorageError> {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         use std::os::unix::fs::OpenOptionsExt;
         let file = fs::OpenOptions::new()
             .read(true)
             .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
-            .open(self.resolve(vpath)?)
-            .map_err(FsError::from_io)?;
-        let meta = file.metadata().map_err(FsError::from_io)?;
+            .open(self.resolve(vpath)?)?;
+        let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(FsError::NotAFile);
+            return Err(StorageError::NotAFile);
         }
-        fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| FsError::from_io(e.into()))?;
+        fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())).map_err(io::Error::from)?;
         Ok((file, meta))
     }
 
-    /// The entries of a directory, sorted by name, with their metadata (a symlink's target's).
+    /// The entries of a directory with their real metadata (a symlink's target's).
     ///
     /// Left out: names that are not UTF-8 or contain CR or LF (no FTP client could ask for them
     /// again), broken symlinks, symlinks that point outside the root (listing them would leak
@@ -195,7 +131,7 @@ impl Root {
     /// came through to get here (`up -> ..`, or `a/l -> ../b` seen from `/b/l/`): listed as
     /// directories, they send recursive clients (lftp mirror, wget -r) round the loop until
     /// the path is too long. They can still be entered by name.
-    pub fn read_dir(&self, vpath: &VirtualPath) -> Result<Vec<(String, Metadata)>, FsError> {
+    fn read_dir(&self, vpath: &VirtualPath) -> Result<Vec<(String, Metadata)>, StorageError> {
         let dir = self.resolve(vpath)?;
         // The real directories of the path's prefixes: `/`, `/a`, `/a/l`, ...
         let mut came_through = vec![self.base.clone()];
@@ -208,10 +144,10 @@ impl Root {
             }
         }
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(FsError::from_io)? {
-            let entry = entry.map_err(FsError::from_io)?;
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            if name.contains(['\r', '\n']) || crate::upload::is_partial_name(&name) {
+            if name.contains(['\r', '\n']) || is_partial_name(&name) {
                 continue;
             }
             let meta = match entry.file_type() {
@@ -237,19 +173,156 @@ impl Root {
     }
 }
 
+/// A file's metadata as the storage seam shows it.
+fn meta_of(meta: &Metadata) -> Meta {
+    use std::os::unix::fs::PermissionsExt;
+    let kind = if meta.is_dir() {
+        Kind::Dir
+    } else if meta.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    };
+    // A FIFO, device or socket keeps its type bits, so that LIST shows `p`, `c`, `b`, `s`.
+    let type_bits = if kind == Kind::Other { 0o170000 } else { 0 };
+    let modified = meta.modified().ok().map(|t| match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    });
+    Meta { kind, len: meta.len(), modified, mode: Some(meta.permissions().mode() & (0o777 | type_bits)) }
+}
+
+/// What identifies a local file's contents: the inode, the size and both timestamps (ctime
+/// changes on every write, even one that restores the mtime).
+pub(crate) fn identity_of(meta: &Metadata) -> Identity {
+    Identity(vec![
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+        meta.ctime_nsec() as u64,
+    ])
+}
+
+/// A local file being read: the descriptor itself, so a download can use `sendfile(2)`.
+struct LocalReader(File);
+
+impl io::Read for LocalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl super::FileReader for LocalReader {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.0.as_fd())
+    }
+
+    fn identity(&self) -> Option<Identity> {
+        self.0.metadata().ok().filter(|m| m.is_file()).map(|m| identity_of(&m))
+    }
+}
+
+impl Storage for LocalStorage {
+    fn describe(&self) -> String {
+        self.base.display().to_string()
+    }
+
+    fn stat(&self, path: &VirtualPath) -> Result<Meta, StorageError> {
+        Ok(meta_of(&fs::metadata(self.resolve(path)?)?))
+    }
+
+    fn list(&self, dir: &VirtualPath) -> Result<Vec<(String, Meta)>, StorageError> {
+        Ok(self.read_dir(dir)?.into_iter().map(|(name, meta)| (name, meta_of(&meta))).collect())
+    }
+
+    fn require_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let real = self.resolve(path)?;
+        if !fs::metadata(&real)?.is_dir() {
+            return Err(StorageError::NotADirectory);
+        }
+        fs::read_dir(&real).map(drop).map_err(StorageError::from)
+    }
+
+    fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<Opened, StorageError> {
+        use std::io::{Seek, SeekFrom};
+        let (mut file, meta) = self.open_file(path)?;
+        let size = meta.len();
+        if offset > size {
+            return Err(StorageError::BeyondEnd { offset, size });
+        }
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        Ok(Opened { reader: Box::new(LocalReader(file)), meta: meta_of(&meta) })
+    }
+
+    fn begin_upload(&self, path: &VirtualPath, spec: UploadSpec) -> Result<Box<dyn super::Upload>, StorageError> {
+        let target = self.target(path)?;
+        Ok(Box::new(LocalUpload::open(&self.busy, target, spec.start, spec.overwrite)?))
+    }
+
+    fn begin_unique(&self, path: &VirtualPath, _uploader: Uploader) -> Result<Box<dyn super::Upload>, StorageError> {
+        let target = self.target(path)?;
+        Ok(Box::new(LocalUpload::open_unique(&self.busy, target)?))
+    }
+
+    fn partial_size(&self, path: &VirtualPath) -> Option<u64> {
+        self.target(path).ok().and_then(|t| upload::partial_size(&t))
+    }
+
+    fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let target = self.target(path)?;
+        fs::create_dir(target.path()).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => StorageError::AlreadyExists,
+            _ => e.into(),
+        })
+    }
+
+    fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let target = self.target(path)?;
+        if fs::symlink_metadata(target.path())?.is_dir() {
+            return Err(StorageError::NotAFile);
+        }
+        Ok(fs::remove_file(target.path())?)
+    }
+
+    fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let target = self.target(path)?;
+        fs::remove_dir(target.path()).map_err(|e| match e.kind() {
+            io::ErrorKind::DirectoryNotEmpty => StorageError::DirectoryNotEmpty,
+            _ => e.into(),
+        })
+    }
+
+    fn check_rename_source(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if self.target(path)?.exists() {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
+    fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        let (from, to) = (self.target(from)?, self.target(to)?);
+        Ok(fs::rename(from.path(), to.path())?)
+    }
+
+    fn free_space(&self, dir: &VirtualPath) -> Option<u64> {
+        let real = self.resolve(dir).ok()?;
+        let stat = nix::sys::statvfs::statvfs(&real).ok()?;
+        Some(stat.blocks_available().saturating_mul(stat.fragment_size()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn vp(p: &str) -> VirtualPath {
         VirtualPath::parse(p).unwrap()
-    }
-
-    #[test]
-    fn io_errors_read_without_the_os_error_number() {
-        let e = io::Error::from_raw_os_error(21);
-        assert_eq!(FsError::Io(e).to_string(), "Is a directory");
-        assert_eq!(io_text(&io::Error::other("plain")), "plain");
     }
 
     #[test]
@@ -262,23 +335,58 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
         std::os::unix::fs::symlink("sub/f", dir.path().join("in")).unwrap();
         std::os::unix::fs::symlink("nowhere", dir.path().join("broken")).unwrap();
-        let root = Root::new(dir.path()).unwrap();
+        let root = LocalStorage::new(dir.path()).unwrap();
 
-        assert!(root.open_file(&vp("/sub/f")).is_ok());
-        assert!(root.open_file(&vp("in")).is_ok());
-        assert!(matches!(root.open_file(&vp("/out/secret")), Err(FsError::OutsideRoot)));
-        assert!(matches!(root.require_dir(&vp("/out")), Err(FsError::OutsideRoot)));
-        assert!(matches!(root.open_file(&vp("/missing")), Err(FsError::NotFound)));
-        assert!(matches!(root.open_file(&vp("/sub")), Err(FsError::NotAFile)));
+        assert!(root.open_read(&vp("/sub/f"), 0).is_ok());
+        assert!(root.open_read(&vp("in"), 0).is_ok());
+        assert!(matches!(root.open_read(&vp("/out/secret"), 0), Err(StorageError::OutsideRoot)));
+        assert!(matches!(root.require_dir(&vp("/out")), Err(StorageError::OutsideRoot)));
+        assert!(matches!(root.open_read(&vp("/missing"), 0), Err(StorageError::NotFound)));
+        assert!(matches!(root.open_read(&vp("/sub"), 0), Err(StorageError::NotAFile)));
+        assert!(matches!(root.open_read(&vp("/sub/f"), 2), Err(StorageError::BeyondEnd { offset: 2, size: 1 })));
         // A FIFO is refused at once, not waited on for a writer.
         nix::unistd::mkfifo(&dir.path().join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(matches!(root.open_file(&vp("/pipe")), Err(FsError::NotAFile)));
+        assert!(matches!(root.open_read(&vp("/pipe"), 0), Err(StorageError::NotAFile)));
         std::fs::remove_file(dir.path().join("pipe")).unwrap();
-        assert!(matches!(root.require_dir(&vp("/sub/f")), Err(FsError::NotADirectory)));
+        assert!(matches!(root.require_dir(&vp("/sub/f")), Err(StorageError::NotADirectory)));
         // `..` never leaves the root: VirtualPath already clamps it at `/`.
         assert_eq!(root.resolve(&vp("/../../..")).unwrap(), root.path());
 
-        let names: Vec<String> = root.read_dir(&vp("/")).unwrap().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = root.list(&vp("/")).unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["in", "sub"]);
+    }
+
+    #[test]
+    fn changes_the_tree_inside_the_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = LocalStorage::new(dir.path()).unwrap();
+        root.mkdir(&vp("/d")).unwrap();
+        assert!(matches!(root.mkdir(&vp("/d")), Err(StorageError::AlreadyExists)));
+        assert!(matches!(root.mkdir(&vp("/")), Err(StorageError::IsRoot)));
+        std::fs::write(dir.path().join("d/f"), b"x").unwrap();
+        assert!(matches!(root.remove_dir(&vp("/d")), Err(StorageError::DirectoryNotEmpty)));
+        assert!(matches!(root.remove_file(&vp("/d")), Err(StorageError::NotAFile)));
+        root.check_rename_source(&vp("/d/f")).unwrap();
+        root.rename(&vp("/d/f"), &vp("/g")).unwrap();
+        assert!(matches!(root.check_rename_source(&vp("/d/f")), Err(StorageError::NotFound)));
+        root.remove_file(&vp("/g")).unwrap();
+        root.remove_dir(&vp("/d")).unwrap();
+        assert!(root.free_space(&vp("/")).is_some());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn identity_changes_with_the_contents_even_when_the_mtime_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        let root = LocalStorage::new(dir.path()).unwrap();
+        let id = || root.open_read(&vp("/f"), 0).unwrap().reader.identity().unwrap();
+        let before = id();
+        assert_eq!(id(), before);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"xyz").unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+        assert_ne!(id(), before);
     }
 }

@@ -42,17 +42,22 @@
 //!
 //! # One upload per name
 //!
-//! Within one server process only one upload, FTP or TFTP, writes to a given partial file at a
-//! time ([`Busy`]); a second upload of the same name meanwhile gets `450` (TFTP: an error).
-//! (Partial files are not locked against other programs: one server per served tree is
-//! assumed.)
+//! Within one server only one resumable upload writes to a given partial file at a time
+//! ([`Busy`], held by the [`super::LocalStorage`] that FTP and TFTP share); a second upload of
+//! the same name meanwhile gets `450`. A TFTP upload ([`Start::Private`]) writes a temporary of
+//! its own (`.NAME~tN.ftpart`, hidden like any partial file) and never waits for another: a
+//! device retrying at once after a failure is served, and whichever complete upload commits
+//! first gets the name. (Partial files are not locked against other programs: one server per
+//! served tree is assumed.)
 
-use crate::fs::{FsError, Target};
+use super::{identity_of, Target};
+use crate::storage::{Identity, Start, StorageError};
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Partial files are `.NAME.ftpart` (shortened for long names: `common::path::partial_name`).
 const PARTIAL_PREFIX: &str = ".";
@@ -85,168 +90,92 @@ pub fn partial_size(target: &Target) -> Option<u64> {
     meta.is_file().then_some(meta.len())
 }
 
-/// The partial files being written right now, in the whole process: FTP sessions and TFTP
-/// transfers (each with their own [`Busy`] handle) must not write the same partial file at once.
-static BUSY: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-
-/// A handle on the uploads running in this process. Every handle sees the same set, so FTP and
-/// TFTP uploads of the same name exclude each other.
-#[derive(Debug, Default)]
-pub struct Busy {
-    _shared: (),
+/// The partial files being written right now by the uploads of one storage: FTP sessions and
+/// TFTP transfers must not write the same partial file at once. Cloning shares the set.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Busy {
+    names: Arc<Mutex<BTreeSet<PathBuf>>>,
+    /// Numbers the private temporaries of TFTP uploads.
+    private: Arc<AtomicU64>,
 }
 
 impl Busy {
-    fn lock(&self) -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeSet<PathBuf>> {
         // Each update is one insert or remove, so a poisoned set is still consistent.
-        BUSY.lock().unwrap_or_else(|p| p.into_inner())
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks `path` busy until the returned claim is dropped; `None` if it already is.
-    fn claim(&self, path: &Path) -> Option<Claim<'_>> {
-        self.lock().insert(path.to_owned()).then(|| Claim { busy: self, path: path.to_owned() })
+    fn claim(&self, path: &Path) -> Option<Claim> {
+        self.lock().insert(path.to_owned()).then(|| Claim { busy: self.clone(), path: path.to_owned() })
     }
 
     /// Is an upload writing the partial file of `target` right now?
-    pub fn is_busy(&self, target: &Target) -> bool {
+    #[cfg(test)]
+    fn is_busy(&self, target: &Target) -> bool {
         partial_path(target).is_some_and(|path| self.lock().contains(&path))
     }
 }
 
 /// Holds a partial file busy; dropping it frees it.
 #[derive(Debug)]
-struct Claim<'a> {
-    busy: &'a Busy,
+struct Claim {
+    busy: Busy,
     path: PathBuf,
 }
 
-impl Drop for Claim<'_> {
+impl Drop for Claim {
     fn drop(&mut self) {
         self.busy.lock().remove(&self.path);
     }
 }
 
-/// Where an upload starts writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// `STOR`/`STOU` without `REST`: a new partial file.
-    Fresh,
-    /// `REST n` + `STOR`: continue the partial file from byte `n`.
-    Resume(u64),
-    /// `APPE`: continue at the end of the partial file (a new one if there is none).
-    Append,
-}
-
-/// Why an upload could not start or finish. [`UploadError::reply_code`] chooses the reply.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    /// The name exists and replacing is not allowed.
-    #[error("file exists (this server never replaces files)")]
-    Exists,
-    /// The name exists and is not a regular file.
-    #[error("exists and is not a regular file")]
-    NotAFile,
-    /// Another client is uploading the same name right now.
-    #[error("being uploaded by another client, try again later")]
-    Busy,
-    /// The name itself exceeds the 255-byte file name limit.
-    #[error("file name too long for an upload")]
-    NameTooLong,
-    /// `REST n` with `n > 0`, but no partial upload of that name.
-    #[error("no interrupted upload to resume")]
-    NothingToResume,
-    /// `REST n` beyond what the partial file holds.
-    #[error("restart offset {offset} is beyond the {size} bytes uploaded so far")]
-    BeyondPartial {
-        /// The offset asked for.
-        offset: u64,
-        /// The partial file's size.
-        size: u64,
-    },
-    /// `STOU` found no free name.
-    #[error("no unique name left")]
-    NoUniqueName,
-    /// `APPE` to a name that exists while an interrupted upload of it is pending too: which of
-    /// the two to append to is ambiguous (SIZE reports the complete file, the resumable data is
-    /// in the partial one), and guessing wrong stores a mix of two versions.
-    #[error(
-        "an interrupted upload of this name holds {size} bytes; resume it with REST {size} and STOR, \
-         or upload it anew with STOR"
-    )]
-    PartialPending {
-        /// The partial file's size.
-        size: u64,
-    },
-    /// A path problem.
-    #[error("{0}")]
-    Fs(#[from] FsError),
-    /// The disk refused.
-    #[error("{}", crate::fs::io_text(.0))]
-    Io(io::Error),
-}
-
-impl From<io::Error> for UploadError {
-    fn from(e: io::Error) -> Self {
-        match e.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::PermissionDenied => {
-                UploadError::Fs(FsError::from_io(e))
-            }
-            _ => UploadError::Io(e),
-        }
-    }
-}
-
-impl UploadError {
-    /// The FTP reply code (RFC 959 4.2): `553` for names that cannot be used, `450` for a name
-    /// busy right now, `554` for a bad restart offset (RFC 3659 5.5), `452` for a full disk,
-    /// `550` for path errors, `451` for other local errors.
-    pub fn reply_code(&self) -> u16 {
-        match self {
-            UploadError::Exists | UploadError::NotAFile | UploadError::NameTooLong | UploadError::NoUniqueName => 553,
-            UploadError::Busy | UploadError::PartialPending { .. } => 450,
-            UploadError::NothingToResume | UploadError::BeyondPartial { .. } => 554,
-            UploadError::Fs(e) => e.reply_code(),
-            UploadError::Io(e) if is_disk_full(e) => 452,
-            UploadError::Io(_) => 451,
-        }
-    }
-}
-
-/// Is this the disk (or a quota) being full?
-pub fn is_disk_full(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
-}
-
 /// One upload in progress: its partial file, open for writing at the right offset.
 #[derive(Debug)]
-pub struct Upload<'a> {
-    _claim: Claim<'a>,
+pub(super) struct LocalUpload {
+    /// `None` for a private upload, which no other upload can name.
+    _claim: Option<Claim>,
     target: Target,
     partial: PathBuf,
     file: File,
     offset: u64,
+    overwrite: bool,
+    /// A private upload's temporary is removed unless committed.
+    private: bool,
+    /// Set once the partial file has been moved or removed.
+    done: bool,
 }
 
-impl<'a> Upload<'a> {
+impl LocalUpload {
     /// Starts an upload to `target`. Without `overwrite` an existing name is refused here (and
-    /// again, atomically, by [`Upload::commit`]).
-    pub fn open(busy: &'a Busy, target: Target, start: Start, overwrite: bool) -> Result<Upload<'a>, UploadError> {
-        let partial = partial_path(&target).ok_or(UploadError::NameTooLong)?;
+    /// again, atomically, by [`LocalUpload::commit`]).
+    pub(super) fn open(
+        busy: &Busy,
+        target: Target,
+        start: Start,
+        overwrite: bool,
+    ) -> Result<LocalUpload, StorageError> {
+        let partial = partial_path(&target).ok_or(StorageError::NameTooLong)?;
         // Not followed: a symlink by the final name counts as existing and is never written
         // through.
         let existing = fs::symlink_metadata(target.path()).ok();
         match &existing {
-            Some(meta) if meta.is_dir() => return Err(UploadError::NotAFile),
-            Some(_) if !overwrite => return Err(UploadError::Exists),
+            Some(meta) if meta.is_dir() => return Err(StorageError::ExistsNotAFile),
+            Some(_) if !overwrite => return Err(StorageError::Exists),
             _ => {}
         }
-        let claim = busy.claim(&partial).ok_or(UploadError::Busy)?;
+        if start == Start::Private {
+            return Self::open_private(busy, target, overwrite);
+        }
+        let claim = busy.claim(&partial).ok_or(StorageError::Busy)?;
         let partial_len = fs::symlink_metadata(&partial).ok().filter(|m| m.is_file()).map(|m| m.len());
         let complete = existing.filter(|m| m.is_file()).map(|m| m.len());
         let (mut file, offset) = match (start, partial_len, complete) {
-            (Start::Fresh, _, _) | (Start::Resume(0) | Start::Append, None, None) => (create_partial(&partial)?, 0),
+            (Start::Fresh | Start::Private, _, _) | (Start::Resume(0) | Start::Append, None, None) => {
+                (create_partial(&partial)?, 0)
+            }
             (Start::Resume(offset), Some(size), _) => (continue_partial(&partial, offset, size)?, offset),
-            (Start::Append, Some(size), Some(_)) => return Err(UploadError::PartialPending { size }),
+            (Start::Append, Some(size), Some(_)) => return Err(StorageError::PartialPending { size }),
             (Start::Append, Some(size), None) => (continue_partial(&partial, size, size)?, size),
             // Only reachable with `overwrite`: change a copy, never the file in place.
             (Start::Resume(_) | Start::Append, None, Some(_)) => {
@@ -256,57 +185,52 @@ impl<'a> Upload<'a> {
                 if offset > size {
                     drop(file);
                     let _ = fs::remove_file(&partial);
-                    return Err(UploadError::BeyondPartial { offset, size });
+                    return Err(StorageError::BeyondPartial { offset, size });
                 }
                 file.set_len(offset)?;
                 (file, offset)
             }
-            (Start::Resume(_), None, None) => return Err(UploadError::NothingToResume),
+            (Start::Resume(_), None, None) => return Err(StorageError::NothingToResume),
         };
         file.seek(SeekFrom::Start(offset))?;
-        Ok(Upload { _claim: claim, target, partial, file, offset })
+        Ok(LocalUpload { _claim: Some(claim), target, partial, file, offset, overwrite, private: false, done: false })
+    }
+
+    /// A private upload: a temporary of its own beside the target, which no other upload names.
+    fn open_private(busy: &Busy, target: Target, overwrite: bool) -> Result<LocalUpload, StorageError> {
+        let n = busy.private.fetch_add(1, Ordering::Relaxed);
+        let scratch = Target { dir: target.dir.clone(), name: format!("{}~t{n}", target.name) };
+        let partial = partial_path(&scratch).ok_or(StorageError::NameTooLong)?;
+        let file = create_partial(&partial)?;
+        Ok(LocalUpload { _claim: None, target, partial, file, offset: 0, overwrite, private: true, done: false })
     }
 
     /// Starts an upload under a name that does not exist yet (`STOU`): `target`'s name, else the
     /// name with `.1`, `.2`, ... appended.
-    pub fn open_unique(busy: &'a Busy, target: Target) -> Result<Upload<'a>, UploadError> {
+    pub(super) fn open_unique(busy: &Busy, target: Target) -> Result<LocalUpload, StorageError> {
         for i in 0..UNIQUE_TRIES {
             let name = if i == 0 { target.name.clone() } else { format!("{}.{i}", target.name) };
             let candidate = Target { dir: target.dir.clone(), name };
             if candidate.exists() || partial_size(&candidate).is_some() {
                 continue;
             }
-            match Upload::open(busy, candidate, Start::Fresh, false) {
-                Err(UploadError::Exists | UploadError::Busy) => continue,
+            match LocalUpload::open(busy, candidate, Start::Fresh, false) {
+                Err(StorageError::Exists | StorageError::Busy) => continue,
                 other => return other,
             }
         }
-        Err(UploadError::NoUniqueName)
-    }
-
-    /// The partial file, positioned where the upload's bytes go.
-    pub fn file(&mut self) -> &mut File {
-        &mut self.file
-    }
-
-    /// The offset writing started at.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// The final name (for `STOU`'s reply).
-    pub fn name(&self) -> &str {
-        &self.target.name
+        Err(StorageError::NoUniqueName)
     }
 
     /// Moves the complete upload to its final name. Without `overwrite` this fails with
-    /// [`UploadError::Exists`] if the name appeared meanwhile (the upload is then removed).
-    pub fn commit(self, overwrite: bool) -> Result<(), UploadError> {
+    /// [`StorageError::Exists`] if the name appeared meanwhile (the upload is then removed).
+    fn publish(&mut self) -> Result<(), StorageError> {
+        self.done = true;
         let dest = self.target.path();
-        if overwrite {
+        if self.overwrite {
             return fs::rename(&self.partial, &dest).map_err(|e| match e.kind() {
-                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => UploadError::NotAFile,
-                _ => UploadError::from(e),
+                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => StorageError::ExistsNotAFile,
+                _ => StorageError::from(e),
             });
         }
         match fs::hard_link(&self.partial, &dest) {
@@ -318,21 +242,64 @@ impl<'a> Upload<'a> {
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let _ = fs::remove_file(&self.partial);
-                Err(UploadError::Exists)
+                Err(StorageError::Exists)
             }
-            Err(e) => Err(UploadError::from(e)),
+            Err(e) => {
+                self.done = false;
+                Err(StorageError::from(e))
+            }
         }
     }
+}
 
-    /// Removes the partial file (disk full, size limit).
-    pub fn discard(self) {
+impl Write for LocalUpload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl crate::storage::Upload for LocalUpload {
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<Option<Identity>, StorageError> {
+        self.publish()?;
+        // Linking and renaming change the ctime the digest cache keys on: read it afterwards.
+        Ok(self.file.metadata().ok().map(|m| identity_of(&m)))
+    }
+
+    fn discard(mut self: Box<Self>) {
+        self.done = true;
         let _ = fs::remove_file(&self.partial);
+    }
+}
+
+impl Drop for LocalUpload {
+    /// An interrupted resumable upload stays for a later resume; a private one is of no use to
+    /// anyone.
+    fn drop(&mut self) {
+        if self.private && !self.done {
+            let _ = fs::remove_file(&self.partial);
+        }
     }
 }
 
 /// A new, empty partial file. A stale one (or anything else by that name) is removed first, and
 /// `create_new` (O_EXCL) never follows a symlink.
-fn create_partial(path: &Path) -> Result<File, UploadError> {
+fn create_partial(path: &Path) -> Result<File, StorageError> {
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -342,9 +309,9 @@ fn create_partial(path: &Path) -> Result<File, UploadError> {
 }
 
 /// The existing partial file, cut to `offset` bytes.
-fn continue_partial(path: &Path, offset: u64, size: u64) -> Result<File, UploadError> {
+fn continue_partial(path: &Path, offset: u64, size: u64) -> Result<File, StorageError> {
     if offset > size {
-        return Err(UploadError::BeyondPartial { offset, size });
+        return Err(StorageError::BeyondPartial { offset, size });
     }
     let file = OpenOptions::new().write(true).open(path)?;
     file.set_len(offset)?;
@@ -354,14 +321,18 @@ fn continue_partial(path: &Path, offset: u64, size: u64) -> Result<File, UploadE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use crate::storage::Upload as _;
 
     fn target(dir: &Path, name: &str) -> Target {
         Target { dir: dir.to_owned(), name: name.to_owned() }
     }
 
-    fn write(upload: &mut Upload<'_>, bytes: &[u8]) {
-        upload.file().write_all(bytes).unwrap();
+    fn write(upload: &mut LocalUpload, bytes: &[u8]) {
+        upload.write_all(bytes).unwrap();
+    }
+
+    fn commit(upload: LocalUpload) -> Result<(), StorageError> {
+        crate::storage::Upload::commit(Box::new(upload)).map(drop)
     }
 
     #[test]
@@ -377,24 +348,30 @@ mod tests {
     fn commits_only_onto_a_free_name_unless_overwriting() {
         let dir = tempfile::tempdir().unwrap();
         let busy = Busy::default();
-        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, false).unwrap();
+        let mut up = LocalUpload::open(&busy, target(dir.path(), "f"), Start::Fresh, false).unwrap();
         write(&mut up, b"one");
         assert!(!dir.path().join("f").exists());
         assert_eq!(partial_size(&target(dir.path(), "f")), Some(3));
         // The same name is busy while the upload runs, for every handle (FTP and TFTP).
         assert!(busy.is_busy(&target(dir.path(), "f")));
-        let other = Busy::default();
-        assert!(matches!(Upload::open(&other, target(dir.path(), "f"), Start::Fresh, false), Err(UploadError::Busy)));
+        let other = busy.clone();
+        assert!(matches!(
+            LocalUpload::open(&other, target(dir.path(), "f"), Start::Fresh, false),
+            Err(StorageError::Busy)
+        ));
         // A file that appears meanwhile is not replaced.
         std::fs::write(dir.path().join("f"), b"theirs").unwrap();
-        assert!(matches!(up.commit(false), Err(UploadError::Exists)));
+        assert!(matches!(commit(up), Err(StorageError::Exists)));
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"theirs");
         assert!(!busy.is_busy(&target(dir.path(), "f")));
-        assert!(matches!(Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, false), Err(UploadError::Exists)));
+        assert!(matches!(
+            LocalUpload::open(&busy, target(dir.path(), "f"), Start::Fresh, false),
+            Err(StorageError::Exists)
+        ));
 
-        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, true).unwrap();
+        let mut up = LocalUpload::open(&busy, target(dir.path(), "f"), Start::Fresh, true).unwrap();
         write(&mut up, b"mine");
-        up.commit(true).unwrap();
+        commit(up).unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"mine");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["f"]);
@@ -405,24 +382,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let busy = Busy::default();
         let t = || target(dir.path(), "f");
-        let mut up = Upload::open(&busy, t(), Start::Fresh, false).unwrap();
+        let mut up = LocalUpload::open(&busy, t(), Start::Fresh, false).unwrap();
         write(&mut up, b"abcdef");
         drop(up); // interrupted: the partial file stays
-        assert!(matches!(Upload::open(&busy, t(), Start::Resume(7), false), Err(UploadError::BeyondPartial { .. })));
-        let mut up = Upload::open(&busy, t(), Start::Resume(4), false).unwrap();
+        assert!(matches!(
+            LocalUpload::open(&busy, t(), Start::Resume(7), false),
+            Err(StorageError::BeyondPartial { .. })
+        ));
+        let mut up = LocalUpload::open(&busy, t(), Start::Resume(4), false).unwrap();
         assert_eq!(up.offset(), 4);
         write(&mut up, b"XY");
         drop(up);
-        let mut up = Upload::open(&busy, t(), Start::Append, false).unwrap();
+        let mut up = LocalUpload::open(&busy, t(), Start::Append, false).unwrap();
         assert_eq!(up.offset(), 6);
         write(&mut up, b"!");
-        up.commit(false).unwrap();
+        commit(up).unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"abcdXY!");
         assert_eq!(partial_size(&t()), None);
-        assert!(matches!(Upload::open(&busy, t(), Start::Append, false), Err(UploadError::Exists)));
+        assert!(matches!(LocalUpload::open(&busy, t(), Start::Append, false), Err(StorageError::Exists)));
         assert!(matches!(
-            Upload::open(&busy, target(dir.path(), "g"), Start::Resume(1), false),
-            Err(UploadError::NothingToResume)
+            LocalUpload::open(&busy, target(dir.path(), "g"), Start::Resume(1), false),
+            Err(StorageError::NothingToResume)
         ));
     }
 
@@ -431,23 +411,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let busy = Busy::default();
         std::fs::write(dir.path().join("f"), b"base").unwrap();
-        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Append, true).unwrap();
+        let mut up = LocalUpload::open(&busy, target(dir.path(), "f"), Start::Append, true).unwrap();
         write(&mut up, b"+more");
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"base");
-        up.commit(true).unwrap();
+        commit(up).unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"base+more");
 
         // An interrupted replacement leaves a partial beside the complete file: appending is
         // then refused (to which of the two?), and the partial resumes with REST.
-        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Fresh, true).unwrap();
+        let mut up = LocalUpload::open(&busy, target(dir.path(), "f"), Start::Fresh, true).unwrap();
         write(&mut up, b"new");
         drop(up);
-        let refused = Upload::open(&busy, target(dir.path(), "f"), Start::Append, true);
-        assert!(matches!(refused, Err(UploadError::PartialPending { size: 3 })), "{refused:?}");
+        let refused = LocalUpload::open(&busy, target(dir.path(), "f"), Start::Append, true);
+        assert!(matches!(refused, Err(StorageError::PartialPending { size: 3 })), "{refused:?}");
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"base+more");
-        let mut up = Upload::open(&busy, target(dir.path(), "f"), Start::Resume(3), true).unwrap();
+        let mut up = LocalUpload::open(&busy, target(dir.path(), "f"), Start::Resume(3), true).unwrap();
         write(&mut up, b" version");
-        up.commit(true).unwrap();
+        commit(up).unwrap();
         assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"new version");
     }
 
@@ -456,12 +436,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let busy = Busy::default();
         std::fs::write(dir.path().join("u"), b"").unwrap();
-        let first = Upload::open_unique(&busy, target(dir.path(), "u")).unwrap();
+        let first = LocalUpload::open_unique(&busy, target(dir.path(), "u")).unwrap();
         assert_eq!(first.name(), "u.1");
-        let second = Upload::open_unique(&busy, target(dir.path(), "u")).unwrap();
+        let second = LocalUpload::open_unique(&busy, target(dir.path(), "u")).unwrap();
         assert_eq!(second.name(), "u.2");
-        first.commit(false).unwrap();
-        second.discard();
+        commit(first).unwrap();
+        crate::storage::Upload::discard(Box::new(second));
         assert!(dir.path().join("u.1").exists() && !dir.path().join("u.2").exists());
     }
 
@@ -470,13 +450,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let busy = Busy::default();
         std::fs::create_dir(dir.path().join("d")).unwrap();
-        assert!(matches!(Upload::open(&busy, target(dir.path(), "d"), Start::Fresh, true), Err(UploadError::NotAFile)));
+        assert!(matches!(
+            LocalUpload::open(&busy, target(dir.path(), "d"), Start::Fresh, true),
+            Err(StorageError::ExistsNotAFile)
+        ));
         // Up to the file system's limit a name gets a partial file; beyond it, no upload.
-        assert!(Upload::open(&busy, target(dir.path(), &"x".repeat(255)), Start::Fresh, false).is_ok());
+        assert!(LocalUpload::open(&busy, target(dir.path(), &"x".repeat(255)), Start::Fresh, false).is_ok());
         let long = "x".repeat(256);
         assert!(matches!(
-            Upload::open(&busy, target(dir.path(), &long), Start::Fresh, false),
-            Err(UploadError::NameTooLong)
+            LocalUpload::open(&busy, target(dir.path(), &long), Start::Fresh, false),
+            Err(StorageError::NameTooLong)
         ));
+    }
+
+    #[test]
+    fn private_uploads_never_wait_and_the_first_commit_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = Busy::default();
+        let t = || target(dir.path(), "cfg");
+        // An abandoned attempt holds nothing: a retry starts at once.
+        let abandoned = LocalUpload::open(&busy, t(), Start::Private, false).unwrap();
+        let mut first = LocalUpload::open(&busy, t(), Start::Private, false).unwrap();
+        let mut second = LocalUpload::open(&busy, t(), Start::Private, false).unwrap();
+        write(&mut first, b"first");
+        write(&mut second, b"second");
+        drop(abandoned);
+        commit(first).unwrap();
+        assert!(matches!(commit(second), Err(StorageError::Exists)));
+        assert_eq!(std::fs::read(dir.path().join("cfg")).unwrap(), b"first");
+        // Nothing is left behind: no partial, no temporaries.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["cfg"]);
+        assert_eq!(partial_size(&t()), None);
     }
 }

@@ -1,0 +1,125 @@
+//! Setting up data connections: PASV, EPSV, PORT and EPRT plan one, and the transfer
+//! commands open it with [`Session::open_data`] (RFC 2577's rules: only the control peer, no
+//! privileged ports).
+
+use super::Session;
+use crate::conn::Conn;
+use crate::data::{self, DataPlan, PassiveListener};
+use common::command::EpsvArg;
+use common::hostport::{canonical_ip, format_227, format_229};
+use log::warn;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+impl Session<'_> {
+    /// The EPRT network protocol the control peer's address family allows (RFC 2428: 1 for
+    /// IPv4, an IPv4-mapped IPv6 peer included, 2 for IPv6).
+    pub(super) fn peer_family(&self) -> u16 {
+        if canonical_ip(self.peer.ip()).is_ipv4() {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The IP passive listeners bind to, and active connections come from: the control
+    /// connection's local address (an IPv4-mapped address on a dual-stack socket becomes plain
+    /// IPv4).
+    fn passive_ip(&self) -> IpAddr {
+        canonical_ip(self.local.ip())
+    }
+
+    fn open_passive(&mut self) -> Result<PassiveListener, io::Error> {
+        self.data = None;
+        PassiveListener::bind(self.passive_ip(), self.ctx.config.pasv_ports.as_ref())
+    }
+
+    pub(super) fn pasv(&mut self) -> io::Result<()> {
+        if self.epsv_all {
+            return self.reply(503, "EPSV ALL in effect: only EPSV is allowed.");
+        }
+        let IpAddr::V4(local) = self.passive_ip() else {
+            return self.reply(425, "PASV needs an IPv4 connection, use EPSV.");
+        };
+        match self.open_passive() {
+            Ok(listener) => {
+                let shown = self.ctx.config.pasv_address.unwrap_or(local);
+                let text = format_227(std::net::SocketAddrV4::new(shown, listener.port()));
+                self.data = Some(DataPlan::Passive(listener));
+                self.reply(227, text)
+            }
+            Err(e) => {
+                warn!("{}: cannot open a passive port: {e}", self.peer);
+                self.reply(425, "Cannot open a passive data port.")
+            }
+        }
+    }
+
+    pub(super) fn epsv(&mut self, arg: EpsvArg) -> io::Result<()> {
+        let ours: u16 = if self.passive_ip().is_ipv4() { 1 } else { 2 };
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                self.data = None;
+                return self.reply(200, "EPSV ALL ok.");
+            }
+            EpsvArg::Protocol(p) if p != ours => {
+                return self.reply(522, format!("Network protocol not supported, use ({ours})"));
+            }
+            EpsvArg::Protocol(_) | EpsvArg::Any => {}
+        }
+        match self.open_passive() {
+            Ok(listener) => {
+                let text = format_229(listener.port());
+                self.data = Some(DataPlan::Passive(listener));
+                self.reply(229, text)
+            }
+            Err(e) => {
+                warn!("{}: cannot open a passive port: {e}", self.peer);
+                self.reply(425, "Cannot open a passive data port.")
+            }
+        }
+    }
+
+    /// PORT and EPRT. RFC 2577 section 3: the address must be the control peer's and the port
+    /// must not be privileged, or the server could be used to attack third parties.
+    pub(super) fn port(&mut self, target: SocketAddr, verb: &str) -> io::Result<()> {
+        self.data = None;
+        if self.epsv_all {
+            return self.reply(503, "EPSV ALL in effect: only EPSV is allowed.");
+        }
+        let peer_ip = canonical_ip(self.peer.ip());
+        let target_ip = canonical_ip(target.ip());
+        if verb == "EPRT" && target_ip.is_ipv4() != peer_ip.is_ipv4() {
+            return self.reply(522, format!("Network protocol not supported, use ({})", self.peer_family()));
+        }
+        if target_ip != peer_ip || target.port() < 1024 {
+            warn!("{}: refused {verb} to {target}: not the control peer or a privileged port", self.peer);
+            return self.reply(500, "Illegal PORT command.");
+        }
+        self.data = Some(DataPlan::Active(target));
+        self.reply(200, format!("{verb} command successful. Consider using EPSV."))
+    }
+
+    /// Opens the data connection planned by PASV/EPSV/PORT/EPRT, replying 425 when that fails.
+    pub(super) fn open_data(&mut self) -> io::Result<Option<Conn>> {
+        let timeout = self.ctx.config.data_timeout;
+        let opened = match self.data.take() {
+            None => return self.reply(425, "Use PORT, EPRT, PASV or EPSV first.").map(|()| None),
+            Some(DataPlan::Passive(listener)) => listener.accept_from(self.peer.ip(), timeout, &self.ctx.stop),
+            Some(DataPlan::Active(target)) => data::connect(self.passive_ip(), target, timeout),
+        };
+        let stream = opened.and_then(|s| {
+            s.set_write_timeout(Some(timeout))?;
+            s.set_read_timeout(Some(timeout))?;
+            Ok(s)
+        });
+        match stream {
+            Ok(s) => Ok(Some(Conn::Plain(s))),
+            Err(e) => {
+                warn!("{}: no data connection: {e}", self.peer);
+                self.reply(425, "Failed to establish the data connection.").map(|()| None)
+            }
+        }
+    }
+}

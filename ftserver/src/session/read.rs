@@ -1,0 +1,182 @@
+//! The commands that send to the client over a data connection: RETR (from any offset, in
+//! TYPE I or A) and the listings LIST, NLST and MLSD.
+
+use super::control::abor_pending;
+use super::{capitalise, Session, ASCII_RESUME};
+use crate::data;
+use crate::listing::{self, ListKind};
+use crate::storage::{Opened, StorageError};
+use common::hostport::canonical_ip;
+use common::listing::Entry;
+use common::path::VirtualPath;
+use common::text::sanitize;
+use std::io;
+use std::time::Instant;
+
+impl Session<'_> {
+    pub(super) fn retr(&mut self, arg: &str) -> io::Result<()> {
+        let offset = std::mem::take(&mut self.rest);
+        let vp = match self.file_vpath(arg) {
+            Ok(vp) => vp,
+            Err(text) => {
+                self.data = None;
+                return self.reply(550, text);
+            }
+        };
+        let opened = self.storage().open_read(&self.stored(&vp), offset);
+        let Opened { mut reader, meta } = match opened {
+            Ok(opened) => opened,
+            Err(e @ StorageError::BeyondEnd { .. }) => {
+                self.data = None;
+                return self.reply(e.reply_code(), format!("{}.", capitalise(&e.to_string())));
+            }
+            Err(e) => {
+                self.data = None;
+                return self.storage_error(arg, &e);
+            }
+        };
+        let size = meta.len;
+        if offset > 0 && self.ascii {
+            // A TYPE A client counts converted bytes (CRLF), the file has LF: its offset
+            // would not be the file's (vsftpd refuses this too).
+            self.data = None;
+            return self.reply(550, ASCII_RESUME);
+        }
+        let Some(mut stream) = self.open_data()? else { return Ok(()) };
+        let name = vp.file_name().unwrap_or("/").to_owned();
+        if self.ascii {
+            // The count on the wire differs from the file's (LF becomes CRLF): none is given.
+            self.reply(150, format!("Opening ASCII mode data connection for {name}."))?;
+        } else {
+            self.reply(150, format!("Opening BINARY mode data connection for {name} ({} bytes).", size - offset))?;
+        }
+        let started = Instant::now();
+        let announced = size - offset;
+        let mut abor = false;
+        // Zero copy costs a loopback receiver more than it saves us (see `data::send_file`).
+        let zero_copy = !stream.socket().peer_addr().is_ok_and(|a| canonical_ip(a.ip()).is_loopback());
+        let timeout = self.ctx.config.data_timeout;
+        let (n, sent) = data::send_file(&mut *reader, announced, &mut stream, self.ascii, zero_copy, timeout, || {
+            abor = abor_pending(&mut self.ctrl);
+            !abor && !self.ctx.stopping()
+        });
+        self.aborted = abor;
+        stream.finish();
+        match sent {
+            Ok(()) if n == announced => {
+                self.log_transfer("RETR", &vp, n, started, "ok");
+                self.reply(226, "Transfer complete.")
+            }
+            Ok(()) => {
+                // The file shrank while it was being sent: the client must not take the short
+                // copy for the whole file.
+                self.log_transfer(
+                    "RETR",
+                    &vp,
+                    n,
+                    started,
+                    &format!("short: the file shrank, {announced} bytes announced"),
+                );
+                self.reply(451, format!("File changed during the transfer: sent {n} of {announced} bytes."))
+            }
+            Err(e) => {
+                self.log_transfer("RETR", &vp, n, started, &format!("failed: {e}"));
+                if data::is_peer_error(&e) {
+                    self.reply(426, "Connection closed; transfer aborted.")
+                } else {
+                    self.reply(451, "Local error reading the file; transfer aborted.")
+                }
+            }
+        }
+    }
+
+    /// Entries for a listing of `vp`: a directory's contents, or the file itself.
+    pub(super) fn entries(&self, vp: &VirtualPath, kind: ListKind) -> Result<Vec<Entry>, StorageError> {
+        let stored = self.stored(vp);
+        let meta = self.storage().stat(&stored)?;
+        let rights = self.rights();
+        if meta.is_dir() {
+            Ok(self
+                .storage()
+                .list(&stored)?
+                .into_iter()
+                .map(|(name, meta)| listing::entry(name, &meta, rights))
+                .collect())
+        } else if kind == ListKind::Mlsd {
+            Err(StorageError::NotADirectory)
+        } else {
+            Ok(vec![listing::entry(vp.file_name().unwrap_or("/").to_owned(), &meta, rights)])
+        }
+    }
+
+    pub(super) fn listing(&mut self, kind: ListKind, arg: Option<String>) -> io::Result<()> {
+        self.rest = 0;
+        let arg = match kind {
+            ListKind::List | ListKind::Nlst => strip_ls_options(arg.as_deref().unwrap_or("")),
+            ListKind::Mlsd => arg.as_deref().unwrap_or(""),
+        }
+        .to_owned();
+        let vp = match self.vpath(&arg) {
+            Ok(vp) => vp,
+            Err(text) => {
+                self.data = None;
+                return self.reply(550, text);
+            }
+        };
+        let body = match self.entries(&vp, kind) {
+            Ok(entries) => listing::body(kind, &entries, self.facts, listing::now()),
+            Err(e) => {
+                self.data = None;
+                if kind == ListKind::Mlsd && matches!(e, StorageError::NotADirectory) {
+                    // RFC 3659 section 7.2.1: MLSD of a non-directory is a 501.
+                    return self.reply(501, format!("{}: not a directory.", sanitize(&arg)));
+                }
+                return self.storage_error(&arg, &e);
+            }
+        };
+        let Some(mut stream) = self.open_data()? else { return Ok(()) };
+        self.reply(150, "Here comes the directory listing.")?;
+        let started = Instant::now();
+        let sent = data::send_bytes(&body, &mut stream);
+        stream.finish();
+        let verb = match kind {
+            ListKind::List => "LIST",
+            ListKind::Nlst => "NLST",
+            ListKind::Mlsd => "MLSD",
+        };
+        match sent {
+            Ok(n) => {
+                self.log_transfer(verb, &vp, n, started, "ok");
+                self.reply(226, "Directory send OK.")
+            }
+            Err(e) => {
+                self.log_transfer(verb, &vp, 0, started, &format!("failed: {e}"));
+                self.reply(426, "Connection closed; transfer aborted.")
+            }
+        }
+    }
+}
+
+/// Drops `ls`-style options (`-la`, `-a -l`) that clients put before a LIST/NLST path; we
+/// always list in one format.
+pub(super) fn strip_ls_options(arg: &str) -> &str {
+    let mut rest = arg.trim_start();
+    while rest.starts_with('-') {
+        rest = rest.find(' ').map_or("", |i| rest[i..].trim_start());
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ls_options() {
+        for (arg, expected) in
+            [("", ""), ("-la", ""), ("-a -l", ""), ("-la sub dir", "sub dir"), ("sub", "sub"), ("  -l x", "x")]
+        {
+            assert_eq!(strip_ls_options(arg), expected, "{arg:?}");
+        }
+    }
+}

@@ -4,8 +4,9 @@
 # tests), then runs `cargo test --workspace --locked` with any extra arguments passed through:
 #   scripts/test.sh                    everything
 #   scripts/test.sh -p ftclient vsftpd one crate, tests whose name contains "vsftpd"
-# Installing needs root (or password-less sudo); when everything is there already, nothing is
-# installed and any user can run it. FT_SKIP_INSTALL=1 skips the install step.
+# Installing needs root: run as another user, it asks sudo (on a terminal, or without a
+# password); when everything is there already, nothing is installed and nothing is asked.
+# FT_SKIP_INSTALL=1 skips the install step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,17 +36,21 @@ missing_pip() {
     done
 }
 
-# Runs a command as root: directly when root, through password-less sudo when that works.
+# Runs a command as root: directly when root, else through sudo (which may ask for a password
+# on a terminal).
 as_root() {
     if [ "$(id -u)" = 0 ]; then
         "$@"
     else
-        sudo -n "$@"
+        sudo "$@"
     fi
 }
 
+# Can as_root work: root, or sudo that needs no password or can ask for one on a terminal?
 can_be_root() {
-    [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }
+    [ "$(id -u)" = 0 ] && return 0
+    command -v sudo >/dev/null || return 1
+    sudo -n true 2>/dev/null || [ -t 0 ]
 }
 
 install_peers() {
@@ -58,9 +63,10 @@ install_peers() {
     if [ ${#apt[@]} -eq 0 ] && [ ${#pip[@]} -eq 0 ]; then
         return 0
     fi
-    local what="${apt[*]}${apt[*]:+ }${pip[*]:+(pip) ${pip[*]}}"
+    local what="${apt[*]}"
+    [ ${#pip[@]} -eq 0 ] || what="$what${what:+; }pip: ${pip[*]}"
     can_be_root ||
-        die "cannot install the missing test peers ($what): not root; run 'sudo scripts/test.sh' or install them yourself (apt-get install ${apt[*]:-...}; pip install ${pip[*]:-...})"
+        die "missing test peers ($what) and cannot install them: not root, and no sudo without a password; run it as root or on a terminal, or install them and run it again"
     if [ ${#apt[@]} -gt 0 ]; then
         say "installing ${apt[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -96,10 +102,14 @@ install_peers() {
     fi
 }
 
-command -v cargo >/dev/null || die "cargo not found on PATH: install Rust (https://rustup.rs)"
 if [ "${FT_SKIP_INSTALL:-}" != 1 ]; then
     install_peers
 fi
+command -v cargo >/dev/null || {
+    [ -n "${SUDO_USER:-}" ] &&
+        die "cargo not found on root's PATH: run scripts/test.sh as yourself (it asks sudo only to install)"
+    die "cargo not found on PATH: install Rust (https://rustup.rs)"
+}
 # --workspace would override a -p the user gave (cargo then tests every crate).
 scope=(--workspace)
 for arg in "$@"; do

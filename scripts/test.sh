@@ -55,7 +55,7 @@ can_be_root() {
 
 install_peers() {
     command -v python3 >/dev/null || APT_PACKAGES+=(python3 python3-pip)
-    command -v dpkg-query >/dev/null && command -v apt-get >/dev/null ||
+    { command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; } ||
         die "apt-get not found: install these by hand, then run scripts/test.sh again: ${APT_PACKAGES[*]} (and pip install ${PIP_PACKAGES[*]})"
     local apt pip
     mapfile -t apt < <(missing_apt)

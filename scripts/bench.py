@@ -35,19 +35,28 @@ def cpu_seconds(pid):
     """User+system CPU seconds of a process and its reaped children."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone (or going: a read racing the exit gets ESRCH).
         return 0.0
     utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
     return (utime + stime + cutime + cstime) / CLK_TCK
 
 
 def peak_rss_kib(pid):
+    """VmHWM of a process in KiB; 0 when it has ended (or is a zombie, which has no memory)."""
+    return read_peak_rss_kib(pid) or 0
+
+
+def read_peak_rss_kib(pid):
+    """VmHWM of a process in KiB, 0 for a zombie, None once the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except FileNotFoundError:
-        pass
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        # The process ended: before the open (ENOENT) or during the read (ESRCH).
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
     return 0
 
 
@@ -76,8 +85,13 @@ class RssSampler:
         self.thread.start()
 
     def run(self):
+        # A process that ends between two samples ends the sampling, quietly: its peak is the
+        # last value read.
         while not self.done.wait(0.01):
-            self.kib = max(self.kib, peak_rss_kib(self.pid))
+            kib = read_peak_rss_kib(self.pid)
+            if kib is None:
+                return
+            self.kib = max(self.kib, kib)
 
     def stop(self):
         self.done.set()

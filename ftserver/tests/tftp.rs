@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+// The peers the tests run and the one-line failure when one is missing (shared with the FTP
+// tests).
+#[path = "ftp/peers.rs"]
+mod peers;
+
 /// A server on 127.0.0.1:0 serving a fresh temporary directory.
 struct Server {
     handle: TftpHandle,
@@ -62,11 +67,15 @@ fn bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Runs a client under timeout(1), which kills it if it hangs, and checks it succeeded.
+#[track_caller]
 fn run(program: &str, args: &[&str]) -> Output {
     run_in(None, program, args)
 }
 
+#[track_caller]
 fn run_in(netns: Option<&str>, program: &str, args: &[&str]) -> Output {
+    // timeout(1) would report a missing program only as exit status 127.
+    peers::require(program);
     let mut cmd = Command::new("timeout");
     cmd.args(["-k", "5", "300"]);
     if let Some(ns) = netns {
@@ -975,6 +984,7 @@ impl LossyNetns {
         }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let name = format!("ftt{}x{nanos:x}", std::process::id());
+        peers::require("ip");
         let status = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
         assert!(status.success(), "ip netns add {name} failed");
         let ns = LossyNetns { name };
@@ -999,6 +1009,7 @@ impl LossyNetns {
                     }}
                 }}"#
             );
+            peers::require("nft");
             let mut nft = Command::new("ip")
                 .args(["netns", "exec", &ns.name, "nft", "-f", "-"])
                 .stdin(std::process::Stdio::piped())
@@ -1078,6 +1089,7 @@ impl LossyRig {
     /// run counts as done when it succeeded or `done()` holds (the transfer completed but
     /// atftp gave up on the last exchange); the bytes themselves are checked afterwards.
     fn atftp_retrying(&self, args: &[&str], done: impl Fn() -> bool) {
+        peers::require("atftp");
         for attempt in 1..=4 {
             let output = Command::new("timeout")
                 .args(["-k", "5", "300", "ip", "netns", "exec", &self.ns.name, "atftp"])
@@ -1137,6 +1149,7 @@ fn loss_curl_uploads() {
     let source = rig.local("small");
     fs::write(&source, &rig.data).unwrap();
     let curl = ["-sS", "--connect-timeout", "30", "-m", "120", "--tftp-blksize", "1468", "-T", &source];
+    peers::require("curl");
     let uploads: Vec<_> = (0..30)
         .map(|i| {
             let url = format!("tftp://127.0.0.1:{port}/up{i}");
@@ -1184,6 +1197,7 @@ fn loss_tftp_hpa_no_options() {
     let Some(rig) = LossyRig::new(30_000) else { return };
     let (port, local) = (rig.port(), rig.local("hpa"));
     let script = format!("rexmt 1\ntimeout 60\nbinary\nget f {local}\nput {local} up\nquit\n");
+    peers::require("tftp");
     let mut child = Command::new("timeout")
         .args(["-k", "5", "300", "ip", "netns", "exec", &rig.ns.name, "tftp", "127.0.0.1", &port])
         .stdin(std::process::Stdio::piped())
@@ -1277,7 +1291,7 @@ impl TftpdHpa {
         let dir = tempfile::tempdir().unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
-        let child = Command::new("in.tftpd")
+        let child = Command::new(peers::require("in.tftpd"))
             .args(["-c", "-p", "-u", "root", "-s"])
             .arg(dir.path())
             .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(socket)))

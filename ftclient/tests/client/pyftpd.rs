@@ -1,7 +1,7 @@
 //! ftclient against pyftpdlib, the FTP server from pip, started on a port the kernel picks.
 
 use crate::scenarios::{self, Endpoint};
-use crate::support::{dir_names, spawn_with_port, wait_output, ChildGuard, Tree, BIG};
+use crate::support::{dir_names, require_python_module, spawn_with_port, wait_output, ChildGuard, Tree, BIG};
 use std::path::Path;
 use std::process::Command;
 
@@ -44,6 +44,7 @@ pub fn start_writable(root: &Path) -> (ChildGuard, u16) {
 }
 
 fn launch(root: &Path, host: &str, limit: Option<u64>, perm: &str) -> (ChildGuard, u16) {
+    require_python_module("pyftpdlib");
     // Python has read the script once it prints the port, so the directory can go then.
     let scratch = tempfile::tempdir().unwrap();
     let script = scratch.path().join("launcher.py");

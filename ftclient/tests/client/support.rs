@@ -166,6 +166,15 @@ pub fn spawn_with_port(mut cmd: Command) -> (ChildGuard, u16) {
         let _ = tx.send(line);
     });
     let line = rx.recv_timeout(Duration::from_secs(20)).expect("server did not report its port");
+    if line.is_empty() {
+        // It closed stdout without a word: it exited; its stderr says why.
+        let mut guard = guard;
+        let _ = guard.0.kill();
+        let mut err = String::new();
+        let _ = guard.0.stderr.take().map(|mut e| e.read_to_string(&mut err));
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(nothing on stderr)");
+        panic!("{:?} exited before printing its port: {}", cmd.get_program(), last.trim());
+    }
     let port = line.trim().parse().unwrap_or_else(|_| panic!("server printed {line:?} instead of a port"));
     (guard, port)
 }
@@ -236,3 +245,9 @@ pub fn wait_for_len(path: &Path, len: u64) {
         std::thread::park_timeout(Duration::from_millis(1));
     }
 }
+
+// The peers the tests run and the one-line failure when one is missing: one list for both
+// crates' tests.
+#[path = "../../../ftserver/tests/ftp/peers.rs"]
+mod peers;
+pub use peers::{require, require_python_module};

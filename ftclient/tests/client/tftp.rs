@@ -102,7 +102,7 @@ fn block_numbers_roll_over_past_65535() {
 fn start_tftpd_hpa(root: &Path) -> (ChildGuard, u16) {
     for _ in 0..5 {
         let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("in.tftpd")
+        let child = Command::new(crate::support::require("in.tftpd"))
             .args(["-L", "-c", "-u", "root", "-s"])
             .arg(root)
             .args(["-a", &format!("127.0.0.1:{port}")])
@@ -110,7 +110,7 @@ fn start_tftpd_hpa(root: &Path) -> (ChildGuard, u16) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("tftpd-hpa is installed (apt install tftpd-hpa)");
+            .expect("cannot start in.tftpd");
         let mut guard = ChildGuard(child);
         if answers(port, &mut guard) {
             return (guard, port);

@@ -1,7 +1,7 @@
 //! ftclient against vsftpd (apt), started with a generated configuration on a loopback port.
 
 use crate::scenarios::{self, Endpoint};
-use crate::support::{free_port, ChildGuard, Tree, LIMIT};
+use crate::support::{free_port, require, ChildGuard, Tree, LIMIT};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -32,13 +32,13 @@ fn start_in(root: &Path, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
     );
     let conf = state.path().join("vsftpd.conf");
     std::fs::write(&conf, config).unwrap();
-    let child = Command::new("vsftpd")
+    let child = Command::new(require("vsftpd"))
         .arg(&conf)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("vsftpd is installed (apt install vsftpd)");
+        .expect("cannot start vsftpd");
     let mut guard = ChildGuard(child);
     let addr = SocketAddr::new(ip.parse().unwrap(), port);
     let deadline = Instant::now() + LIMIT;

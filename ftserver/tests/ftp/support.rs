@@ -244,15 +244,17 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Runs `cmd` with piped output, killing it after `timeout`. Panics on timeout.
+/// Runs `cmd` with piped output, killing it after `timeout`. Panics on timeout; a program
+/// that is not installed fails the test with one line naming it and how to get it.
+#[track_caller]
 pub fn run_tool(cmd: &mut Command, timeout: Duration) -> Output {
-    let mut child = ChildGuard(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}")),
-    );
+    let mut child = match cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+        Ok(child) => ChildGuard(child),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{}", missing(&cmd.get_program().to_string_lossy()))
+        }
+        Err(e) => panic!("cannot run {}: {e}", describe(cmd)),
+    };
     let (tx, rx) = mpsc::channel();
     let readers: Vec<_> =
         [Box::new(child.0.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.0.stderr.take().unwrap())]
@@ -298,6 +300,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 /// Runs a tool and asserts it succeeded; returns stdout as text.
+#[track_caller]
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = run_tool(cmd, TOOL_TIMEOUT);
     assert!(
@@ -355,3 +358,9 @@ pub fn tree(dir: &Path) -> Vec<String> {
 pub fn ipv6_available() -> bool {
     TcpListener::bind("[::1]:0").is_ok()
 }
+
+/// The peers the tests run (`peers::require("lftp")`) and the one-line failure when one is
+/// missing.
+#[path = "peers.rs"]
+pub mod peers;
+use peers::missing;

@@ -148,13 +148,12 @@ fn iperf3(
 }
 
 /// Pings `addr` from namespace `ns`; returns (sent, received, minimum round trip in ms).
-fn ping(emulator: &Emulator, ns: &str, addr: &str, count: u32, interval: &str) -> (u32, u32, f64) {
+fn ping(ns: &str, addr: &str, count: u32, interval: &str) -> (u32, u32, f64) {
     let count = count.to_string();
     let output = Command::new("ip")
         .args(["netns", "exec", ns, "ping", "-q", "-n", "-c", &count, "-i", interval, "-W", "2", addr])
         .output()
         .expect("cannot run ping");
-    let _ = emulator; // the link must outlive the ping
     let text = String::from_utf8_lossy(&output.stdout);
     let summary =
         text.lines().find(|l| l.contains("packets transmitted")).unwrap_or_else(|| panic!("no ping summary in {text}"));
@@ -207,7 +206,7 @@ fn loss_happens_in_its_direction() {
     require("ping", "-V", "iputils-ping");
     // Requests go from B to A untouched; 20% of the replies are lost on their way back.
     let emulator = Emulator::start("loss", &["--a-to-b-loss", "20%"]);
-    let (sent, received, _) = ping(&emulator, &emulator.ns_b, ADDR_A, 500, "0.002");
+    let (sent, received, _) = ping(&emulator.ns_b, ADDR_A, 500, "0.002");
     let loss = 1.0 - f64::from(received) / f64::from(sent);
     println!("20% loss one way: {received} of {sent} pings came back ({:.1}% lost)", loss * 100.0);
     assert_eq!(sent, 500);
@@ -218,7 +217,7 @@ fn loss_happens_in_its_direction() {
 fn delay_shows_in_the_round_trip() {
     require("ping", "-V", "iputils-ping");
     let emulator = Emulator::start("delay", &["--delay", "50ms"]);
-    let (sent, received, min_rtt) = ping(&emulator, &emulator.ns_b, ADDR_A, 5, "0.2");
+    let (sent, received, min_rtt) = ping(&emulator.ns_b, ADDR_A, 5, "0.2");
     println!("50 ms each way: {received} of {sent} pings, minimum round trip {min_rtt} ms");
     assert_eq!(received, sent);
     assert!(min_rtt >= 100.0, "round trip {min_rtt} ms with 50 ms each way");

@@ -272,3 +272,28 @@ fn reordered_datagrams_overtake() {
     sorted.sort_unstable();
     assert_eq!(sorted, (0..COUNT).collect::<Vec<_>>(), "each datagram arrives once");
 }
+
+#[test]
+fn a_full_queue_drops_at_the_tail() {
+    // A burst of 200 datagrams into a 1 Mbit/s link that queues 10 frames: each 1042-byte
+    // frame takes 8.3 ms to serialise, so about 10 get through and the rest are dropped.
+    let emulator = Emulator::start("queue", &["--rate", "1mbit", "--queue", "10p"]);
+    let bind = |ns: &str, addr: &str| {
+        let addr: SocketAddr = format!("{addr}:0").parse().unwrap();
+        run_in_namespace(ns, || Ok(UdpSocket::bind(addr)?)).unwrap()
+    };
+    let (sender, receiver) = (bind(&emulator.ns_a, ADDR_A), bind(&emulator.ns_b, ADDR_B));
+    let to = receiver.local_addr().unwrap();
+    for _ in 0..200 {
+        sender.send_to(&[7; 1000], to).unwrap();
+    }
+    // The queue empties within 100 ms; a second of silence means nothing more is coming.
+    receiver.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 2000];
+    let mut received = 0;
+    while receiver.recv_from(&mut buf).is_ok() {
+        received += 1;
+    }
+    println!("1 Mbit/s with a 10-frame queue: {received} of a 200-datagram burst arrived");
+    assert!((8..=40).contains(&received), "{received} of 200 datagrams through a 10-frame queue");
+}

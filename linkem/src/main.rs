@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("linkem: {err:#}");
+            eprintln!("linkem: {}", without_os_error_codes(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
@@ -52,4 +52,37 @@ fn report(direction: &str, stats: Stats) {
         "linkem: {direction} {} frames ({} bytes), {} lost, {} dropped by the queue, {} delivered",
         stats.frames, stats.bytes, stats.lost, stats.queue_drops, stats.delivered
     );
+}
+
+/// Drops Rust's " (os error N)" suffixes: the system's words are enough for a person.
+fn without_os_error_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" (os error ") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + " (os error ".len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && tail[digits..].starts_with(')') {
+            rest = &tail[digits + 1..];
+        } else {
+            out.push_str(" (os error ");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_os_error_codes;
+
+    #[test]
+    fn os_error_codes_are_dropped() {
+        let check = |text: &str, expected: &str| assert_eq!(without_os_error_codes(text), expected);
+        check("cannot open x: Permission denied (os error 13)", "cannot open x: Permission denied");
+        check("a (os error 1): b (os error 22)", "a: b");
+        check("kept (os error x)", "kept (os error x)");
+        check("plain", "plain");
+    }
 }

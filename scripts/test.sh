@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 # Debian/Ubuntu packages; the programs the tests run come from these.
 APT_PACKAGES=(curl lftp vsftpd tftpd-hpa atftp tftp-hpa socat iproute2 iptables nftables procps
-    util-linux postgresql iperf3 aria2)
+    util-linux postgresql iperf3 aria2 iputils-ping)
 # Python modules (pip name = import name).
 PIP_PACKAGES=(pyftpdlib)
 

@@ -175,8 +175,11 @@ show_log() {
 wait_ready() {
     local deadline=$((SECONDS + $3)) line
     while [ "$SECONDS" -lt "$deadline" ]; do
-        line=$(grep -s -m1 '^ftserver: serving .* on .*:[0-9][0-9]*$' "$1" || true)
+        # `ftserver: serving ROOT on ADDR:PORT (what is exposed)`: the port is what follows the
+        # last colon before the parenthesis.
+        line=$(grep -s -m1 '^ftserver: serving .* on .*:[0-9][0-9]* (.*)$' "$1" || true)
         if [ -n "$line" ]; then
+            line=${line% (*}
             printf '%s\n' "${line##*:}"
             return 0
         fi

@@ -19,9 +19,10 @@ const MAX_SECS: u64 = ftserver::config::MAX_TIMEOUT.as_secs();
 /// limited in number and time. Uploads need --writable; replacing or deleting needs --overwrite.
 ///
 /// When ready it prints one line per protocol to stdout, FTP first:
-/// `ftserver: serving <root> on <addr>:<port>` and, with --tftp,
-/// `ftserver: serving <root> over tftp on <addr>:<port>`, so a script can learn the ports it
-/// got with port 0. Logs go to stderr.
+/// `ftserver: serving <root> on <addr>:<port> (<what is exposed>)` and, with --tftp,
+/// `ftserver: serving <root> over tftp on <addr>:<port> (...)`, so a script can learn the
+/// ports it got with port 0. Logs go to stderr. Names starting with a dot are hidden unless
+/// --dotfiles.
 ///
 /// Examples:
 ///
@@ -94,6 +95,12 @@ pub struct Args {
     /// With --writable: also let uploads replace files, and allow DELE, RMD and RNFR/RNTO.
     #[arg(long, requires = "writable")]
     pub overwrite: bool,
+
+    /// Also serve names that start with a dot (`.ssh`, `.env`, `.git`): without it they are not
+    /// listed, read, written or entered, as vsftpd does, so sharing a home directory does not
+    /// share its keys.
+    #[arg(long)]
+    pub dotfiles: bool,
 
     /// With --writable: the largest file an upload may produce, in bytes (beyond it: FTP 552,
     /// TFTP error 3).

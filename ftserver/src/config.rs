@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// The default for `--max-clients`: simultaneous control connections.
 pub const DEFAULT_MAX_CLIENTS: usize = 200;
 /// The default for `--max-per-ip`: simultaneous control connections from one address.
-pub const DEFAULT_MAX_PER_IP: usize = 20;
+pub const DEFAULT_MAX_PER_IP: usize = 50;
 /// The default for `--idle-timeout` (vsftpd and RFC-era servers use 300 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The default for `--data-timeout`: how long to wait for a data connection to be made, and
@@ -51,6 +51,8 @@ pub struct Config {
     /// With [`Config::writable`]: also let uploads replace existing files, and allow DELE, RMD
     /// and RNFR/RNTO. Without it existing data is never replaced or deleted.
     pub overwrite: bool,
+    /// Serve names that start with a dot; by default they are invisible and out of reach.
+    pub dotfiles: bool,
     /// The largest file an upload may produce, in bytes; beyond it the upload ends with `552`
     /// and its partial file is removed. `None`: no limit but the disk.
     pub max_upload_size: Option<u64>,
@@ -77,6 +79,7 @@ impl Config {
             max_hash_jobs: DEFAULT_MAX_HASH_JOBS,
             writable: false,
             overwrite: false,
+            dotfiles: false,
             max_upload_size: None,
             upload_settle: DEFAULT_UPLOAD_SETTLE,
         })

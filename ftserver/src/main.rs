@@ -6,10 +6,11 @@ mod cli;
 use anyhow::{anyhow, Context as _};
 use clap::Parser;
 use cli::Args;
+use common::hostport::canonical_ip;
 use ftserver::storage::{LocalStorage, Storage};
 use ftserver::tftp::TftpConfig;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,11 +44,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// An OS error as a lower-case phrase: "address already in use (os error 98)".
+/// An OS error as a lower-case phrase: "address already in use".
 fn lower(err: &io::Error) -> String {
-    let text = err.to_string();
+    let text = ftserver::storage::error::io_text(err);
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
+}
+
+/// Why a port could not be listened on, with what to do about a privileged port.
+fn bind_error(what: &str, addr: SocketAddr, err: &io::Error) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+        anyhow!(
+            "cannot listen {what}on {addr}: permission denied (ports below 1024 need root or \
+             CAP_NET_BIND_SERVICE; pick a port of 1024 or more)"
+        )
+    } else {
+        anyhow!("cannot listen {what}on {addr}: {}", lower(err))
+    }
+}
+
+/// What the ready line says is exposed: who may log in, what they may do, and from where.
+fn exposure(config: &ftserver::Config, bind: IpAddr) -> String {
+    let access = match (config.writable, config.overwrite) {
+        (false, _) => "read-only",
+        (true, false) => "uploads allowed",
+        (true, true) => "uploads, replacing and deleting allowed",
+    };
+    let reach = if canonical_ip(bind).is_loopback() { "this machine only" } else { "reachable from the network" };
+    let dots = if config.dotfiles { "; dot-files served" } else { "" };
+    format!("anonymous, {access}{dots}; {reach}")
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -62,6 +87,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.max_hash_jobs = args.max_hash_jobs;
     config.writable = args.writable;
     config.overwrite = args.overwrite;
+    config.dotfiles = args.dotfiles;
     config.max_upload_size = args.max_upload_size;
 
     let tftp_config = TftpConfig {
@@ -79,14 +105,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     let listener = match args.port {
         Some(port) => {
             let addr = SocketAddr::new(args.bind, port);
-            Some(TcpListener::bind(addr).map_err(|e| anyhow!("cannot listen on {addr}: {}", lower(&e)))?)
+            Some(TcpListener::bind(addr).map_err(|e| bind_error("", addr, &e))?)
         }
         None => None,
     };
     let tftp_socket = match args.tftp {
         Some(spec) => {
             let addr = SocketAddr::new(spec.ip.unwrap_or(args.bind), spec.port);
-            Some(UdpSocket::bind(addr).map_err(|e| anyhow!("cannot listen for tftp on {addr}: {}", lower(&e)))?)
+            Some(UdpSocket::bind(addr).map_err(|e| bind_error("for tftp ", addr, &e))?)
         }
         None => None,
     };
@@ -97,9 +123,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     .context("cannot install the Ctrl-C/SIGTERM handler")?;
     // One storage for both protocols: one registry of the uploads running, one view of the tree.
     let storage: Arc<dyn Storage> = Arc::new(
-        LocalStorage::new(&config.root).map_err(|e| anyhow!("root {}: {}", config.root.display(), lower(&e)))?,
+        LocalStorage::new(&config.root)
+            .map_err(|e| anyhow!("root {}: {}", config.root.display(), lower(&e)))?
+            .with_dotfiles(config.dotfiles),
     );
     let root = storage.describe();
+    let exposed = exposure(&config, args.bind);
     let server = listener
         .map(|listener| ftserver::Server::spawn_with(listener, config, storage.clone(), None))
         .transpose()
@@ -112,10 +141,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
     let mut ready = String::new();
     if let Some(server) = &server {
-        ready.push_str(&format!("ftserver: serving {root} on {}\n", server.local_addr()));
+        ready.push_str(&format!("ftserver: serving {root} on {} ({exposed})\n", server.local_addr()));
     }
     if let Some(tftp) = &tftp {
-        ready.push_str(&format!("ftserver: serving {root} over tftp on {}\n", tftp.local_addr()));
+        ready.push_str(&format!("ftserver: serving {root} over tftp on {} ({exposed})\n", tftp.local_addr()));
     }
     stdout.write_all(ready.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to stdout")?;
     drop(stdout);

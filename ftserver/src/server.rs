@@ -76,7 +76,7 @@ impl Server {
     /// at once, with anonymous logins that have the rights `--writable` and `--overwrite` give.
     /// Tests bind `127.0.0.1:0`; the binary binds what the user asked for.
     pub fn spawn(listener: TcpListener, mut config: Config) -> io::Result<ServerHandle> {
-        let storage = LocalStorage::new(&config.root)?;
+        let storage = LocalStorage::new(&config.root)?.with_dotfiles(config.dotfiles);
         config.root = storage.path().to_owned();
         Self::spawn_with(listener, config, Arc::new(storage), None)
     }

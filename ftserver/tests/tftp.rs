@@ -326,6 +326,25 @@ impl Raw {
     }
 }
 
+/// A device that gave up an upload (it went silent after a block) and retries at once from a
+/// new port is served at once, not refused while the abandoned transfer waits out its
+/// retransmissions; the retry's bytes are what is stored, never a mix of the two.
+#[test]
+fn a_retried_upload_is_served_while_the_abandoned_one_times_out() {
+    let server = patient(true);
+    let first = Raw::new(&server);
+    first.wrq("cfg", &[]);
+    let tid = first.expect_ack(0);
+    first.data(1, &[b'a'; 512], tid);
+    first.expect_ack(1);
+    let retry = Raw::new(&server);
+    retry.wrq("cfg", &[]);
+    let tid = retry.expect_ack(0);
+    retry.data(1, b"complete", tid);
+    retry.expect_ack(1);
+    assert_same_file(&server.root().join("cfg"), b"complete");
+}
+
 /// A server whose timer never fires during a raw test, so every packet is the one expected.
 fn patient(writable: bool) -> Server {
     Server::start(|c| {

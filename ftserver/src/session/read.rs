@@ -79,6 +79,10 @@ impl Session<'_> {
                 );
                 self.reply(451, format!("File changed during the transfer: sent {n} of {announced} bytes."))
             }
+            Err(_) if self.ctx.stopping() => {
+                self.log_transfer("RETR", &vp, n, started, "stopped: the server is shutting down");
+                self.reply(426, "Server shutting down; transfer aborted.")
+            }
             Err(e) => {
                 self.log_transfer("RETR", &vp, n, started, &format!("failed: {e}"));
                 if data::is_peer_error(&e) {

@@ -182,6 +182,10 @@ impl Session<'_> {
                 self.log_transfer(verb, &vp, n, started, &format!("failed: {e}, partial file kept"));
                 self.reply(451, "Local error writing the file; transfer aborted.")
             }
+            Err(ReceiveError::Aborted) if ctx.stopping() => {
+                self.log_transfer(verb, &vp, n, started, "stopped: the server is shutting down, partial file kept");
+                self.reply(426, "Server shutting down; transfer aborted, the partial upload can be resumed.")
+            }
             Err(e @ (ReceiveError::Peer(_) | ReceiveError::Aborted)) => {
                 self.log_transfer(verb, &vp, n, started, &format!("interrupted: {e}, partial file kept for resuming"));
                 self.reply(426, "Connection closed; transfer aborted, the partial upload can be resumed.")

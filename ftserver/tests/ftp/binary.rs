@@ -54,7 +54,10 @@ fn spawn(mut cmd: Command) -> (ChildGuard, mpsc::Receiver<String>, mpsc::Receive
 fn ready_addr(lines: &mpsc::Receiver<String>, root: &Path, how: &str) -> SocketAddr {
     let line = lines.recv_timeout(TOOL_TIMEOUT).expect("no ready line from ftserver");
     let expected = format!("ftserver: serving {} {how}on 127.0.0.1:", root.canonicalize().unwrap().display());
-    let port = line.strip_prefix(&expected).unwrap_or_else(|| panic!("ready line {line:?}, expected {expected:?}"));
+    let rest = line.strip_prefix(&expected).unwrap_or_else(|| panic!("ready line {line:?}, expected {expected:?}"));
+    // After the port, in parentheses, what is exposed to whom.
+    let (port, exposed) = rest.split_once(' ').unwrap_or_else(|| panic!("ready line {line:?} says nothing exposed"));
+    assert!(exposed.starts_with("(anonymous, ") && exposed.ends_with("; this machine only)"), "{line:?}");
     SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().unwrap()))
 }
 
@@ -167,10 +170,7 @@ fn exit_codes_and_error_lines() {
     let out =
         run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--root", "/nonexistent/x", "0"]), TOOL_TIMEOUT);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "ftserver: root /nonexistent/x: no such file or directory (os error 2)\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "ftserver: root /nonexistent/x: no such file or directory\n");
     // The port is taken by another listener.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
@@ -357,6 +357,27 @@ fn start_without_dac_caps(root: &Path) -> Running {
         .arg(root)
         .arg("0");
     start_command(cmd, root)
+}
+
+/// A root the server may not read stops it at startup with one line (it was accepted, and then
+/// every client got `550 /: Permission denied`).
+#[test]
+fn an_unreadable_root_is_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("locked");
+    std::fs::create_dir(&root).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let drop_caps = "-dac_override,-dac_read_search";
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", drop_caps, "--inh-caps", drop_caps, env!("CARGO_BIN_EXE_ftserver")])
+        .args(["--bind", "127.0.0.1", "--root"])
+        .arg(&root)
+        .arg("0");
+    let out = run_tool(&mut cmd, TOOL_TIMEOUT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, format!("ftserver: root {}: permission denied\n", root.display()));
 }
 
 /// A file the server process may not read gets 550, and the session (and everyone else) goes

@@ -360,3 +360,31 @@ fn hostile_streams_do_not_disturb_a_good_client() {
     assert_eq!(good.passive_transfer("RETR awkward.bin"), expected);
     server.login().expect("NOOP", 200);
 }
+
+/// Names that start with a dot are out of reach by default (vsftpd hides them too): a home
+/// directory served as it is does not share `.ssh/id_rsa`. `--dotfiles` serves them.
+#[test]
+fn dot_files_are_hidden_unless_served() {
+    for dotfiles in [false, true] {
+        let server = TestServer::start_with("127.0.0.1", |c| {
+            c.writable = true;
+            c.dotfiles = dotfiles;
+        });
+        let root = server.root.path();
+        std::fs::create_dir(root.join(".ssh")).unwrap();
+        std::fs::write(root.join(".ssh/id_rsa"), b"private key").unwrap();
+        let mut raw = server.login();
+        raw.cmd("TYPE I");
+        let listed = String::from_utf8_lossy(&raw.passive_transfer("NLST")).contains(".ssh");
+        assert_eq!(listed, dotfiles);
+        if dotfiles {
+            assert_eq!(raw.passive_transfer("RETR .ssh/id_rsa"), b"private key");
+            raw.expect("CWD .ssh", 250);
+        } else {
+            for line in ["RETR .ssh/id_rsa", "CWD .ssh", "SIZE .ssh/id_rsa", "MLST .ssh", "MKD .git", "STOR .bashrc"] {
+                raw.expect(line, 550);
+            }
+            assert!(!root.join(".git").exists());
+        }
+    }
+}

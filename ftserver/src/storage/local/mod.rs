@@ -51,12 +51,29 @@ pub struct LocalStorage {
     base: PathBuf,
     /// The uploads writing a partial file right now.
     busy: Busy,
+    /// Serve names that start with a dot (else they are out of reach, see [`hidden`]).
+    dotfiles: bool,
+}
+
+/// Is `name` out of every client's reach? Partial uploads always are; other names that start
+/// with a dot (`.ssh`, `.env`) are unless the server was told to serve them.
+fn hidden(name: &str, dotfiles: bool) -> bool {
+    is_partial_name(name) || (!dotfiles && name.starts_with('.'))
 }
 
 impl LocalStorage {
-    /// Serves `dir`, which is canonicalised here and must be a directory.
+    /// Serves `dir`, which is canonicalised here and must be a directory the server can list
+    /// (one it cannot would be accepted and then fail every client). Names starting with a dot
+    /// are hidden (see [`LocalStorage::with_dotfiles`]).
     pub fn new(dir: &Path) -> io::Result<LocalStorage> {
-        Ok(LocalStorage { base: crate::config::canonical_dir(dir)?, busy: Busy::default() })
+        let base = crate::config::canonical_dir(dir)?;
+        fs::read_dir(&base)?;
+        Ok(LocalStorage { base, busy: Busy::default(), dotfiles: false })
+    }
+
+    /// Serves names that start with a dot too (`--dotfiles`).
+    pub fn with_dotfiles(self, dotfiles: bool) -> LocalStorage {
+        LocalStorage { dotfiles, ..self }
     }
 
     /// The canonical root directory.
@@ -67,8 +84,9 @@ impl LocalStorage {
     /// Turns a virtual path into the canonical real path, refusing what does not exist and what
     /// resolves outside the root.
     fn resolve(&self, vpath: &VirtualPath) -> Result<PathBuf, StorageError> {
-        // Partial uploads are invisible: no command reads, lists or names them directly.
-        if vpath.components().any(is_partial_name) {
+        // Partial uploads (and dot-files, unless served) are invisible: no command reads,
+        // lists or names them directly.
+        if vpath.components().any(|c| hidden(c, self.dotfiles)) {
             return Err(StorageError::NotFound);
         }
         let mut joined = self.base.clone();
@@ -77,14 +95,15 @@ impl LocalStorage {
         self.contain(&joined)
     }
 
-    /// Canonicalises `path` and checks it is still under the root.
+    /// Canonicalises `path` and checks it is still under the root, and not (through a link)
+    /// inside a hidden directory.
     fn contain(&self, path: &Path) -> Result<PathBuf, StorageError> {
         let real = path.canonicalize()?;
-        if real.starts_with(&self.base) {
-            Ok(real)
-        } else {
-            Err(StorageError::OutsideRoot)
+        let Ok(inside) = real.strip_prefix(&self.base) else { return Err(StorageError::OutsideRoot) };
+        if inside.components().any(|c| !c.as_os_str().to_str().is_some_and(|name| !hidden(name, self.dotfiles))) {
+            return Err(StorageError::NotFound);
         }
+        Ok(real)
     }
 
     /// The place a write command acts on: the parent directory of `vpath`, resolved and
@@ -93,7 +112,7 @@ impl LocalStorage {
     /// is an existing entry to be refused, replaced or removed, never written through.
     fn target(&self, vpath: &VirtualPath) -> Result<Target, StorageError> {
         let name = vpath.file_name().ok_or(StorageError::IsRoot)?;
-        if is_partial_name(name) {
+        if hidden(name, self.dotfiles) {
             return Err(StorageError::NotFound);
         }
         let dir = self.resolve(&vpath.parent())?;
@@ -147,7 +166,7 @@ impl LocalStorage {
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            if name.contains(['\r', '\n']) || is_partial_name(&name) {
+            if name.contains(['\r', '\n']) || hidden(&name, self.dotfiles) {
                 continue;
             }
             let meta = match entry.file_type() {
@@ -388,5 +407,37 @@ mod tests {
         std::fs::write(&path, b"xyz").unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
         assert_ne!(id(), before);
+    }
+
+    #[test]
+    fn dot_files_are_out_of_reach_unless_served() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".ssh")).unwrap();
+        std::fs::write(dir.path().join(".ssh/id_rsa"), b"key").unwrap();
+        std::fs::write(dir.path().join(".env"), b"secret").unwrap();
+        std::fs::write(dir.path().join("pub"), b"p").unwrap();
+        std::os::unix::fs::symlink(".ssh/id_rsa", dir.path().join("key")).unwrap();
+        let root = LocalStorage::new(dir.path()).unwrap();
+        let names: Vec<String> = root.list(&vp("/")).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["pub"]);
+        for path in ["/.env", "/.ssh/id_rsa", "/key"] {
+            assert!(matches!(root.open_read(&vp(path), 0), Err(StorageError::NotFound)), "{path}");
+        }
+        assert!(matches!(root.require_dir(&vp("/.ssh")), Err(StorageError::NotFound)));
+        assert!(matches!(root.mkdir(&vp("/.git")), Err(StorageError::NotFound)));
+        assert!(matches!(root.remove_file(&vp("/.env")), Err(StorageError::NotFound)));
+        let spec = UploadSpec {
+            start: crate::storage::Start::Fresh,
+            overwrite: false,
+            uploader: Uploader {
+                peer: ([127, 0, 0, 1], 1).into(),
+                user: None,
+                protocol: crate::storage::Protocol::Ftp,
+            },
+        };
+        assert!(matches!(root.begin_upload(&vp("/.bashrc"), spec), Err(StorageError::NotFound)));
+        let served = LocalStorage::new(dir.path()).unwrap().with_dotfiles(true);
+        assert_eq!(served.list(&vp("/")).unwrap().len(), 4);
+        assert!(served.open_read(&vp("/key"), 0).is_ok());
     }
 }

@@ -74,17 +74,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode a request's mode string selects; `None` for `mail` (obsolete, RFC 1350 says
-    /// it must not be used) and anything unknown, which a server refuses with error 4, as
+    /// The mode a request's mode string selects, in any case. `binary` is an alias of `octet`:
+    /// RFC 1350 does not name it, but several clients send it (old BSD and embedded ones among
+    /// them) and other servers serve it as octet. `None` for `mail` (obsolete, RFC 1350 says it
+    /// must not be used) and anything unknown, which a server refuses with error 4, as
     /// tftpd-hpa does: serving them as octet could hand text-mode clients the wrong bytes.
     pub fn from_name(name: &str) -> Option<Mode> {
-        if name.eq_ignore_ascii_case("octet") {
-            Some(Mode::Octet)
-        } else if name.eq_ignore_ascii_case("netascii") {
-            Some(Mode::Netascii)
-        } else {
-            None
-        }
+        const NAMES: [(&str, Mode); 3] =
+            [("octet", Mode::Octet), ("binary", Mode::Octet), ("netascii", Mode::Netascii)];
+        NAMES.iter().find(|(known, _)| name.eq_ignore_ascii_case(known)).map(|&(_, mode)| mode)
     }
 
     /// The canonical mode string.
@@ -381,15 +379,27 @@ mod tests {
 
     #[test]
     fn selects_modes() {
+        // RFC 1350 section 1 knows netascii, octet and mail; `binary` is what several clients
+        // send for octet, so it is taken as octet. Anything else stays unknown (error 4).
         for (name, mode) in [
             ("octet", Some(Mode::Octet)),
             ("OCTET", Some(Mode::Octet)),
             ("NetAscii", Some(Mode::Netascii)),
+            ("binary", Some(Mode::Octet)),
+            ("Binary", Some(Mode::Octet)),
+            ("BINARY", Some(Mode::Octet)),
             ("mail", None),
-            ("binary", None),
+            ("image", None),
+            ("bin", None),
+            ("binary ", None),
             ("", None),
         ] {
             assert_eq!(Mode::from_name(name), mode, "{name}");
+            let mut datagram = b"\0\x01f\0".to_vec();
+            datagram.extend_from_slice(name.as_bytes());
+            datagram.push(0);
+            let Ok(Packet::Request(request)) = Packet::parse(&datagram) else { panic!("{datagram:?}") };
+            assert_eq!(request.mode(), mode, "{name} in a request");
         }
     }
 

@@ -9,8 +9,9 @@
 //! (an unknown opcode, a packet shorter than its fixed header, a request without a file name).
 //!
 //! One concern per file: `packet` (the wire format), `options` (negotiation), `netascii` (text
-//! mode), `send` and `receive` (the windows and the loops); this file holds what both loops
-//! share (the [`Link`] they run over, [`Wait`], [`Stop`], the timer's [`backoff`]).
+//! mode), `send` and `receive` (the windows and the loops), `rto` (the retransmission timer they
+//! share); this file holds the rest both loops share (the [`Link`] they run over, [`Wait`],
+//! [`Stop`], the fixed timer's [`backoff`]).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -19,7 +20,10 @@ mod netascii;
 mod options;
 mod packet;
 mod receive;
+mod rto;
 mod send;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod testlink;
 
@@ -30,6 +34,7 @@ pub use packet::{
     DEFAULT_BLKSIZE, MAX_BLKSIZE, MAX_PACKET, MIN_BLKSIZE, OP_ACK, OP_DATA, OP_ERROR, OP_OACK, OP_RRQ, OP_WRQ,
 };
 pub use receive::{receive_blocks, Receipt, ReceiveWindow, Received, Receiving};
+pub use rto::{Rto, MIN_RTO};
 pub use send::{read_block, send_blocks, AckEffect, SendWindow};
 
 /// What a [`Link::wait`] ended with.
@@ -59,16 +64,18 @@ pub trait Link {
     /// and does not end the wait.
     fn wait(&mut self, buf: &mut [u8], deadline: Instant) -> Result<Wait, Self::Error>;
 
-    /// The retransmission timeout before any backing off ([`backoff`]).
+    /// The retransmission timeout: the ceiling of the loops' adaptive timer ([`Rto`]), and the
+    /// timer itself until a round trip is measured.
     fn timeout(&self) -> Duration;
 
-    /// How many timeouts in a row end the transfer.
+    /// How many full timeouts in a row end the transfer (the adaptive timer's earlier
+    /// retransmissions, below [`Link::timeout`], do not count: see [`Rto`]).
     fn retries(&self) -> u32;
 
     /// `bytes` more were acknowledged by the peer (sending) or received in order (receiving).
     fn progress(&mut self, bytes: u64);
 
-    /// The timer fired for the `retry`th time in a row (for a log line).
+    /// A full timeout, the `retry`th in a row (for a log line).
     fn timed_out(&mut self, retry: u32) {
         let _ = retry;
     }
@@ -99,6 +106,15 @@ pub enum Stop<E> {
     Io(io::Error),
     /// The peer broke the protocol; the message says how (fit for an ERROR 4).
     Protocol(String),
+}
+
+/// The timer ran out: backs it off and counts the timeout when it was a full one
+/// ([`Rto::expired`]); fails once the retries are exhausted.
+fn expire<L: Link + ?Sized>(link: &mut L, rto: &mut Rto, retries: &mut u32) -> Result<(), Stop<L::Error>> {
+    if rto.expired(*retries) {
+        count_timeout(link, retries)?;
+    }
+    Ok(())
 }
 
 /// Counts one timeout; fails once the retries are exhausted.

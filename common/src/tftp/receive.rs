@@ -2,16 +2,22 @@
 //! [`receive_blocks`], the loop both programs run to receive a file over a [`Link`].
 
 use super::packet::{ack_bytes, Packet, MAX_PACKET};
-use super::{backoff, count_timeout, Link, Stop, Wait};
+use super::{expire, Link, Rto, Stop, Wait};
 use std::io::Write;
 use std::time::Instant;
 
 /// The receiving side's window: which block is expected and when to acknowledge.
+///
+/// The sender's window starts after the last ACK it received (RFC 7440 section 4), which is one
+/// we sent, so the window counts from the last ACK sent: a full window after it is acknowledged,
+/// wherever the sender restarted.
 #[derive(Debug, Clone)]
 pub struct ReceiveWindow {
     expected: u64,
-    window: u16,
-    in_window: u16,
+    /// The block the last ACK sent acknowledged (0: the first reply).
+    acked: u64,
+    window: u64,
+    /// A re-ACK went out since the last block accepted.
     reacked: bool,
 }
 
@@ -24,8 +30,9 @@ pub enum Receipt {
         /// Acknowledge this block now.
         ack: bool,
     },
-    /// A duplicate or a block after a gap: acknowledge the last block received in order (once
-    /// per ACK sent, so duplicates do not multiply), so the sender restarts there.
+    /// A block after a gap, or a duplicate of a block already acknowledged: acknowledge the
+    /// last block received in order ([`ReceiveWindow::last_ack`]), so the sender restarts after
+    /// it. Once until the next block in order, so duplicates do not multiply.
     Reack,
     /// Nothing to do.
     Ignore,
@@ -34,7 +41,7 @@ pub enum Receipt {
 impl ReceiveWindow {
     /// A window of `windowsize` blocks (at least 1) before block 1.
     pub fn new(windowsize: u16) -> Self {
-        ReceiveWindow { expected: 1, window: windowsize.max(1), in_window: 0, reacked: false }
+        ReceiveWindow { expected: 1, acked: 0, window: u64::from(windowsize.max(1)), reacked: false }
     }
 
     /// The next block wanted.
@@ -48,28 +55,40 @@ impl ReceiveWindow {
     }
 
     /// Decides about DATA `block`.
+    ///
+    /// A block after a gap is answered at once with the last ACK in order (RFC 7440 section
+    /// 4), so a block lost inside a window costs one round trip, not a timeout; a second gap
+    /// after the sender's restart is answered again. A duplicate of a block after the last ACK
+    /// sent is the sender restarting there, as asked (or on its timer): it is not answered, so
+    /// the window still ends where the sender's does. A duplicate of a block already
+    /// acknowledged means that ACK was lost: it is answered.
     pub fn data(&mut self, block: u16) -> Receipt {
+        let last = self.expected - 1;
         if block == self.expected as u16 {
             self.expected += 1;
-            self.in_window += 1;
-            let ack = self.in_window == self.window;
+            self.reacked = false;
+            let ack = self.expected - 1 == self.acked + self.window;
             if ack {
-                self.in_window = 0;
-                self.reacked = false;
+                self.acked = self.expected - 1;
             }
-            Receipt::Accept { ack }
-        } else if !self.reacked {
-            self.reacked = true;
-            self.in_window = 0;
-            Receipt::Reack
-        } else {
-            Receipt::Ignore
+            return Receipt::Accept { ack };
         }
+        // Half the block numbers ahead of the expected one are after a gap, the other half
+        // behind it are duplicates (`behind` blocks before the last in order).
+        let after_gap = block.wrapping_sub(self.expected as u16) < 0x8000;
+        let behind = u64::from((last as u16).wrapping_sub(block));
+        let acknowledged = !after_gap && behind >= last - self.acked;
+        if !(after_gap || acknowledged) || self.reacked {
+            return Receipt::Ignore;
+        }
+        self.reacked = true;
+        self.acked = last;
+        Receipt::Reack
     }
 
     /// The timer fired: the caller re-sends [`ReceiveWindow::last_ack`] and a new window begins.
     pub fn rewind(&mut self) {
-        self.in_window = 0;
+        self.acked = self.expected - 1;
     }
 }
 
@@ -108,6 +127,10 @@ pub struct Received {
 /// blocks that keep coming mean our ACK was lost too: they are answered at most once per
 /// timeout. The sink is not flushed.
 ///
+/// The timer is an [`Rto`] bounded by [`Link::timeout`]. A window's ACK sent once measures the
+/// round trip when the block after it arrives (the first reply too, sent by the caller just
+/// before, unless a DATA is pending); a re-ACK measures nothing (Karn's rule).
+///
 /// A block larger than `blksize` ends the transfer, and so does a block 1 that comes again with
 /// other bytes (before the block numbers roll over): curl 7.88 sends its *next* block as block
 /// 1 whenever an OACK arrives while it sends, so one the network duplicated would cost the file
@@ -128,10 +151,14 @@ pub fn receive_blocks<L: Link + ?Sized>(
     // Block 1 as received, to recognise another block sent under its number.
     let mut first_block = Vec::new();
     let mut bytes = 0u64;
+    let mut rto = Rto::new(link.timeout());
     let mut retries = 0;
     // When an ACK last went out: old blocks are answered at most once per timeout.
     let mut acked_at = Instant::now();
-    let mut deadline = acked_at + backoff(link.timeout(), 0);
+    // When the last ACK went out if it was sent once, for the next block to measure the round
+    // trip: the first reply was sent by the caller just now.
+    let mut measure_from = r.pending.is_none().then_some(acked_at);
+    let mut deadline = acked_at + rto.wait(0);
     loop {
         let wait = match pending.take() {
             Some(len) => Wait::Datagram(len),
@@ -140,19 +167,21 @@ pub fn receive_blocks<L: Link + ?Sized>(
         let len = match wait {
             Wait::Datagram(len) => len,
             Wait::Deadline => {
-                count_timeout(link, &mut retries)?;
+                expire(link, &mut rto, &mut retries)?;
                 if window.expected() > 1 || r.first_reply_on_timer {
                     reack(link, &window, r.first_reply)?;
                     acked_at = Instant::now();
+                    measure_from = None;
                 }
                 window.rewind();
-                deadline = Instant::now() + backoff(link.timeout(), retries);
+                deadline = Instant::now() + rto.wait(retries);
                 continue;
             }
             Wait::RequestAgain => {
                 if window.expected() == 1 {
                     link.send(r.first_reply).map_err(Stop::Link)?;
                     acked_at = Instant::now();
+                    measure_from = None;
                 }
                 continue;
             }
@@ -179,6 +208,10 @@ pub fn receive_blocks<L: Link + ?Sized>(
         };
         match receipt {
             Receipt::Accept { ack } => {
+                let now = Instant::now();
+                if let Some(at) = measure_from.take() {
+                    rto.sample(now - at);
+                }
                 bytes += size as u64;
                 link.progress(size as u64);
                 if size < blksize {
@@ -186,21 +219,24 @@ pub fn receive_blocks<L: Link + ?Sized>(
                 }
                 if ack {
                     link.send(&ack_bytes(block)).map_err(Stop::Link)?;
-                    acked_at = Instant::now();
+                    acked_at = now;
+                    measure_from = Some(now);
                 }
                 retries = 0;
-                deadline = Instant::now() + backoff(link.timeout(), 0);
+                deadline = now + rto.wait(0);
             }
             Receipt::Reack => {
                 reack(link, &window, r.first_reply)?;
                 acked_at = Instant::now();
+                measure_from = None;
             }
             // The sender keeps retransmitting old blocks: our re-ACK was lost too. Answer again,
             // but no more than once per timeout (a sender that retransmits on its own timer is
             // still ahead of ours, which backs off).
-            Receipt::Ignore if acked_at.elapsed() >= link.timeout() => {
+            Receipt::Ignore if acked_at.elapsed() >= rto.wait(retries) => {
                 reack(link, &window, r.first_reply)?;
                 acked_at = Instant::now();
+                measure_from = None;
                 window.rewind();
             }
             Receipt::Ignore => {}
@@ -232,6 +268,43 @@ mod tests {
         assert_eq!(w.data(3), Receipt::Ignore);
         w.rewind();
         assert_eq!((w.expected(), w.last_ack()), (4, 3));
+    }
+
+    /// Runs DATA block numbers through a window and compares each receipt; `ack` is the block
+    /// the window's last ACK goes to afterwards.
+    fn check(window: u16, steps: &[(u16, Receipt)], ack: u16) {
+        let mut w = ReceiveWindow::new(window);
+        for (i, &(block, expected)) in steps.iter().enumerate() {
+            assert_eq!(w.data(block), expected, "step {i}: block {block} in {steps:?}");
+        }
+        assert_eq!(w.last_ack(), ack);
+    }
+
+    /// RFC 7440 section 4: the receiver answers a gap at once with its last block in order,
+    /// and its window follows the sender's restarts.
+    #[test]
+    fn receive_window_follows_the_senders_restarts() {
+        use Receipt::{Accept, Ignore, Reack};
+        let no = Accept { ack: false };
+        let yes = Accept { ack: true };
+        // A second gap, in the window the first one restarted, is answered too (the sender
+        // would otherwise wait for its timer); the window then ends 8 after the last re-ACK.
+        let second_gap = [(1, no), (2, no), (4, Reack), (5, Ignore), (3, no), (4, no), (6, Reack), (7, Ignore)];
+        check(8, &second_gap, 4);
+        let restarted = [(1, no), (3, Reack), (2, no), (3, no), (4, no), (5, yes)];
+        check(4, &restarted, 5);
+        // The sender's timer resends blocks after our last ACK: not answered, and the window
+        // still ends where the sender's does.
+        check(4, &[(1, no), (2, no), (3, no), (1, Ignore), (2, Ignore), (3, Ignore), (4, yes)], 4);
+        // A duplicate of a block already acknowledged means that ACK was lost: answered once
+        // until the next block in order.
+        check(2, &[(1, no), (2, yes), (1, Reack), (2, Ignore), (3, no), (2, Reack), (1, Ignore)], 3);
+        // Across the rollover: 65535 is behind 0, 1 is ahead of it.
+        let mut w = ReceiveWindow::new(1);
+        for block in 1..=65536u64 {
+            assert_eq!(w.data(block as u16), yes);
+        }
+        assert_eq!((w.data(65535), w.data(2), w.data(1)), (Reack, Ignore, yes));
     }
 
     /// Lock-step, as a server receives a WRQ: before block 1 the timer sends nothing and a

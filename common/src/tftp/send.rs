@@ -2,7 +2,7 @@
 //! [`send_blocks`], the loop both programs run to send a file over a [`Link`].
 
 use super::packet::{write_data_header, Packet, DATA_HEADER, MAX_PACKET};
-use super::{backoff, count_timeout, Link, Stop, Wait};
+use super::{expire, Link, Rto, Stop, Wait};
 use std::io::{self, Read};
 use std::time::Instant;
 
@@ -123,10 +123,14 @@ impl SendWindow {
 /// The window's packets, headers included, are kept in one buffer allocated here, so a
 /// retransmission never reads `source` again and sending never allocates. Once the window is
 /// out, the block after it is read while the peer answers (as BSD tftpd does), so in lock-step
-/// the read is not on the round trip's path. Retransmission is on
-/// the timer only, never on a duplicate ACK (the Sorcerer's Apprentice rule, RFC 1123 section
-/// 4.2.3.1); an ACK inside the window restarts the window after it ([`SendWindow::ack`]).
-/// A repeated request is ignored.
+/// the read is not on the round trip's path. Retransmission is on the timer only, never on a
+/// duplicate ACK (the Sorcerer's Apprentice rule, RFC 1123 section 4.2.3.1); an ACK inside the
+/// window is no duplicate: it restarts the window after it ([`SendWindow::ack`], RFC 7440
+/// section 4), so a block lost in a window costs the round trip of the receiver's ACK for the
+/// blocks before it. A repeated request is ignored.
+///
+/// The timer is an [`Rto`] bounded by [`Link::timeout`]: each ACK of a block sent only once
+/// measures the round trip (Karn's rule), from the start of the burst that sent it.
 pub fn send_blocks<L: Link + ?Sized>(
     link: &mut L,
     source: &mut impl Read,
@@ -151,8 +155,15 @@ pub fn send_blocks<L: Link + ?Sized>(
         write_data_header(packet, block as u16);
         Ok(lens[s] < blksize)
     };
+    // When each slot's block went out for the first time; `None` once it went out again.
+    let mut first_sent: Vec<Option<Instant>> = vec![None; window.ring_slots()];
+    let mut sent_upto = 0u64;
+    let mut rto = Rto::new(link.timeout());
     let mut retries = 0;
     loop {
+        // One clock reading per burst: its blocks leave within microseconds, and measuring from
+        // the burst's start errs on the long side.
+        let burst = Instant::now();
         while let Some(block) = window.next_to_send() {
             let s = window.slot(block);
             if block > read_upto {
@@ -160,13 +171,15 @@ pub fn send_blocks<L: Link + ?Sized>(
                 read_upto = block;
             }
             link.send(&ring[s * slot_len..s * slot_len + DATA_HEADER + lens[s]]).map_err(Stop::Link)?;
+            first_sent[s] = (block > sent_upto).then_some(burst);
+            sent_upto = sent_upto.max(block);
             window.sent(lens[s] < blksize);
         }
         if let Some(block) = window.read_ahead(read_upto).filter(|_| !read_all) {
             read_all = read_next(&mut ring, &mut lens, window.slot(block), block).map_err(Stop::Io)?;
             read_upto = block;
         }
-        let deadline = Instant::now() + backoff(link.timeout(), retries);
+        let deadline = Instant::now() + rto.wait(retries);
         let advanced = loop {
             let len = match link.wait(&mut buf, deadline).map_err(Stop::Link)? {
                 Wait::Datagram(len) => len,
@@ -183,6 +196,9 @@ pub fn send_blocks<L: Link + ?Sized>(
                 AckEffect::Advanced { from, to } => (from, to, false),
                 AckEffect::Done { from, to } => (from, to, true),
             };
+            if let Some(at) = first_sent[window.slot(to)] {
+                rto.sample(at.elapsed());
+            }
             let acked: u64 = (from..=to).map(|b| lens[window.slot(b)] as u64).sum();
             bytes += acked;
             link.progress(acked);
@@ -194,7 +210,7 @@ pub fn send_blocks<L: Link + ?Sized>(
         if advanced {
             retries = 0;
         } else {
-            count_timeout(link, &mut retries)?;
+            expire(link, &mut rto, &mut retries)?;
             window.rewind();
         }
     }
@@ -205,6 +221,7 @@ mod tests {
     use super::*;
     use crate::tftp::testlink::{ack, data_packet, CountingReader, Peer, Scripted};
     use crate::tftp::{error_bytes, ErrorCode};
+    use std::time::Duration;
 
     #[test]
     fn send_window_follows_acks() {
@@ -272,6 +289,37 @@ mod tests {
             data_packet(3, b"e"),
         ];
         assert_eq!(link.sent(), expected);
+    }
+
+    /// Karn's rule: an ACK of a block sent twice measures nothing, so the timer stays the full
+    /// timeout and every timeout counts, as with a fixed timer.
+    #[test]
+    fn sender_measures_no_round_trip_on_a_retransmitted_block() {
+        let mut link = Scripted::new(vec![Peer::IsSilent, ack(1)]);
+        assert!(matches!(send_blocks(&mut link, &mut &b"abcd"[..], 2, 1), Err(Stop::TimedOut(2))));
+        let expected = [
+            data_packet(1, b"ab"),
+            data_packet(1, b"ab"),
+            data_packet(2, b"cd"),
+            data_packet(2, b"cd"),
+            data_packet(2, b"cd"),
+        ];
+        assert_eq!(link.sent(), expected);
+        assert_eq!(link.timed_out, 3, "block 1's timeout and block 2's two");
+    }
+
+    /// An ACK of a block sent once measures the round trip (microseconds here): the timer then
+    /// retransmits early, doubling from there, and only the timeouts that reach the link's
+    /// timeout count against the retries.
+    #[test]
+    fn sender_retransmits_early_after_measuring_the_round_trip() {
+        let mut link = Scripted::new(vec![ack(1)]);
+        link.timeout = Duration::from_secs(1);
+        assert!(matches!(send_blocks(&mut link, &mut &b"abcd"[..], 2, 1), Err(Stop::TimedOut(2))));
+        let sent = link.sent();
+        let resent = sent.iter().filter(|p| **p == data_packet(2, b"cd")).count() - 1;
+        assert!(resent > 2, "early retransmissions come before the counted ones: {resent}");
+        assert_eq!(link.timed_out, 2);
     }
 
     /// Lock-step: each block after the first is read before the ACK of the one before it is

@@ -21,11 +21,23 @@ pub(super) struct Scripted {
     pub(super) read: std::rc::Rc<std::cell::Cell<usize>>,
     /// (packets sent, bytes read) at each wait.
     pub(super) at_wait: Vec<(usize, usize)>,
+    /// The link's timeout, the timer's ceiling.
+    pub(super) timeout: Duration,
+    /// The full timeouts reported ([`Link::timed_out`]).
+    pub(super) timed_out: u32,
 }
 
 impl Scripted {
     pub(super) fn new(steps: Vec<Peer>) -> Self {
-        Scripted { steps: steps.into(), sent: Vec::new(), progress: 0, read: Default::default(), at_wait: Vec::new() }
+        Scripted {
+            steps: steps.into(),
+            sent: Vec::new(),
+            progress: 0,
+            read: Default::default(),
+            at_wait: Vec::new(),
+            timeout: Duration::from_secs(3600),
+            timed_out: 0,
+        }
     }
 
     /// The packets sent, parsed.
@@ -54,10 +66,10 @@ impl Link for Scripted {
         })
     }
 
-    /// Long: the script decides when the timer fires, and old blocks are answered at most
-    /// once per timeout.
+    /// Long unless a test says otherwise: the script decides when the timer fires, and old
+    /// blocks are answered at most once per timeout.
     fn timeout(&self) -> Duration {
-        Duration::from_secs(3600)
+        self.timeout
     }
 
     fn retries(&self) -> u32 {
@@ -66,6 +78,10 @@ impl Link for Scripted {
 
     fn progress(&mut self, bytes: u64) {
         self.progress += bytes;
+    }
+
+    fn timed_out(&mut self, _retry: u32) {
+        self.timed_out += 1;
     }
 }
 

@@ -484,7 +484,7 @@ fn netascii_on_the_wire() {
     // writes alike, and nothing is created.
     for (direction, mode) in [
         (tftp::Direction::Read, "mail"),
-        (tftp::Direction::Read, "binary"),
+        (tftp::Direction::Read, "image"),
         (tftp::Direction::Read, ""),
         (tftp::Direction::Write, "mail"),
         (tftp::Direction::Write, "image"),
@@ -1407,4 +1407,27 @@ fn serves_over_ipv6() {
     let url = format!("tftp://[::1]:{}/up", server.local_addr().port());
     run("curl", &["-sS", "-g", "-T", local.to_str().unwrap(), &url]);
     assert_same_file(&dir.path().join("up"), &data);
+}
+
+/// Issue 19: mode `binary`, which several clients send for octet, is served as octet: a raw
+/// lock-step read gets the file byte for byte (CR and LF untouched), three blocks of 512.
+#[test]
+fn binary_mode_is_octet() {
+    let server = patient(false);
+    let mut data = bytes(1300, 19);
+    data[..4].copy_from_slice(b"\r\n\n\r");
+    server.put_file("f", &data);
+    let raw = Raw::new(&server);
+    raw.request(tftp::Direction::Read, "f", "binary", &[]);
+    let mut got = Vec::new();
+    for block in 1u16.. {
+        let (payload, tid) = raw.expect_data(block);
+        got.extend_from_slice(&payload);
+        raw.ack(block, tid);
+        if payload.len() < 512 {
+            assert_eq!(block, 3);
+            break;
+        }
+    }
+    assert_eq!(got, data);
 }

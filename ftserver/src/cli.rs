@@ -112,12 +112,13 @@ pub struct Args {
     #[arg(long, value_name = "[ADDR:]PORT", value_parser = ftserver::config::parse_listen_spec)]
     pub tftp: Option<ListenSpec>,
 
-    /// TFTP retransmission timeout in seconds, when the client does not negotiate one.
+    /// The longest TFTP retransmission timeout in seconds, when the client does not negotiate
+    /// one; below it the timer follows the measured round trip.
     #[arg(long, value_name = "SECS", requires = "tftp", default_value_t = TftpConfig::default().timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=255))]
     pub tftp_timeout: u64,
 
-    /// TFTP retransmissions of one packet before a transfer is given up.
+    /// TFTP full timeouts in a row before a transfer is given up.
     #[arg(long, value_name = "N", requires = "tftp", default_value_t = TftpConfig::default().retries)]
     pub tftp_retries: u32,
 

@@ -1,5 +1,6 @@
 //! The command line: clap derive structs whose doc comments are the `--help` text.
 
+use crate::digest::{decode_hex, Algo};
 use clap::{ArgGroup, Parser};
 use std::path::PathBuf;
 
@@ -191,50 +192,6 @@ pub struct Checksum {
     pub digest: Vec<u8>,
 }
 
-/// A digest algorithm the client can compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algo {
-    /// CRC-32 (IEEE 802.3), 4 bytes, big-endian as servers print it.
-    Crc32,
-    /// SHA-256 (FIPS 180-4).
-    Sha256,
-    /// SHA-1 (FIPS 180-4).
-    Sha1,
-    /// MD5 (RFC 1321).
-    Md5,
-}
-
-impl Algo {
-    /// Every algorithm, cheapest first: the order `--hash auto` prefers them in.
-    pub const CHEAPEST_FIRST: [Algo; 4] = [Algo::Crc32, Algo::Sha256, Algo::Sha1, Algo::Md5];
-
-    /// The name in FEAT, `OPTS HASH` and `213` replies (IANA hash function textual names).
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Crc32 => "CRC32",
-            Algo::Sha256 => "SHA-256",
-            Algo::Sha1 => "SHA-1",
-            Algo::Md5 => "MD5",
-        }
-    }
-
-    /// Looks an algorithm up by name, ignoring case and the dash (`sha256`, `SHA-256`).
-    pub fn from_name(name: &str) -> Option<Algo> {
-        let wanted = name.trim().replace('-', "");
-        Self::CHEAPEST_FIRST.into_iter().find(|a| a.name().replace('-', "").eq_ignore_ascii_case(&wanted))
-    }
-
-    /// The digest's length in bytes.
-    pub fn digest_len(self) -> usize {
-        match self {
-            Algo::Crc32 => 4,
-            Algo::Sha256 => 32,
-            Algo::Sha1 => 20,
-            Algo::Md5 => 16,
-        }
-    }
-}
-
 /// `--hash`: which digest the server is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashChoice {
@@ -341,16 +298,6 @@ pub fn usage_message(err: &clap::Error) -> String {
         }
     }
     one_line_error(&rendered)
-}
-
-/// Decodes a hex string (either case); `None` when it is not hex or has an odd length.
-pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.as_bytes();
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let nibble = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    hex.chunks(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr).
 
 mod cli;
+mod digest;
 mod get;
 mod interrupt;
 mod list;

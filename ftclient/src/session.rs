@@ -1,7 +1,7 @@
 //! The control connection: connect, greeting, login, FEAT, and typed commands whose replies are
 //! checked here. It never moves file bytes; data connections are opened in `transfer`.
 
-use crate::cli::Algo;
+use crate::digest::Algo;
 use crate::interrupt;
 use anyhow::{anyhow, bail, Context, Result};
 use common::command::TransferType;

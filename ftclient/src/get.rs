@@ -199,8 +199,9 @@ impl Download<'_> {
     /// Downloads into `target` through its temporary file.
     fn save(&mut self, target: &Target) -> Result<Done> {
         target.check_name()?;
+        let replace = target.replaces(self.opts.overwrite);
         // Renaming onto a directory fails: say so before the transfer, not after it.
-        if self.opts.overwrite && std::fs::symlink_metadata(target.path()).is_ok_and(|m| m.is_dir()) {
+        if replace && std::fs::symlink_metadata(target.path()).is_ok_and(|m| m.is_dir()) {
             bail!("cannot replace {}: it is a directory", target.path().display());
         }
         let part = target.part_path();
@@ -222,6 +223,9 @@ impl Download<'_> {
         // In a tree, files the interrupted run never started are the rule, not worth a warning each.
         let in_tree = self.opts.listed_size.is_some();
         let offset = if self.opts.resume { resume_offset(&lock, self.size, in_tree)? } else { 0 };
+        if let Some(size) = self.size {
+            localfile::check_space(target.dir(), size.saturating_sub(offset))?;
+        }
         let mut early = verify::start_early(&self.opts.expected(), self.method, self.size);
         let (total, digests) = if offset > 0 && Some(offset) == self.size {
             log::info!("{} already holds all {offset} bytes", part.display());
@@ -244,7 +248,7 @@ impl Download<'_> {
             )
         })?;
         let saved = target
-            .commit(&part, self.opts.overwrite)
+            .commit(&part, replace)
             .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
         lock.committed();
         let instead_of = (saved != target.path()).then(|| target.path());
@@ -283,7 +287,11 @@ impl Download<'_> {
                 Some(size)
             }
             Err(e) => {
-                log::info!("{} differs from the server's file ({e:#}); getting it again", path.display());
+                log::info!(
+                    "{} differs from the server's file ({}); getting it again",
+                    path.display(),
+                    crate::report::render(&e)
+                );
                 None
             }
         }
@@ -316,9 +324,10 @@ impl Download<'_> {
                 self.session.send_pipelined(&[&verify::hash_command(method, &self.opts.remote), &retr])?;
                 *early = Some(verify::read_ahead(self.session, method)?);
                 let reply = self.session.read_reply()?;
-                (reply.clone(), transfer::established(self.session, pending, reply, &what)?)
+                let stream = transfer::established(self.session, pending, reply.clone(), &what);
+                (reply, stream.map_err(|e| self.refused(e))?)
             }
-            None => transfer::start(self.session, pending, &retr, &what)?,
+            None => transfer::start(self.session, pending, &retr, &what).map_err(|e| self.refused(e))?,
         };
         // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
         let expected = self.size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
@@ -357,6 +366,20 @@ impl Download<'_> {
                 sanitize(&self.opts.remote),
                 part.display()
             ))),
+            Err(e) if localfile::is_disk_full(&e) => {
+                let count = std::fs::metadata(part).map_or(count, |m| m.len());
+                let of = expected.map_or(String::new(), |n| format!(" of {n}"));
+                let dir = localfile::shown_dir(part.parent().unwrap_or(Path::new("")));
+                let more = expected.map_or(String::new(), |n| {
+                    format!(" ({} more needed)", localfile::amount(n.saturating_sub(count)))
+                });
+                Err(e.context(format!(
+                    "download of {} stopped after {count}{of} bytes: disk full in {dir}{more}; free some space, then \
+                     run the same command with --resume to continue ({} is kept)",
+                    sanitize(&self.opts.remote),
+                    part.display()
+                )))
+            }
             Err(e) => {
                 // A failed write may have stored part of a buffer: the file says how far it got.
                 let count = std::fs::metadata(part).map_or(count, |m| m.len());
@@ -370,6 +393,28 @@ impl Download<'_> {
         }
     }
 
+    /// Explains a refused RETR when the remote path is a directory (servers say "not a plain
+    /// file" or "failed to open file"): `-g` gets files, `-r -g` trees. In a tree the listing
+    /// already said what each name is, so nothing is asked there.
+    fn refused(&mut self, err: anyhow::Error) -> anyhow::Error {
+        let permanent = err.chain().any(|c| c.downcast_ref::<ServerError>().is_some_and(|e| e.0.code / 100 == 5));
+        if !permanent || self.opts.listed_size.is_some() {
+            return err;
+        }
+        match self.session.is_dir(&self.opts.remote) {
+            Ok(true) => anyhow!("{} is a directory; use -r to get a tree", sanitize(&self.opts.remote)),
+            Ok(false) => err,
+            Err(e) => {
+                log::debug!(
+                    "cannot tell whether {} is a directory: {}",
+                    sanitize(&self.opts.remote),
+                    crate::report::render(&e)
+                );
+                err
+            }
+        }
+    }
+
     /// Streams the file to stdout (`path` is `None`) or straight into a device or FIFO: no
     /// temporary file, so a failure can only be reported.
     fn stream(&mut self, out: impl Write, path: Option<&Path>) -> Result<Done> {
@@ -377,7 +422,8 @@ impl Download<'_> {
         let pending = transfer::prepare(self.session, self.mode)?;
         let what = format!("cannot get {}", sanitize(&self.opts.remote));
         let (reply, mut stream) =
-            transfer::start(self.session, pending, &Command::Retr(self.opts.remote.clone()), &what)?;
+            transfer::start(self.session, pending, &Command::Retr(self.opts.remote.clone()), &what)
+                .map_err(|e| self.refused(e))?;
         let expected = self.size.or_else(|| parse_transfer_size(&reply.text()));
         let started = Instant::now();
         let early = verify::start_early(&self.opts.expected(), self.method, expected);

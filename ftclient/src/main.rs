@@ -12,16 +12,17 @@ mod localfile;
 mod pool;
 mod progress;
 mod put;
+mod report;
 mod session;
 mod tftp;
 mod tftpfile;
 mod transfer;
 mod tree;
+mod url;
 mod verify;
 
 use anyhow::Result;
 use clap::error::ErrorKind;
-use clap::Parser;
 use cli::Cli;
 use get::{GetOptions, Output};
 use list::ListOptions;
@@ -36,7 +37,7 @@ use transfer::Mode;
 use tree::TreeOptions;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
@@ -57,8 +58,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("ftclient: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("ftclient: {}", report::render(&err));
+            // A run stopped by Ctrl-C or SIGTERM says so in its status, as shells and curl do,
+            // so a script can tell an interrupt from a failure.
+            interrupt::exit_status().map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }
@@ -84,9 +87,10 @@ fn stream_usage(cli: &Cli) -> Option<String> {
     None
 }
 
-/// Prints a usage error as one line, `ftclient: <message>`, and returns exit status 2.
+/// Prints a usage error as one line, `ftclient: <message>; see --help`, and returns exit
+/// status 2.
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("ftclient: {}", cli::one_line_error(message));
+    eprintln!("ftclient: {}; see --help", cli::one_line_error(message));
     ExitCode::from(2)
 }
 
@@ -115,7 +119,7 @@ fn run(cli: &Cli) -> Result<()> {
     let mode = cli.data_port.map_or(Mode::Passive, Mode::Active);
     let login = Login {
         host: cli.host.clone(),
-        port: cli.port,
+        port: cli.port(),
         user: cli.user.clone(),
         password: cli.password.clone(),
         timeout: Duration::from_secs(cli.timeout),
@@ -206,7 +210,7 @@ fn run(cli: &Cli) -> Result<()> {
 /// `--tftp`: one get or put over TFTP.
 fn run_tftp(cli: &Cli) -> Result<()> {
     let job = tftpfile::TftpJob {
-        server: tftpfile::resolve(&cli.host, cli.port)?,
+        server: tftpfile::resolve(&cli.host, cli.port())?,
         options: tftp::TftpOptions {
             blksize: cli.blksize,
             windowsize: cli.windowsize,

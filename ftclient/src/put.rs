@@ -361,7 +361,7 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
                 // The reset makes the server answer (426); read it so the connection stays in
                 // step for the next command, whatever it says.
                 if let Err(e) = session.read_reply() {
-                    log::debug!("no reply after the reset: {e:#}");
+                    log::debug!("no reply after the reset: {}", crate::report::render(&e));
                 }
                 let left = left_behind(session, &opts.remote, size.fresh, count);
                 return Err(anyhow!(LocalChanged { local: shown(&opts.local), detail: changed.0.clone(), left }));

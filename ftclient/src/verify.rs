@@ -193,7 +193,10 @@ fn server_digest(
     if let Some(early) = early {
         match early.wait() {
             Ok(digest) => return Some(digest),
-            Err(e) => log::info!("asking again on the main connection: the early hash request failed: {e:#}"),
+            Err(e) => log::info!(
+                "asking again on the main connection: the early hash request failed: {}",
+                crate::report::render(&e)
+            ),
         }
     }
     server_hash(session, method, remote, len)
@@ -301,7 +304,7 @@ fn server_hash(session: &mut Session, method: Method, remote: &str, len: u64) ->
     match ask(session, method, remote, wait) {
         Ok(digest) => Some(digest),
         Err(e) => {
-            log::warn!("not verified against the server's digest: {e:#}");
+            log::warn!("not verified against the server's digest: {}", crate::report::render(&e));
             None
         }
     }

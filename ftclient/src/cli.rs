@@ -130,12 +130,14 @@ pub struct Cli {
     #[arg(long, value_name = "REMOTE", conflicts_with_all = ["get", "list"], value_parser = parse_line_arg)]
     pub to: Option<String>,
 
-    /// With -g: save to PATH instead of ./BASENAME; '-' writes to stdout. With -r -g: the
-    /// local directory that receives the tree.
+    /// With -g: save to PATH instead of ./BASENAME, replacing a file there once the download
+    /// is complete and checked (a directory: BASENAME inside it); '-' writes to stdout. With
+    /// -r -g: the local directory that receives the tree.
     #[arg(short = 'o', long = "output", value_name = "PATH", conflicts_with_all = ["list", "put"])]
     pub output: Option<PathBuf>,
 
-    /// With -g: replace an existing local file instead of saving as NAME.1, NAME.2, ...
+    /// With -g: replace an existing local file under its default name too, instead of saving
+    /// as NAME.1, NAME.2, ... (a file named with -o is always replaced).
     /// With -p: replace an existing remote file (the server must allow it too).
     #[arg(long, conflicts_with = "list")]
     pub overwrite: bool,
@@ -187,7 +189,8 @@ pub struct Cli {
     #[arg(long, default_value = "ftclient@", value_parser = parse_password)]
     pub password: String,
 
-    /// Seconds to wait when connecting, for each reply and for the data connection. With
+    /// Seconds to wait when connecting, for each reply and for the data connection (for the
+    /// greeting at most 10: a port that says nothing for that long is likely not FTP). With
     /// --tftp: the longest the server may stay silent (the request and lost blocks are still
     /// resent after 1 s, 2 s, 4 s, ...) before the transfer is given up.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]

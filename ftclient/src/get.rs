@@ -223,8 +223,10 @@ impl Download<'_> {
         // In a tree, files the interrupted run never started are the rule, not worth a warning each.
         let in_tree = self.opts.listed_size.is_some();
         let offset = if self.opts.resume { resume_offset(&lock, self.size, in_tree)? } else { 0 };
-        if let Some(size) = self.size {
-            localfile::check_space(target.dir(), size.saturating_sub(offset))?;
+        // One statvfs: cheap next to the transfer, and a file that cannot fit fails before
+        // its first byte instead of after filling the disk.
+        if let Some(needed) = self.size.map(|size| size.saturating_sub(offset)).filter(|&n| n > 0) {
+            localfile::check_space(target.dir(), needed)?;
         }
         let mut early = verify::start_early(&self.opts.expected(), self.method, self.size);
         let (total, digests) = if offset > 0 && Some(offset) == self.size {

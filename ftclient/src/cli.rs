@@ -409,44 +409,6 @@ fn parse_checksum(arg: &str) -> Result<Checksum, String> {
     Ok(Checksum { algo, digest })
 }
 
-/// Turns clap's rendered error (`error: ...`, details on indented lines, a blank line, then
-/// usage hints) into one line without the `error: ` prefix: `invalid value '0' for '<PORT>': 0
-/// is not in 1..=65535`, `the following required arguments were not provided: <PORT>`.
-pub fn one_line_error(rendered: &str) -> String {
-    let mut lines = rendered.lines();
-    let first = lines.next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first).trim();
-    let details = lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()).map(str::trim);
-    std::iter::once(first).chain(details).collect::<Vec<_>>().join(" ")
-}
-
-/// The one-line usage error for a clap error. A value the user gave is shown with control
-/// characters escaped (a raw newline would cut the line and lose the reason), and a
-/// `--password` value is never shown at all.
-pub fn usage_message(err: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
-    let arg = match err.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(arg)) => arg.as_str(),
-        _ => "",
-    };
-    if arg.starts_with("--password") {
-        let reason = std::error::Error::source(err).map_or_else(String::new, |e| format!(": {e}"));
-        return format!("invalid value for '{arg}'{reason}");
-    }
-    let mut rendered = err.to_string();
-    for (_, value) in err.context() {
-        let values: Vec<&str> = match value {
-            ContextValue::String(s) => vec![s],
-            ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
-        for v in values.into_iter().filter(|v| v.contains(char::is_control)) {
-            rendered = rendered.replace(v, &common::text::sanitize(v));
-        }
-    }
-    one_line_error(&rendered)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,20 +537,20 @@ mod tests {
     fn usage_errors_fit_on_one_line() {
         let render = |args: &[&str]| {
             let e = parse_args(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
-            one_line_error(&e.to_string())
+            crate::report::one_line_error(&e.to_string())
         };
         assert_eq!(render(&["h", "0", "-l"]), "invalid value '0' for '<PORT>': 0 is not in 1..=65535");
         let missing = render(&["h"]);
         assert!(missing.starts_with("the following required arguments were not provided:"), "{missing}");
         assert!(missing.contains("<PORT>") && !missing.contains('\n'), "{missing}");
-        assert_eq!(one_line_error("plain message"), "plain message");
+        assert_eq!(crate::report::one_line_error("plain message"), "plain message");
     }
 
     #[test]
     fn usage_errors_escape_values_and_hide_passwords() {
         let render = |args: &[&str]| {
             let e = parse_args(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
-            usage_message(&e)
+            crate::report::usage_message(&e)
         };
         let get = render(&["h", "21", "-g", "a\nb"]);
         assert!(get.starts_with("invalid value 'a\\x0ab' for '--get <REMOTE_FILE>'"), "{get}");

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(&cli::usage_message(&e)),
+        Err(e) => return usage_error(&report::usage_message(&e)),
     };
     if cli.resume && cli.output_target() == Some(None) {
         return usage_error("--resume cannot be used with -o - (stdout)");
@@ -90,7 +90,7 @@ fn stream_usage(cli: &Cli) -> Option<String> {
 /// Prints a usage error as one line, `ftclient: <message>; see --help`, and returns exit
 /// status 2.
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("ftclient: {}; see --help", cli::one_line_error(message));
+    eprintln!("ftclient: {}; see --help", report::one_line_error(message));
     ExitCode::from(2)
 }
 

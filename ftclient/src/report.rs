@@ -1,6 +1,6 @@
 //! Error text for people: an error chain on one line (`cause: cause: reason`), with the
 //! system's words for an I/O error ("permission denied") and never Rust's "(os error N)"
-//! suffix, which tells a user nothing they can act on.
+//! suffix, which tells a user nothing they can act on; and clap's usage errors on one line.
 
 use std::io;
 
@@ -55,6 +55,44 @@ fn lower_first(text: &str) -> String {
         }
         _ => text.to_owned(),
     }
+}
+
+/// Turns clap's rendered error (`error: ...`, details on indented lines, a blank line, then
+/// usage hints) into one line without the `error: ` prefix: `invalid value '0' for '<PORT>': 0
+/// is not in 1..=65535`, `the following required arguments were not provided: <PORT>`.
+pub fn one_line_error(rendered: &str) -> String {
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first).trim();
+    let details = lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()).map(str::trim);
+    std::iter::once(first).chain(details).collect::<Vec<_>>().join(" ")
+}
+
+/// The one-line usage error for a clap error. A value the user gave is shown with control
+/// characters escaped (a raw newline would cut the line and lose the reason), and a
+/// `--password` value is never shown at all.
+pub fn usage_message(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.as_str(),
+        _ => "",
+    };
+    if arg.starts_with("--password") {
+        let reason = std::error::Error::source(err).map_or_else(String::new, |e| format!(": {e}"));
+        return format!("invalid value for '{arg}'{reason}");
+    }
+    let mut rendered = err.to_string();
+    for (_, value) in err.context() {
+        let values: Vec<&str> = match value {
+            ContextValue::String(s) => vec![s],
+            ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for v in values.into_iter().filter(|v| v.contains(char::is_control)) {
+            rendered = rendered.replace(v, &common::text::sanitize(v));
+        }
+    }
+    one_line_error(&rendered)
 }
 
 #[cfg(test)]

@@ -333,6 +333,11 @@ impl Download<'_> {
         };
         // The 150 reply counts the whole file; with REST servers differ, so only SIZE is used then.
         let expected = self.size.or_else(|| if offset == 0 { parse_transfer_size(&reply.text()) } else { None });
+        if let (None, Some(announced)) = (self.size, expected) {
+            // Only the 150 reply said how big the file is: check the room now, before the
+            // first byte is written.
+            localfile::check_space(part.parent().unwrap_or(Path::new("")), announced)?;
+        }
         let file = open_part(lock, offset)?;
         let algos = verify::wanted(&self.opts.expected(), self.method);
         let hashers = if algos.is_empty() || offset == 0 {
@@ -358,6 +363,29 @@ impl Download<'_> {
         let outcome = outcome.and_then(|()| file.finish().with_context(|| format!("cannot write {}", part.display())));
         match outcome {
             Ok(()) => Ok((count, digest)),
+            Err(e) if localfile::is_disk_full(&e) => {
+                // Nothing worth resuming when nothing was stored: no empty temporary file.
+                let kept = if count == 0 {
+                    let _ = std::fs::remove_file(part);
+                    0
+                } else {
+                    std::fs::metadata(part).map_or(count, |m| m.len())
+                };
+                let dir = localfile::shown_dir(part.parent().unwrap_or(Path::new("")));
+                let more = expected
+                    .map_or(String::new(), |n| format!(": {} more needed", localfile::amount(n.saturating_sub(kept))));
+                let remote = sanitize(&self.opts.remote);
+                Err(e.context(if kept == 0 {
+                    format!("download of {remote} failed: disk full in {dir}{more}; free some space, then run it again")
+                } else {
+                    let of = expected.map_or(String::new(), |n| format!(" of {n}"));
+                    format!(
+                        "download of {remote} stopped after {kept}{of} bytes: disk full in {dir}{more}; free some \
+                         space, then run the same command with --resume to continue ({} is kept)",
+                        part.display()
+                    )
+                }))
+            }
             Err(e) if count == 0 => {
                 // Nothing worth resuming: do not leave an empty temporary file behind.
                 let _ = std::fs::remove_file(part);
@@ -368,20 +396,6 @@ impl Download<'_> {
                 sanitize(&self.opts.remote),
                 part.display()
             ))),
-            Err(e) if localfile::is_disk_full(&e) => {
-                let count = std::fs::metadata(part).map_or(count, |m| m.len());
-                let of = expected.map_or(String::new(), |n| format!(" of {n}"));
-                let dir = localfile::shown_dir(part.parent().unwrap_or(Path::new("")));
-                let more = expected.map_or(String::new(), |n| {
-                    format!(" ({} more needed)", localfile::amount(n.saturating_sub(count)))
-                });
-                Err(e.context(format!(
-                    "download of {} stopped after {count}{of} bytes: disk full in {dir}{more}; free some space, then \
-                     run the same command with --resume to continue ({} is kept)",
-                    sanitize(&self.opts.remote),
-                    part.display()
-                )))
-            }
             Err(e) => {
                 // A failed write may have stored part of a buffer: the file says how far it got.
                 let count = std::fs::metadata(part).map_or(count, |m| m.len());

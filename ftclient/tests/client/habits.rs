@@ -235,7 +235,9 @@ fn running_out_of_disk_says_disk_full_and_how_much_is_needed() {
     let shell = child.id();
     let started = sent_rx.recv_timeout(LIMIT);
     if started.is_ok() {
-        // Fill what is left of the tmpfs; the last write fails with ENOSPC, as intended.
+        // Once the first bytes are stored, fill what is left of the tmpfs (the last write
+        // fails with ENOSPC, as intended).
+        wait_for_len(Path::new(&format!("/proc/{shell}/cwd/.f.ftpart")), 64 << 10);
         let filler = format!("/proc/{shell}/cwd/filler");
         let mut file = std::fs::File::create(&filler).expect("cannot reach the private tmpfs");
         let _ = file.write_all(&vec![0u8; 2 << 20]);
@@ -244,14 +246,35 @@ fn running_out_of_disk_says_disk_full_and_how_much_is_needed() {
     let run = wait_output(child);
     assert_ne!(run.code(), 99, "cannot mount a tmpfs in a private mount namespace: {}", run.stderr);
     started.expect("the download never started");
-    let run = run.fails_with("bytes: disk full in . (");
+    let run = run.fails_with("download of f stopped after 65536 of 921600 bytes: disk full in .: ");
     assert!(
-        run.stderr.contains("more needed); free some space, then run the same command with --resume"),
+        run.stderr.contains(" more needed; free some space, then run the same command with --resume"),
         "{}",
         run.stderr
     );
     assert_eq!(run.out(), ".f.ftpart\nfiller\n", "what the failed download left: {}", run.stderr);
     no_error_numbers(&run);
+}
+
+#[test]
+fn a_size_announced_only_in_the_150_reply_is_checked_against_the_free_space_too() {
+    let fake = Fake::start(
+        Script::default(),
+        1,
+        Box::new(|conn: &mut Conn, _| {
+            conn.reply(150, "Opening BINARY mode data connection for f (2000000 bytes).");
+            let mut stream = conn.open_data();
+            let _ = stream.write_all(&bytes(2_000_000, 3));
+            drop(stream);
+            conn.reply(226, "done");
+        }),
+    );
+    let mount_point = tempfile::tempdir().unwrap();
+    let script = r#"mount -t tmpfs -o size=256k tmpfs "$1" && cd "$1" || exit 99
+        "$2" 127.0.0.1 "$3" -g f; rc=$?; ls -A; exit $rc"#;
+    let run = in_mount_namespace(script, mount_point.path(), &[&fake.port.to_string()]);
+    let run = run.fails_with("not enough disk space in .: the download needs 1.91 MiB (2000000 bytes) more");
+    assert_eq!(run.out(), "", "what the failed download left: {}", run.stderr);
 }
 
 #[test]

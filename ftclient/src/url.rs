@@ -41,7 +41,9 @@ pub fn parse(text: &str) -> Result<FtpUrl, String> {
     let (scheme, rest) = text.split_once("://").ok_or("expected a URL such as ftp://host/path")?;
     match scheme.to_ascii_lowercase().as_str() {
         "ftp" => {}
-        "ftps" => return Err("ftps:// is not supported yet (ftclient has no TLS); use ftp://".into()),
+        // When TLS comes, this becomes a field of `FtpUrl` (implicit FTPS, port 990 by
+        // default) that the session reads.
+        "ftps" => return Err("ftps:// is not supported yet: ftclient has no TLS (ftp:// works)".into()),
         other => return Err(format!("unsupported URL scheme {other}://, expected ftp://")),
     }
     let (authority, path) = match rest.find(['/', '?', '#']) {

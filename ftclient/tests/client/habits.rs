@@ -115,7 +115,7 @@ fn ftp_urls_take_ipv6_addresses_in_brackets() {
 fn usage_errors_point_to_help_and_ftps_is_refused_for_now() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (&["ftps://127.0.0.1/f"][..], "ftclient: ftps:// is not supported yet (ftclient has no TLS); use ftp://"),
+        (&["ftps://127.0.0.1/f"][..], "ftclient: ftps:// is not supported yet: ftclient has no TLS (ftp:// works)"),
         (&["http://127.0.0.1/f"], "unsupported URL scheme http://"),
         (&["ftp://127.0.0.1/f", "-g", "x"], "an ftp:// URL cannot be used with -l or -g"),
         (&["ftp://bob:hunter2@127.0.0.1/f", "--password", "x"], "--password"),

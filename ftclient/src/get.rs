@@ -62,7 +62,7 @@ pub struct GetOptions {
 
 impl GetOptions {
     /// What the file is checked against once it is here.
-    pub fn expected(&self) -> Expected<'_> {
+    pub fn checked_against(&self) -> Expected<'_> {
         Expected { remote: &self.remote, checksum: self.checksum.as_ref(), hash: self.hash, login: self.login.as_ref() }
     }
 }
@@ -228,19 +228,19 @@ impl Download<'_> {
         if let Some(needed) = self.size.map(|size| size.saturating_sub(offset)).filter(|&n| n > 0) {
             localfile::check_space(target.dir(), needed)?;
         }
-        let mut early = verify::start_early(&self.opts.expected(), self.method, self.size);
+        let mut early = verify::start_early(&self.opts.checked_against(), self.method, self.size);
         let (total, digests) = if offset > 0 && Some(offset) == self.size {
             log::info!("{} already holds all {offset} bytes", part.display());
             (offset, None)
         } else {
             self.receive_into_part(offset, &lock, &mut early)?
         };
-        let expected = self.opts.expected();
+        let against = self.opts.checked_against();
         let checked = match digests {
             Some(digests) => {
-                verify::check_digests(self.session, &expected, self.method, &digests, Some(&part), total, early)
+                verify::check_digests(self.session, &against, self.method, &digests, Some(&part), total, early)
             }
-            None => verify::check(self.session, &expected, self.method, &part, early),
+            None => verify::check(self.session, &against, self.method, &part, early),
         };
         checked.with_context(|| {
             format!(
@@ -276,7 +276,7 @@ impl Download<'_> {
         if !is_complete {
             return None;
         }
-        match verify::check(self.session, &self.opts.expected(), self.method, &path, None) {
+        match verify::check(self.session, &self.opts.checked_against(), self.method, &path, None) {
             Ok(()) if self.opts.verify && self.method.is_none() && self.opts.checksum.is_none() => {
                 log::warn!(
                     "{} already has the remote file's size; taken as complete unchecked (the server offers no hash)",
@@ -339,7 +339,7 @@ impl Download<'_> {
             localfile::check_space(part.parent().unwrap_or(Path::new("")), announced)?;
         }
         let file = open_part(lock, offset)?;
-        let algos = verify::wanted(&self.opts.expected(), self.method);
+        let algos = verify::wanted(&self.opts.checked_against(), self.method);
         let hashers = if algos.is_empty() || offset == 0 {
             digest::Hashers::new(&algos)
         } else {
@@ -442,10 +442,10 @@ impl Download<'_> {
                 .map_err(|e| self.refused(e))?;
         let expected = self.size.or_else(|| parse_transfer_size(&reply.text()));
         let started = Instant::now();
-        let early = verify::start_early(&self.opts.expected(), self.method, expected);
+        let early = verify::start_early(&self.opts.checked_against(), self.method, expected);
         let mut bar = self.opts.progress.file(expected, 0, &sanitize(&self.opts.remote));
         let mut count = 0;
-        let mut sink = HashingWriter::new(out, &verify::wanted(&self.opts.expected(), self.method));
+        let mut sink = HashingWriter::new(out, &verify::wanted(&self.opts.checked_against(), self.method));
         let outcome = (|| {
             transfer::receive(self.session, &mut stream, &mut sink, &mut count, expected.unwrap_or(u64::MAX), |n| {
                 bar.set(n)
@@ -463,13 +463,21 @@ impl Download<'_> {
             )
         })?;
         if let (_, Some(digests)) = sink.finish() {
-            verify::check_digests(self.session, &self.opts.expected(), self.method, &digests, None, count, early)
-                .with_context(|| {
-                    format!(
-                        "download of {} to {name} failed verification (the output is corrupt)",
-                        sanitize(&self.opts.remote)
-                    )
-                })?;
+            verify::check_digests(
+                self.session,
+                &self.opts.checked_against(),
+                self.method,
+                &digests,
+                None,
+                count,
+                early,
+            )
+            .with_context(|| {
+                format!(
+                    "download of {} to {name} failed verification (the output is corrupt)",
+                    sanitize(&self.opts.remote)
+                )
+            })?;
         }
         let saved = path.map(Path::to_owned);
         Ok(Done { moved: count, total: count, elapsed: started.elapsed(), saved, streamed: true, instead_of: None })

@@ -1,7 +1,8 @@
 //! ftclient: list, get and put files and directory trees over FTP in active or passive mode.
 //!
 //! `main` parses the command line, sets up logging and Ctrl-C, calls [`run`], and maps the
-//! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr).
+//! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr ending in
+//! "see --help"), 128 + the signal's number when Ctrl-C (130) or SIGTERM (143) stopped it.
 
 mod cli;
 mod digest;

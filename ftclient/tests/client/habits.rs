@@ -103,6 +103,23 @@ fn ftp_urls_list_and_get_beside_the_card_forms() {
 }
 
 #[test]
+fn ftp_urls_name_where_an_upload_goes() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("in")).unwrap();
+    let mut config = ftserver::Config::new(root.path()).unwrap();
+    config.writable = true;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = ftserver::Server::spawn(listener, config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), b"up").unwrap();
+    let base = format!("ftp://127.0.0.1:{}", server.local_addr().port());
+    // A path that ends in '/' is the directory to upload into; any other is the remote name.
+    ftclient(dir.path(), &["-p", "a.txt", &format!("{base}/in/"), "-q"]).ok();
+    ftclient(dir.path(), &["-p", "a.txt", &format!("{base}/in/b%20c.txt"), "-q"]).ok();
+    assert_eq!(dir_names(&root.path().join("in")), ["a.txt", "b c.txt"]);
+}
+
+#[test]
 fn ftp_urls_take_ipv6_addresses_in_brackets() {
     let tree = Tree::new();
     let server = serve(tree.root.path(), "::1");

@@ -1,12 +1,18 @@
 //! The command line: clap derive structs whose doc comments are the `--help` text.
 
-use clap::{ArgGroup, Parser};
+use crate::digest::{decode_hex, Algo};
+use crate::url;
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 const USAGE: &str = "ftclient [OPTIONS] <HOST> <PORT> -l [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -p <LOCAL_FILE> [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -r -g <REMOTE_DIR> | -r -p <LOCAL_DIR> [DATA_PORT]
+       ftclient [OPTIONS] ftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH [DATA_PORT]
        ftclient --tftp [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> | -p <LOCAL_FILE>";
 
 const EXAMPLES: &str = "\
@@ -25,10 +31,22 @@ Examples:
   ftclient 127.0.0.1 2121 -r -g photos           copy the remote tree photos/ to ./photos
   ftclient 127.0.0.1 2121 -r -p site --parallel 8  upload the tree ./site as site/, 8 at once
   ftclient --tftp 10.0.0.5 69 -g pxelinux.0      get a file over TFTP (blksize 1468, window 16)
+  ftclient ftp://ftp.example.org/pub/            list pub/ (port 21, passive mode)
+  ftclient ftp://bob@[::1]:2121/docs/a%20b.txt   get docs/a b.txt as user bob
+  ftclient -r ftp://127.0.0.1:2121/photos/       copy the remote tree photos/ to ./photos
+
+URLs: ftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH lists PATH when it ends in '/' (or is empty)
+and gets it otherwise; with -r it copies the tree PATH, with -p it names where the upload
+goes (a directory when it ends in '/'). The port is 21 unless given; %XX escapes are decoded;
+an IPv6 address goes in brackets; PATH is relative to the login directory (%2F at its start
+makes it absolute). A number after the URL is the DATA_PORT for active mode. ftps:// is not
+supported yet.
 
 Downloads are written to a hidden temporary file .NAME.ftpart next to the target and renamed
-into place only when the size matches and the server confirmed the transfer. An existing file
-is never replaced: the copy is saved as NAME.1, NAME.2, ... unless --overwrite is given.
+into place only when the size matches and the server confirmed the transfer. A file named with
+-o PATH is then replaced (as curl -o and wget -O do); under its default name an existing file
+is never replaced: the copy is saved as NAME.1, NAME.2, ... unless --overwrite is given. The
+free disk space is checked against the file's size before the transfer starts.
 
 Uploads never replace a remote file either: the client checks with MLST or SIZE first and
 refuses unless --overwrite is given (and the server must allow it too). Both directions are
@@ -47,7 +65,8 @@ With -r, every file of the tree follows the same rules; --parallel N transfers N
 over N control connections (in active mode on data ports DATA_PORT ... DATA_PORT+N-1).
 Symbolic links that point outside a local tree are skipped.
 
-Exit status: 0 success, 1 failure, 2 usage error.";
+Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted by Ctrl-C (SIGINT), 143
+stopped by SIGTERM (an interrupted download keeps its .NAME.ftpart for --resume).";
 
 /// List, get and put files and directory trees on an FTP server, in passive mode or (with
 /// DATA_PORT) active mode; or get and put single files over TFTP.
@@ -60,13 +79,15 @@ Exit status: 0 success, 1 failure, 2 usage error.";
 #[command(name = "ftclient", version, after_help = EXAMPLES, override_usage = USAGE)]
 #[command(group(ArgGroup::new("action").required(true).args(["list", "get", "put"])))]
 pub struct Cli {
-    /// Server host name, IPv4 address or IPv6 address (e.g. ftp.example.org, 127.0.0.1, ::1).
+    /// Server host name, IPv4 address or IPv6 address (e.g. ftp.example.org, 127.0.0.1, ::1),
+    /// or an ftp:// URL (see URLs below).
     #[arg(value_parser = parse_host)]
     pub host: String,
 
-    /// Server control port (1-65535; FTP's standard port is 21).
-    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
+    /// Server control port (1-65535; FTP's standard port is 21). After a URL, which has its
+    /// own port, a number here is the DATA_PORT.
+    #[arg(required = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
 
     /// Local port for active mode (1024-65535); omit it for passive mode.
     ///
@@ -109,12 +130,14 @@ pub struct Cli {
     #[arg(long, value_name = "REMOTE", conflicts_with_all = ["get", "list"], value_parser = parse_line_arg)]
     pub to: Option<String>,
 
-    /// With -g: save to PATH instead of ./BASENAME; '-' writes to stdout. With -r -g: the
-    /// local directory that receives the tree.
+    /// With -g: save to PATH instead of ./BASENAME, replacing a file there once the download
+    /// is complete and checked (a directory: BASENAME inside it); '-' writes to stdout. With
+    /// -r -g: the local directory that receives the tree.
     #[arg(short = 'o', long = "output", value_name = "PATH", conflicts_with_all = ["list", "put"])]
     pub output: Option<PathBuf>,
 
-    /// With -g: replace an existing local file instead of saving as NAME.1, NAME.2, ...
+    /// With -g: replace an existing local file under its default name too, instead of saving
+    /// as NAME.1, NAME.2, ... (a file named with -o is always replaced).
     /// With -p: replace an existing remote file (the server must allow it too).
     #[arg(long, conflicts_with = "list")]
     pub overwrite: bool,
@@ -166,7 +189,8 @@ pub struct Cli {
     #[arg(long, default_value = "ftclient@", value_parser = parse_password)]
     pub password: String,
 
-    /// Seconds to wait when connecting, for each reply and for the data connection. With
+    /// Seconds to wait when connecting, for each reply and for the data connection (for the
+    /// greeting at most 10: a port that says nothing for that long is likely not FTP). With
     /// --tftp: the longest the server may stay silent (the request and lost blocks are still
     /// resent after 1 s, 2 s, 4 s, ...) before the transfer is given up.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -189,50 +213,6 @@ pub struct Checksum {
     pub algo: Algo,
     /// The expected digest.
     pub digest: Vec<u8>,
-}
-
-/// A digest algorithm the client can compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algo {
-    /// CRC-32 (IEEE 802.3), 4 bytes, big-endian as servers print it.
-    Crc32,
-    /// SHA-256 (FIPS 180-4).
-    Sha256,
-    /// SHA-1 (FIPS 180-4).
-    Sha1,
-    /// MD5 (RFC 1321).
-    Md5,
-}
-
-impl Algo {
-    /// Every algorithm, cheapest first: the order `--hash auto` prefers them in.
-    pub const CHEAPEST_FIRST: [Algo; 4] = [Algo::Crc32, Algo::Sha256, Algo::Sha1, Algo::Md5];
-
-    /// The name in FEAT, `OPTS HASH` and `213` replies (IANA hash function textual names).
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Crc32 => "CRC32",
-            Algo::Sha256 => "SHA-256",
-            Algo::Sha1 => "SHA-1",
-            Algo::Md5 => "MD5",
-        }
-    }
-
-    /// Looks an algorithm up by name, ignoring case and the dash (`sha256`, `SHA-256`).
-    pub fn from_name(name: &str) -> Option<Algo> {
-        let wanted = name.trim().replace('-', "");
-        Self::CHEAPEST_FIRST.into_iter().find(|a| a.name().replace('-', "").eq_ignore_ascii_case(&wanted))
-    }
-
-    /// The digest's length in bytes.
-    pub fn digest_len(self) -> usize {
-        match self {
-            Algo::Crc32 => 4,
-            Algo::Sha256 => 32,
-            Algo::Sha1 => 20,
-            Algo::Md5 => 16,
-        }
-    }
 }
 
 /// `--hash`: which digest the server is asked for.
@@ -259,6 +239,130 @@ impl Cli {
     pub fn output_target(&self) -> Option<Option<&PathBuf>> {
         self.output.as_ref().map(|p| if p.as_os_str() == "-" { None } else { Some(p) })
     }
+
+    /// The server's control port ([`parse_args`] made sure there is one).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(url::DEFAULT_PORT)
+    }
+
+    /// Completes a command line whose HOST is an `ftp://` URL: it fills in the host, port,
+    /// login and what to do.
+    fn resolve(&mut self, matches: &clap::ArgMatches) -> Result<(), (ErrorKind, String)> {
+        let found = url::parse(&self.host).map_err(|e| (ErrorKind::ValueValidation, e))?;
+        let conflict =
+            |what: &str| Err((ErrorKind::ArgumentConflict, format!("an ftp:// URL cannot be used with {what}")));
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        if self.tftp {
+            return conflict("--tftp (which takes HOST PORT)");
+        }
+        if self.list || self.get.is_some() {
+            return conflict("-l or -g: the URL says what to list or get");
+        }
+        if self.dir.is_some() {
+            return conflict("--dir: the URL names the directory");
+        }
+        if found.user.is_some() && given("user") {
+            return conflict("--user when it names a user too");
+        }
+        if found.password.is_some() && given("password") {
+            return conflict("--password when it holds a password too");
+        }
+        // After a URL, which names its own port, one number may follow: the data port.
+        match [self.port, self.data_port] {
+            [Some(_), Some(_)] => {
+                return Err((ErrorKind::TooManyValues, "after an ftp:// URL only a DATA_PORT may follow".into()))
+            }
+            [Some(n), None] | [None, Some(n)] if n < 1024 => {
+                return Err((
+                    ErrorKind::ValueValidation,
+                    format!("invalid value '{n}' for '[DATA_PORT]': {n} is not in 1024..=65535"),
+                ))
+            }
+            [Some(n), None] | [None, Some(n)] => self.data_port = Some(n),
+            [None, None] => {}
+        }
+        self.host = found.host.clone();
+        self.port = Some(found.port);
+        if let Some(user) = &found.user {
+            self.user = user.clone();
+        }
+        if let Some(password) = &found.password {
+            self.password = password.clone();
+        }
+        let path = found.path.clone();
+        let dir = || {
+            let trimmed = path.trim_end_matches('/');
+            match (trimmed.is_empty(), path.is_empty()) {
+                (_, true) => None,
+                (true, false) => Some("/".to_owned()),
+                (false, false) => Some(trimmed.to_owned()),
+            }
+        };
+        if self.put.is_some() {
+            if self.to.is_some() {
+                return conflict("--to: the URL names where the upload goes");
+            }
+            if found.is_dir() {
+                self.dir = dir();
+            } else {
+                self.to = Some(path.clone());
+            }
+        } else if self.recursive {
+            match dir() {
+                Some(remote) => self.get = Some(remote),
+                None => {
+                    return Err((
+                        ErrorKind::ValueValidation,
+                        "-r with a URL needs the remote directory in it: ftp://HOST/DIR/".into(),
+                    ))
+                }
+            }
+        } else if found.is_dir() {
+            if self.output.is_some() {
+                return conflict("-o when it names a directory to list");
+            }
+            self.list = true;
+            self.dir = dir();
+        } else {
+            if self.long {
+                return conflict("--long when it names a file to get");
+            }
+            self.get = Some(path.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Parses the command line (`args` includes the program name) and resolves an ftp:// URL in
+/// place of HOST. Errors are clap's, so they print and map to exit codes as clap's own do.
+pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // The card's form first, with its own errors; PORT and the action are optional only for a
+    // URL, which names them.
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(strict) => {
+            let relaxed = Cli::command()
+                .mut_arg("port", |a| a.required(false))
+                // Checked in `resolve`, whichever slot the number lands in.
+                .mut_arg("data_port", |a| a.value_parser(clap::value_parser!(u16).range(1..)))
+                .mut_group("action", |g| g.required(false))
+                .try_get_matches_from(&args);
+            match relaxed {
+                Ok(matches) if matches.get_one::<String>("host").is_some_and(|h| url::looks_like_url(h)) => matches,
+                _ => return Err(strict),
+            }
+        }
+    };
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if url::looks_like_url(&cli.host) {
+        cli.resolve(&matches).map_err(|(kind, message)| Cli::command().error(kind, message))?;
+    }
+    Ok(cli)
 }
 
 /// Accepts a host: anything but an empty string (which no resolver could look up).
@@ -305,54 +409,6 @@ fn parse_checksum(arg: &str) -> Result<Checksum, String> {
     Ok(Checksum { algo, digest })
 }
 
-/// Turns clap's rendered error (`error: ...`, details on indented lines, a blank line, then
-/// usage hints) into one line without the `error: ` prefix: `invalid value '0' for '<PORT>': 0
-/// is not in 1..=65535`, `the following required arguments were not provided: <PORT>`.
-pub fn one_line_error(rendered: &str) -> String {
-    let mut lines = rendered.lines();
-    let first = lines.next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first).trim();
-    let details = lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()).map(str::trim);
-    std::iter::once(first).chain(details).collect::<Vec<_>>().join(" ")
-}
-
-/// The one-line usage error for a clap error. A value the user gave is shown with control
-/// characters escaped (a raw newline would cut the line and lose the reason), and a
-/// `--password` value is never shown at all.
-pub fn usage_message(err: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
-    let arg = match err.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(arg)) => arg.as_str(),
-        _ => "",
-    };
-    if arg.starts_with("--password") {
-        let reason = std::error::Error::source(err).map_or_else(String::new, |e| format!(": {e}"));
-        return format!("invalid value for '{arg}'{reason}");
-    }
-    let mut rendered = err.to_string();
-    for (_, value) in err.context() {
-        let values: Vec<&str> = match value {
-            ContextValue::String(s) => vec![s],
-            ContextValue::Strings(v) => v.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
-        for v in values.into_iter().filter(|v| v.contains(char::is_control)) {
-            rendered = rendered.replace(v, &common::text::sanitize(v));
-        }
-    }
-    one_line_error(&rendered)
-}
-
-/// Decodes a hex string (either case); `None` when it is not hex or has an odd length.
-pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.as_bytes();
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let nibble = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    hex.chunks(2).map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,7 +420,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::error::ErrorKind> {
-        Cli::try_parse_from(std::iter::once("ftclient").chain(args.iter().copied())).map_err(|e| e.kind())
+        parse_args(std::iter::once("ftclient").chain(args.iter().copied())).map_err(|e| e.kind())
     }
 
     #[test]
@@ -372,7 +428,7 @@ mod tests {
         let cli = parse(&["127.0.0.1", "2121", "-l"]).unwrap();
         assert!(cli.list && cli.data_port.is_none());
         let cli = parse(&["::1", "2121", "-l", "5000"]).unwrap();
-        assert_eq!((cli.host.as_str(), cli.port, cli.data_port), ("::1", 2121, Some(5000)));
+        assert_eq!((cli.host.as_str(), cli.port(), cli.data_port), ("::1", 2121, Some(5000)));
         let cli = parse(&["h", "21", "-g", "docs/a.txt", "5001"]).unwrap();
         assert_eq!((cli.get.as_deref(), cli.data_port), (Some("docs/a.txt"), Some(5001)));
         let cli = parse(&["h", "21", "-g", "a", "-o", "-"]).unwrap();
@@ -384,6 +440,54 @@ mod tests {
         let cli = parse(&["h", "21", "-r", "-g", "tree", "--parallel", "8"]).unwrap();
         assert!(cli.recursive && cli.parallel == 8);
         assert_eq!(parse(&["h", "21", "-p", "a"]).unwrap().parallel, 4);
+    }
+
+    #[test]
+    fn resolves_urls_beside_the_card_forms() {
+        let cli = parse(&["ftp://h/"]).unwrap();
+        assert!(cli.list && cli.dir.is_none() && cli.get.is_none());
+        assert_eq!((cli.host.as_str(), cli.port(), cli.user.as_str()), ("h", 21, "anonymous"));
+        let cli = parse(&["ftp://h"]).unwrap();
+        assert!(cli.list && cli.dir.is_none());
+        let cli = parse(&["ftp://bob:pw@[::1]:2121/docs/", "--long"]).unwrap();
+        assert!(cli.list && cli.long);
+        assert_eq!((cli.host.as_str(), cli.port(), cli.dir.as_deref()), ("::1", 2121, Some("docs")));
+        assert_eq!((cli.user.as_str(), cli.password.as_str()), ("bob", "pw"));
+        let cli = parse(&["ftp://h/%2F/"]).unwrap();
+        assert_eq!(cli.dir.as_deref(), Some("/"));
+        let cli = parse(&["ftp://h:3555/a%20b.txt", "8555", "-o", "x"]).unwrap();
+        assert_eq!((cli.get.as_deref(), cli.port(), cli.data_port), (Some("a b.txt"), 3555, Some(8555)));
+        let cli = parse(&["-r", "ftp://h/photos/"]).unwrap();
+        assert_eq!((cli.recursive, cli.get.as_deref()), (true, Some("photos")));
+        let cli = parse(&["-p", "a.txt", "ftp://h/in/"]).unwrap();
+        assert_eq!((cli.dir.as_deref(), cli.to.as_deref(), cli.get.as_deref()), (Some("in"), None, None));
+        let cli = parse(&["-p", "a.txt", "ftp://h/in/b.txt"]).unwrap();
+        assert_eq!((cli.dir.as_deref(), cli.to.as_deref()), (None, Some("in/b.txt")));
+        // --user still works when the URL names nobody.
+        assert_eq!(parse(&["ftp://h/f", "--user", "ann"]).unwrap().user, "ann");
+        // The card's forms are untouched.
+        let cli = parse(&["h", "3555", "-g", "file", "8555"]).unwrap();
+        assert_eq!((cli.port(), cli.get.as_deref(), cli.data_port), (3555, Some("file"), Some(8555)));
+        assert_eq!(parse(&["h", "3555", "-l", "8555"]).unwrap().data_port, Some(8555));
+        use clap::error::ErrorKind::*;
+        for (args, kind) in [
+            (&["ftps://h/f"][..], ValueValidation),
+            (&["http://h/f"], ValueValidation),
+            (&["ftp://h/f", "-g", "x"], ArgumentConflict),
+            (&["ftp://h/", "-l"], ArgumentConflict),
+            (&["ftp://h/f", "--dir", "d"], ArgumentConflict),
+            (&["ftp://h/f", "--long"], ArgumentConflict),
+            (&["ftp://h/d/", "-o", "x"], ArgumentConflict),
+            (&["ftp://u@h/f", "--user", "v"], ArgumentConflict),
+            (&["ftp://u:p@h/f", "--password", "q"], ArgumentConflict),
+            (&["ftp://h/f", "--tftp"], ArgumentConflict),
+            (&["ftp://h/f", "80"], ValueValidation),
+            (&["ftp://h/f", "5000", "5001"], TooManyValues),
+            (&["-r", "ftp://h/"], ValueValidation),
+            (&["-p", "a", "--to", "b", "ftp://h/x"], ArgumentConflict),
+        ] {
+            assert_eq!(parse(args).err(), Some(kind), "{args:?}");
+        }
     }
 
     #[test]
@@ -432,21 +536,21 @@ mod tests {
     #[test]
     fn usage_errors_fit_on_one_line() {
         let render = |args: &[&str]| {
-            let e = Cli::try_parse_from(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
-            one_line_error(&e.to_string())
+            let e = parse_args(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
+            crate::report::one_line_error(&e.to_string())
         };
         assert_eq!(render(&["h", "0", "-l"]), "invalid value '0' for '<PORT>': 0 is not in 1..=65535");
         let missing = render(&["h"]);
         assert!(missing.starts_with("the following required arguments were not provided:"), "{missing}");
         assert!(missing.contains("<PORT>") && !missing.contains('\n'), "{missing}");
-        assert_eq!(one_line_error("plain message"), "plain message");
+        assert_eq!(crate::report::one_line_error("plain message"), "plain message");
     }
 
     #[test]
     fn usage_errors_escape_values_and_hide_passwords() {
         let render = |args: &[&str]| {
-            let e = Cli::try_parse_from(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
-            usage_message(&e)
+            let e = parse_args(std::iter::once("ftclient").chain(args.iter().copied())).unwrap_err();
+            crate::report::usage_message(&e)
         };
         let get = render(&["h", "21", "-g", "a\nb"]);
         assert!(get.starts_with("invalid value 'a\\x0ab' for '--get <REMOTE_FILE>'"), "{get}");

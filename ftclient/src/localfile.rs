@@ -1,7 +1,8 @@
 //! Local files for downloads: the final name, the temporary `.NAME.ftpart` file beside it, the
-//! writer that (with `--fsync`) pushes its data to disk while the download runs, and the move
-//! into place that
-//! never replaces an existing file (NAME.1, NAME.2, ... as wget does) unless asked to.
+//! writer that (with `--fsync`) pushes its data to disk while the download runs, the free-space
+//! check, and the move into place that never replaces an existing file the client named itself
+//! (NAME.1, NAME.2, ... as wget does) unless asked to; a name the user gave (`-o PATH`) is
+//! replaced atomically, as curl `-o` and wget `-O` do.
 
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -151,7 +152,7 @@ impl PartLock {
                         Err(e) => return Err(e).with_context(cannot),
                     }
                 }
-                Err(e) => return Err(e).with_context(cannot),
+                Err(e) => return Err(not_created(part, e)),
             };
             let whole = nix::libc::flock {
                 l_type: nix::libc::F_WRLCK as i16,
@@ -231,6 +232,20 @@ impl Drop for PartLock {
     }
 }
 
+/// Why the temporary file `part` could not be created. When the directory is at fault (not
+/// writable, on a read-only file system, missing), the message names the directory: the user
+/// never asked for `.NAME.ftpart` and cannot act on its name.
+fn not_created(part: &Path, err: io::Error) -> anyhow::Error {
+    let dir = shown_dir(part.parent().unwrap_or(Path::new("")));
+    match err.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            anyhow::anyhow!("cannot save into {dir}: {}", crate::report::io_reason(&err))
+        }
+        io::ErrorKind::NotFound => anyhow::anyhow!("cannot save into {dir}: no such directory"),
+        _ => anyhow::Error::new(err).context(format!("cannot create {}", part.display())),
+    }
+}
+
 /// Is `file` the file `path` names now (same device and inode)?
 fn is_named(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -264,11 +279,57 @@ pub fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
+/// Fails when the file system that holds `dir` has room for fewer than `needed` more bytes
+/// (for an unprivileged writer: statvfs `f_bavail`, what `df` shows), before a transfer that
+/// could only end in a full disk starts. A file system that cannot say is not checked.
+pub fn check_space(dir: &Path, needed: u64) -> Result<()> {
+    let at = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Ok(stats) = nix::sys::statvfs::statvfs(at) else { return Ok(()) };
+    let free = stats.blocks_available().saturating_mul(stats.fragment_size());
+    if free < needed {
+        bail!(
+            "not enough disk space in {}: the download needs {} more, {} are free",
+            shown_dir(dir),
+            amount(needed),
+            amount(free)
+        );
+    }
+    Ok(())
+}
+
+/// Did `err` come from a full disk (or a full quota)?
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|e| matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+}
+
+/// `3.01 MiB (3157073 bytes)`.
+pub fn amount(bytes: u64) -> String {
+    if bytes < 1024 {
+        return if bytes == 1 { "1 byte".into() } else { format!("{bytes} bytes") };
+    }
+    format!("{} ({bytes} bytes)", indicatif::BinaryBytes(bytes))
+}
+
+/// A directory as messages name it: `.` for the current one.
+pub fn shown_dir(dir: &Path) -> String {
+    if dir.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        dir.display().to_string()
+    }
+}
+
 /// Where a download is going: a directory and the file name wanted in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     dir: PathBuf,
     name: OsString,
+    /// The user named this file (`-o PATH`): it is replaced, as curl `-o` and wget `-O` do.
+    /// A name the client chose (the remote base name) is never replaced without
+    /// `--overwrite`; the copy goes to NAME.1, NAME.2, ... instead.
+    named: bool,
 }
 
 /// The last component of a remote path (`docs/a.txt` -> `a.txt`); `None` when there is no
@@ -290,8 +351,8 @@ impl Target {
             ),
         };
         match output {
-            None => Ok(Target { dir: PathBuf::new(), name: base()? }),
-            Some(path) if path.is_dir() => Ok(Target { dir: path.to_owned(), name: base()? }),
+            None => Ok(Target { dir: PathBuf::new(), name: base()?, named: false }),
+            Some(path) if path.is_dir() => Ok(Target { dir: path.to_owned(), name: base()?, named: false }),
             // `DIR/` names a directory, never a file `DIR` (curl and wget refuse it too).
             Some(path) if path.as_os_str().as_encoded_bytes().ends_with(b"/") => {
                 let exists = std::fs::symlink_metadata(path.components().as_path()).is_ok();
@@ -301,7 +362,7 @@ impl Target {
             Some(path) => match path.file_name() {
                 Some(name) => {
                     let dir = path.parent().unwrap_or(Path::new(""));
-                    Ok(Target { dir: dir.to_owned(), name: name.to_owned() })
+                    Ok(Target { dir: dir.to_owned(), name: name.to_owned(), named: true })
                 }
                 None => bail!("cannot save to {}: expected a file name", path.display()),
             },
@@ -310,7 +371,7 @@ impl Target {
 
     /// The file `name` in `dir`, exactly (tree transfers, where the name comes from a listing).
     pub fn in_dir(dir: &Path, name: &str) -> Target {
-        Target { dir: dir.to_owned(), name: OsString::from(name) }
+        Target { dir: dir.to_owned(), name: OsString::from(name), named: false }
     }
 
     /// Fails when the name is longer than the file system allows (255 bytes), before anything
@@ -326,6 +387,17 @@ impl Target {
             );
         }
         Ok(())
+    }
+
+    /// Whether an existing file under this name is replaced: the user named it (`-o PATH`)
+    /// or asked for `--overwrite`.
+    pub fn replaces(&self, overwrite: bool) -> bool {
+        overwrite || self.named
+    }
+
+    /// The directory the file goes into (empty: the current one).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The name asked for.
@@ -358,11 +430,11 @@ impl Target {
         self.dir.join(OsString::from_vec(numbered))
     }
 
-    /// Moves the finished `part` file into place and returns where it went. With `overwrite`
-    /// the target is replaced atomically; otherwise the first free name of NAME, NAME.1,
+    /// Moves the finished `part` file into place and returns where it went. With `replace`
+    /// ([`Target::replaces`]) the target is replaced atomically (a rename); otherwise the first free name of NAME, NAME.1,
     /// NAME.2, ... is taken without ever replacing a file that appears in the meantime.
-    pub fn commit(&self, part: &Path, overwrite: bool) -> io::Result<PathBuf> {
-        if overwrite {
+    pub fn commit(&self, part: &Path, replace: bool) -> io::Result<PathBuf> {
+        if replace {
             let path = self.path();
             std::fs::rename(part, &path)?;
             return Ok(path);
@@ -467,6 +539,11 @@ mod tests {
         assert_eq!((t.path(), t.part_path()), (PathBuf::from("out/b.bin"), PathBuf::from("out/.b.bin.ftpart")));
         let t = Target::new(Some(Path::new("b.bin")), "docs/").unwrap();
         assert_eq!(t.path(), PathBuf::from("b.bin"));
+        // A name the user gave is replaced; one the client derived is not (without --overwrite).
+        assert!(t.replaces(false));
+        assert!(!Target::new(None, "docs/a.txt").unwrap().replaces(false));
+        assert!(!Target::in_dir(Path::new("d"), "a").replaces(false));
+        assert!(Target::in_dir(Path::new("d"), "a").replaces(true));
         assert!(Target::new(None, "docs/").is_err());
     }
 

@@ -1,9 +1,11 @@
 //! ftclient: list, get and put files and directory trees over FTP in active or passive mode.
 //!
 //! `main` parses the command line, sets up logging and Ctrl-C, calls [`run`], and maps the
-//! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr).
+//! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr ending in
+//! "see --help"), 128 + the signal's number when Ctrl-C (130) or SIGTERM (143) stopped it.
 
 mod cli;
+mod digest;
 mod get;
 mod interrupt;
 mod list;
@@ -11,16 +13,17 @@ mod localfile;
 mod pool;
 mod progress;
 mod put;
+mod report;
 mod session;
 mod tftp;
 mod tftpfile;
 mod transfer;
 mod tree;
+mod url;
 mod verify;
 
 use anyhow::Result;
 use clap::error::ErrorKind;
-use clap::Parser;
 use cli::Cli;
 use get::{GetOptions, Output};
 use list::ListOptions;
@@ -35,13 +38,13 @@ use transfer::Mode;
 use tree::TreeOptions;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return usage_error(&cli::usage_message(&e)),
+        Err(e) => return usage_error(&report::usage_message(&e)),
     };
     if cli.resume && cli.output_target() == Some(None) {
         return usage_error("--resume cannot be used with -o - (stdout)");
@@ -56,8 +59,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("ftclient: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("ftclient: {}", report::render(&err));
+            // A run stopped by Ctrl-C or SIGTERM says so in its status, as shells and curl do,
+            // so a script can tell an interrupt from a failure.
+            interrupt::exit_status().map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }
@@ -83,9 +88,10 @@ fn stream_usage(cli: &Cli) -> Option<String> {
     None
 }
 
-/// Prints a usage error as one line, `ftclient: <message>`, and returns exit status 2.
+/// Prints a usage error as one line, `ftclient: <message>; see --help`, and returns exit
+/// status 2.
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("ftclient: {}", cli::one_line_error(message));
+    eprintln!("ftclient: {}; see --help", report::one_line_error(message));
     ExitCode::from(2)
 }
 
@@ -114,7 +120,7 @@ fn run(cli: &Cli) -> Result<()> {
     let mode = cli.data_port.map_or(Mode::Passive, Mode::Active);
     let login = Login {
         host: cli.host.clone(),
-        port: cli.port,
+        port: cli.port(),
         user: cli.user.clone(),
         password: cli.password.clone(),
         timeout: Duration::from_secs(cli.timeout),
@@ -205,7 +211,7 @@ fn run(cli: &Cli) -> Result<()> {
 /// `--tftp`: one get or put over TFTP.
 fn run_tftp(cli: &Cli) -> Result<()> {
     let job = tftpfile::TftpJob {
-        server: tftpfile::resolve(&cli.host, cli.port)?,
+        server: tftpfile::resolve(&cli.host, cli.port())?,
         options: tftp::TftpOptions {
             blksize: cli.blksize,
             windowsize: cli.windowsize,

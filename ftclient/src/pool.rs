@@ -177,7 +177,7 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
     let mut session = match session.map_or_else(|| connect(shared.login), Ok) {
         Ok(session) => session,
         Err(e) => {
-            log::warn!("connection {} of the transfer could not log in: {e:#}", index + 1);
+            log::warn!("connection {} of the transfer could not log in: {}", index + 1, crate::report::render(&e));
             return false;
         }
     };
@@ -193,7 +193,11 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
             match connect(shared.login) {
                 Ok(fresh) => session = fresh,
                 Err(e) => {
-                    log::warn!("connection {} of the transfer is lost and cannot log in again: {e:#}", index + 1);
+                    log::warn!(
+                        "connection {} of the transfer is lost and cannot log in again: {}",
+                        index + 1,
+                        crate::report::render(&e)
+                    );
                     shared.hand_back(job);
                     drop(running);
                     return false;
@@ -226,8 +230,8 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
                     report.renamed += usize::from(renamed);
                 }
                 Err(e) => {
-                    log::info!("{} failed: {e:#}", job.label);
-                    report.failed.push((job.label, format!("{e:#}")));
+                    log::info!("{} failed: {}", job.label, crate::report::render(&e));
+                    report.failed.push((job.label, crate::report::render(&e)));
                 }
             }
             shared.progress.file_done(report.files + report.failed.len(), shared.files);
@@ -240,7 +244,11 @@ fn work(index: usize, session: Option<Session>, mode: Mode, shared: &Shared<'_>)
             match connect(shared.login) {
                 Ok(fresh) => session = fresh,
                 Err(e) => {
-                    log::warn!("connection {} of the transfer is lost and cannot log in again: {e:#}", index + 1);
+                    log::warn!(
+                        "connection {} of the transfer is lost and cannot log in again: {}",
+                        index + 1,
+                        crate::report::render(&e)
+                    );
                     return false;
                 }
             }

@@ -124,12 +124,27 @@ impl FileBar {
 }
 
 /// `1.00 MiB (1048576 bytes) in 2.00 s, 512.00 KiB/s`: what was moved in this run; `total`
-/// counts resumed bytes too.
+/// counts resumed bytes too. Below 1 KiB the count is said once: `1 byte`, `700 bytes`.
 pub fn summary(moved: u64, total: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-6);
     let rate = (moved as f64 / secs) as u64;
-    let resumed = if moved == total { String::new() } else { format!(", {} of them now", BinaryBytes(moved)) };
-    format!("{} ({total} bytes{resumed}) in {secs:.2} s, {}/s", BinaryBytes(total), BinaryBytes(rate))
+    let size = if total < 1024 {
+        let resumed = if moved == total { String::new() } else { format!(" ({moved} of them now)") };
+        format!("{}{resumed}", count(total, "byte"))
+    } else {
+        let resumed = if moved == total { String::new() } else { format!(", {} of them now", BinaryBytes(moved)) };
+        format!("{} ({total} bytes{resumed})", BinaryBytes(total))
+    };
+    format!("{size} in {secs:.2} s, {}/s", BinaryBytes(rate))
+}
+
+/// `1 byte`, `2 bytes`, `0 bytes`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +161,11 @@ mod tests {
             summary(512, 1024, Duration::from_secs(1)),
             "1.00 KiB (1024 bytes, 512 B of them now) in 1.00 s, 512 B/s"
         );
+        // Small sizes say their count once, in words that agree with it.
+        assert_eq!(summary(1, 1, Duration::from_secs(1)), "1 byte in 1.00 s, 1 B/s");
+        assert_eq!(summary(0, 0, Duration::from_secs(1)), "0 bytes in 1.00 s, 0 B/s");
+        assert_eq!(summary(200, 700, Duration::from_secs(1)), "700 bytes (200 of them now) in 1.00 s, 200 B/s");
+        assert_eq!(summary(1023, 1023, Duration::from_secs(1)), "1023 bytes in 1.00 s, 1023 B/s");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `--resume` (REST n + STOR, or APPE), and a finished upload is checked by its size and, when
 //! the server offers HASH, by SHA-256.
 
+use crate::digest;
 use crate::progress::{summary, Progress};
 use crate::session::{ServerError, Session};
 use crate::transfer::{self, Mode};
@@ -184,13 +185,13 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         Some(m) if m.cheap() && !complete => {
             let algos = [m.algo()];
             let hashers = if offset == 0 {
-                verify::Hashers::new(&algos)
+                digest::Hashers::new(&algos)
             } else {
                 let mut prefix =
                     File::open(&opts.local).with_context(|| format!("cannot read {}", opts.local.display()))?;
-                verify::hash_prefix(&mut prefix, offset, &algos, &opts.local)?
+                digest::hash_prefix(&mut prefix, offset, &algos, &opts.local)?
             };
-            let mut reader = verify::HashingReader::continuing(&mut file, hashers);
+            let mut reader = digest::HashingReader::continuing(&mut file, hashers);
             let sent = store(session, mode, opts, &mut reader, &size)?;
             (sent, Some(reader.finish()))
         }
@@ -201,7 +202,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
             let (sent, digest) = std::thread::scope(|scope| {
                 let stop = &stop;
                 let hasher =
-                    method.map(|m| scope.spawn(move || verify::hash_file_until(&opts.local, &[m.algo()], stop)));
+                    method.map(|m| scope.spawn(move || digest::hash_file_until(&opts.local, &[m.algo()], stop)));
                 let sent = if complete {
                     log::info!("the server already holds all {len} bytes of {remote}");
                     Ok(0)
@@ -218,7 +219,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         }
     };
     if let Err(e) = check(session, opts, len, method.zip(digest), Some(&opts.local)) {
-        if offset > 0 && e.downcast_ref::<verify::Mismatch>().is_some() {
+        if offset > 0 && e.downcast_ref::<digest::Mismatch>().is_some() {
             // The part that was on the server did not come from this file.
             bail!(
                 "the server's {remote} now differs from {}: the {offset} bytes already on the server before \
@@ -286,7 +287,7 @@ fn run_stream(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Se
         Box::new(File::open(&opts.local).with_context(|| format!("cannot open {local}"))?)
     };
     let algos: Vec<_> = method.iter().map(|m| m.algo()).collect();
-    let mut reader = verify::HashingReader::new(input, &algos);
+    let mut reader = digest::HashingReader::new(input, &algos);
     let size = Size { offset: 0, len: None, unchanged: &|| Some(()), fresh: matches!(found, Remote::Missing) };
     let sent = store(session, mode, opts, &mut reader, &size)?;
     let digests = reader.finish();
@@ -360,7 +361,7 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
                 // The reset makes the server answer (426); read it so the connection stays in
                 // step for the next command, whatever it says.
                 if let Err(e) = session.read_reply() {
-                    log::debug!("no reply after the reset: {e:#}");
+                    log::debug!("no reply after the reset: {}", crate::report::render(&e));
                 }
                 let left = left_behind(session, &opts.remote, size.fresh, count);
                 return Err(anyhow!(LocalChanged { local: shown(&opts.local), detail: changed.0.clone(), left }));
@@ -451,7 +452,7 @@ fn check(
     session: &mut Session,
     opts: &PutOptions,
     len: u64,
-    digest: Option<(verify::Method, verify::Digests)>,
+    digest: Option<(verify::Method, digest::Digests)>,
     path: Option<&Path>,
 ) -> Result<()> {
     match probe(session, &opts.remote)? {

@@ -1,10 +1,12 @@
 //! The control connection: connect, greeting, login, FEAT, and typed commands whose replies are
 //! checked here. It never moves file bytes; data connections are opened in `transfer`.
 
-use crate::cli::Algo;
+use crate::digest::Algo;
 use crate::interrupt;
 use anyhow::{anyhow, bail, Context, Result};
 use common::command::TransferType;
+use common::listing::parse_mlsx;
+use common::path::unquote_257;
 use common::reply::ReplyBuilder;
 use common::text::sanitize;
 use common::{Command, Control, ControlError, Reply};
@@ -15,6 +17,16 @@ use std::time::{Duration, Instant};
 
 /// How often blocking waits wake up to notice Ctrl-C.
 pub const TICK: Duration = Duration::from_millis(200);
+
+/// The longest wait for the greeting (or `--timeout`, when shorter). A server greets at once;
+/// a port that accepts and says nothing is most likely not FTP (an HTTP server waits for its
+/// request), and waiting the whole reply timeout for it only delays the explanation.
+pub const GREETING_WAIT: Duration = Duration::from_secs(10);
+
+/// No line came from the server within the wait.
+#[derive(Debug, thiserror::Error)]
+#[error("no reply from the server within {} s", .0.as_secs())]
+pub struct NoReply(pub Duration);
 
 /// A reply the client did not want, shown as `550 No such file` (sanitised).
 #[derive(Debug)]
@@ -177,10 +189,34 @@ impl Session {
         self.timeout
     }
 
-    /// Reads the greeting: 220 (after any number of 120 "ready in n minutes" replies).
+    /// Reads the greeting: 220 (after any number of 120 "ready in n minutes" replies), waiting
+    /// at most [`GREETING_WAIT`] for it.
     fn greeting(&mut self) -> Result<()> {
+        let usual = self.timeout;
+        self.timeout = usual.min(GREETING_WAIT);
+        let greeted = self.read_greeting();
+        self.timeout = usual;
+        greeted
+    }
+
+    fn read_greeting(&mut self) -> Result<()> {
         loop {
-            let reply = self.read_reply().context("no greeting from the server")?;
+            let reply = match self.read_reply() {
+                Ok(reply) => reply,
+                Err(e) if interrupt::check().is_err() => return Err(e),
+                Err(e) => {
+                    let peer = self.peer;
+                    return Err(match e.downcast_ref::<NoReply>() {
+                        Some(NoReply(wait)) => {
+                            anyhow!("no greeting from {peer} within {} s; it may not be an FTP server", wait.as_secs())
+                        }
+                        None if e.chain().any(|c| c.is::<common::reply::ReplyError>() || c.is::<ControlError>()) => {
+                            e.context(format!("{peer} did not greet as FTP servers do; it may not be an FTP server"))
+                        }
+                        None => e.context("no greeting from the server"),
+                    });
+                }
+            };
             match reply.code {
                 120 => continue,
                 220 => return Ok(()),
@@ -300,7 +336,7 @@ impl Session {
                 }
                 Err(e) if e.is_timeout() => {
                     if Instant::now() >= deadline {
-                        bail!("no reply from the server within {} s", self.timeout.as_secs());
+                        return Err(NoReply(self.timeout).into());
                     }
                 }
                 Err(ControlError::Io(e)) => return Err(e).context("control connection failed"),
@@ -321,6 +357,26 @@ impl Session {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
             Err(e) => Err(e).context("control connection failed"),
         }
+    }
+
+    /// Is `path` a directory on the server? Asked only to explain a failure (a RETR refused):
+    /// MLST when FEAT listed it, else CWD into it and back to where the session was.
+    pub fn is_dir(&mut self, path: &str) -> Result<bool> {
+        if self.features.mlst {
+            let reply = self.command(&Command::Mlst(Some(path.to_owned())))?;
+            // RFC 3659 section 7.2: the facts line starts with one space.
+            let entry = reply.lines.iter().filter_map(|l| l.strip_prefix(' ')).find_map(|l| parse_mlsx(l).ok());
+            return Ok(reply.is_success() && entry.is_some_and(|e| e.is_dir()));
+        }
+        let pwd = self.command(&Command::Pwd)?;
+        let Some(here) = pwd.is_success().then(|| unquote_257(&pwd.text())).flatten() else {
+            return Ok(false);
+        };
+        if !self.command(&Command::Cwd(path.to_owned()))?.is_success() {
+            return Ok(false);
+        }
+        self.expect_success(&Command::Cwd(here), || "cannot return to the working directory".into())?;
+        Ok(true)
     }
 
     /// Says goodbye; errors are ignored because the work is already done.

@@ -94,7 +94,7 @@ pub enum TftpError {
     #[error("interrupted")]
     Cancelled,
     /// A local or socket error.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 
@@ -292,7 +292,9 @@ impl Client {
             TftpError::Io(e) if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) => {
                 (tftp::ErrorCode::DiskFull, "disk full".to_owned())
             }
-            TftpError::Io(e) => (tftp::ErrorCode::NotDefined, format!("transfer given up: {e}")),
+            TftpError::Io(e) => {
+                (tftp::ErrorCode::NotDefined, format!("transfer given up: {}", crate::report::io_reason(e)))
+            }
         };
         let _ = self.socket.send_to(&tftp::error_bytes(code, &message), peer);
     }

@@ -1,6 +1,6 @@
 //! `--tftp`: get and put one file over TFTP (the protocol is in `tftp`) with the FTP path's
 //! local rules: a download goes to `.NAME.ftpart`, is checked (and synced with `--fsync`), then
-//! named (NAME.1, NAME.2, ... when NAME exists, unless `--overwrite`), or is written straight
+//! named (NAME.1, NAME.2, ... when NAME exists, unless `--overwrite` or `-o NAME`), or is written straight
 //! into `-o -` (stdout), a FIFO or a device; an upload (of a file, a FIFO or `-`, stdin) first
 //! checks with a read request whether the remote name exists and refuses to replace it unless
 //! `--overwrite`.
@@ -166,7 +166,7 @@ fn get_file(job: &TftpJob, remote: &str, output: Option<&Path>) -> Result<String
         }
     };
     let saved = target
-        .commit(&part, job.overwrite)
+        .commit(&part, target.replaces(job.overwrite))
         .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
     lock.committed();
     let renamed =
@@ -218,7 +218,7 @@ fn exists(job: &TftpJob, remote: &str) -> Result<Option<bool>> {
             Err(anyhow::Error::new(e).context("the TFTP server does not answer"))
         }
         Err(e) => {
-            log::info!("cannot tell whether {} exists: {e}", sanitize(remote));
+            log::info!("cannot tell whether {} exists: {}", sanitize(remote), crate::report::plain(&e));
             Ok(None)
         }
     }

@@ -27,7 +27,7 @@ const WRITE_PIECE: usize = 256 << 10;
 
 /// The active-mode data port cannot be used (taken by another program, or not allowed).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on data port {addr}: {reason}")]
+#[error("cannot listen on data port {addr}: {}", crate::report::io_reason(reason))]
 pub struct DataPortError {
     /// The address that was asked for.
     pub addr: SocketAddr,
@@ -329,7 +329,7 @@ pub fn send(
 pub fn abort(stream: TcpStream) {
     // SO_LINGER with a zero timeout makes close() discard unsent data and send RST.
     if let Err(e) = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO)) {
-        log::warn!("cannot reset the data connection ({e}); closing it");
+        log::warn!("cannot reset the data connection ({}); closing it", crate::report::io_reason(&e));
     }
     drop(stream);
 }

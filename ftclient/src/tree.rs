@@ -162,7 +162,7 @@ fn make_dirs(walk: &mut Walk, mut make: impl FnMut(&str) -> Result<()>) -> Resul
             Err(e) => match e.downcast::<Fatal>() {
                 Ok(Fatal(e)) => return Err(e),
                 Err(e) => {
-                    walk.refused.push((dir.clone(), format!("{e:#}")));
+                    walk.refused.push((dir.clone(), crate::report::render(&e)));
                     failed.push(dir.clone());
                 }
             },
@@ -324,7 +324,7 @@ fn walk_remote(session: &mut Session, mode: Mode, root: &str) -> Result<Walk> {
             if rel.is_empty() {
                 return Err(err.context(format!("cannot enter the remote directory {}", sanitize(root))));
             }
-            walk.refused.push((rel, format!("{:#}", err.context("cannot enter the directory"))));
+            walk.refused.push((rel, crate::report::render(&err.context("cannot enter the directory"))));
             continue;
         }
         let entries = match list::fetch(session, mode) {
@@ -332,7 +332,7 @@ fn walk_remote(session: &mut Session, mode: Mode, root: &str) -> Result<Walk> {
             // The root is the whole job; a subdirectory is one failure among many (like
             // lftp's mirror), as long as the control connection still works.
             Err(e) if !rel.is_empty() && pool::alive(session) => {
-                walk.refused.push((rel, format!("{e:#}")));
+                walk.refused.push((rel, crate::report::render(&e)));
                 continue;
             }
             Err(e) => return Err(e.context(format!("cannot list the remote directory {}", sanitize(&path)))),
@@ -384,7 +384,7 @@ fn walk_local(root: &Path) -> Result<Walk> {
                 return Err(e).with_context(|| format!("cannot read the directory {}", dir.display()))
             }
             Err(e) => {
-                walk.refused.push((rel, format!("cannot read the directory: {e}")));
+                walk.refused.push((rel, format!("cannot read the directory: {}", crate::report::io_reason(&e))));
                 continue;
             }
         };
@@ -404,7 +404,7 @@ fn walk_local(root: &Path) -> Result<Walk> {
             let kind = match entry.file_type() {
                 Ok(kind) => kind,
                 Err(e) => {
-                    walk.refused.push((child, format!("cannot read it: {e}")));
+                    walk.refused.push((child, format!("cannot read it: {}", crate::report::io_reason(&e))));
                     continue;
                 }
             };

@@ -3,6 +3,7 @@
 
 mod fake;
 mod ftserver;
+mod habits;
 mod kill;
 mod pyftpd;
 mod scenarios;

@@ -146,7 +146,7 @@ fn resume_offset(lock: &localfile::PartLock, size: Option<u64>, in_tree: bool) -
         log::log!(level, "nothing to resume ({} does not exist), starting from the beginning", part.display());
         return Ok(0);
     }
-    let offset = lock.len().with_context(|| format!("cannot read {}", part.display()))?;
+    let offset = lock.size().with_context(|| format!("cannot read {}", part.display()))?;
     if let Some(size) = size.filter(|&size| offset > size) {
         bail!(
             "{} holds {offset} bytes but the remote file has only {size}; delete it or run without --resume",

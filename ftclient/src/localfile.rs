@@ -194,7 +194,7 @@ impl PartLock {
     }
 
     /// The bytes the temporary file holds.
-    pub fn len(&self) -> io::Result<u64> {
+    pub fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 

@@ -4,27 +4,10 @@
 //! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr ending in
 //! "see --help"), 128 + the signal's number when Ctrl-C (130) or SIGTERM (143) stopped it.
 
-mod cli;
-mod digest;
-mod get;
-mod interrupt;
-mod list;
-mod localfile;
-mod pool;
-mod progress;
-mod put;
-mod report;
-mod session;
-mod tftp;
-mod tftpfile;
-mod transfer;
-mod tree;
-mod url;
-mod verify;
-
 use anyhow::Result;
 use clap::error::ErrorKind;
 use cli::Cli;
+use ftclient::{cli, get, interrupt, list, localfile, progress, put, report, session, tftp, tftpfile, transfer, tree};
 use get::{GetOptions, Output};
 use list::ListOptions;
 use progress::Progress;

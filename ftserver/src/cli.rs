@@ -1,16 +1,15 @@
-//! The `ftserver` command line: the clap struct whose doc comments are the `--help` text.
-//! Self-contained (clap, std and the `ftserver` library), so `xtask` can include it to
-//! generate the man page and shell completions.
+//! The `ftserver` command line: the clap struct whose doc comments are the `--help` text. In
+//! the library, so `xtask` generates the man page and shell completions from it.
 
+use crate::config::ListenSpec;
+use crate::tftp::TftpConfig;
 use clap::Parser;
-use ftserver::config::ListenSpec;
-use ftserver::tftp::TftpConfig;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 /// The longest timeout any option accepts, in seconds: one year.
-const MAX_SECS: u64 = ftserver::config::MAX_TIMEOUT.as_secs();
+const MAX_SECS: u64 = crate::config::MAX_TIMEOUT.as_secs();
 
 /// A standard FTP (and TFTP) server, safe by default: anonymous, read-only, confined to its root.
 ///
@@ -54,12 +53,12 @@ pub struct Args {
     pub bind: IpAddr,
 
     /// The most simultaneous clients; more get `421` and are disconnected.
-    #[arg(long, value_name = "N", default_value_t = ftserver::config::DEFAULT_MAX_CLIENTS,
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_MAX_CLIENTS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_clients: usize,
 
     /// The most simultaneous clients from one IP address; more get `421`.
-    #[arg(long, value_name = "N", default_value_t = ftserver::config::DEFAULT_MAX_PER_IP,
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_MAX_PER_IP,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_per_ip: usize,
 
@@ -74,7 +73,7 @@ pub struct Args {
     pub data_timeout: u64,
 
     /// Passive data ports, e.g. 40000-40100 (open these in the firewall).
-    #[arg(long, value_name = "LO-HI", value_parser = ftserver::config::parse_port_range)]
+    #[arg(long, value_name = "LO-HI", value_parser = crate::config::parse_port_range)]
     pub pasv_ports: Option<RangeInclusive<u16>>,
 
     /// The IPv4 address to advertise in PASV replies, when clients reach the server through NAT.
@@ -82,7 +81,7 @@ pub struct Args {
     pub pasv_address: Option<Ipv4Addr>,
 
     /// The most files hashed at once for HASH/XSHA256/...; more clients get `450`.
-    #[arg(long, value_name = "N", default_value_t = ftserver::config::DEFAULT_MAX_HASH_JOBS,
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_MAX_HASH_JOBS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_hash_jobs: usize,
 
@@ -109,7 +108,7 @@ pub struct Args {
 
     /// Also serve --root over TFTP on this UDP port ([ADDR:]PORT; without ADDR, the --bind
     /// address; 0 picks a free port). --writable and --overwrite apply to TFTP too.
-    #[arg(long, value_name = "[ADDR:]PORT", value_parser = ftserver::config::parse_listen_spec)]
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = crate::config::parse_listen_spec)]
     pub tftp: Option<ListenSpec>,
 
     /// The longest TFTP retransmission timeout in seconds, when the client does not negotiate

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod conn;
 mod context;

@@ -1,12 +1,10 @@
 //! The `ftserver` binary: parse arguments, set up logging, bind, serve FTP and/or TFTP until
 //! Ctrl-C/SIGTERM.
 
-mod cli;
-
 use anyhow::{anyhow, Context as _};
 use clap::Parser;
-use cli::Args;
 use common::hostport::canonical_ip;
+use ftserver::cli::Args;
 use ftserver::storage::{LocalStorage, Storage};
 use ftserver::tftp::TftpConfig;
 use std::io::{self, Write};

@@ -1248,11 +1248,10 @@ fn shutdown_ends_transfers_and_deletes_unfinished_uploads() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Our TFTP client (ftclient/src/tftp.rs, compiled in here to drive it packet by packet) against
-// our server, tftpd-hpa, a server that refuses options, and loss.
+// Our TFTP client (the ftclient library's `tftp` module, driven packet by packet) against our
+// server, tftpd-hpa, a server that refuses options, and loss.
 
-#[path = "../../ftclient/src/tftp.rs"]
-mod client;
+use ftclient::tftp as client;
 
 fn client_get(addr: SocketAddr, name: &str, opts: &client::TftpOptions) -> (Vec<u8>, client::Outcome) {
     let mut out = Vec::new();

@@ -7,16 +7,6 @@ use clap_complete::Shell;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The server's command line, exactly as `ftserver` compiles it.
-#[allow(dead_code)]
-#[path = "../../ftserver/src/cli.rs"]
-mod server_cli;
-
-/// The client's command line, exactly as `ftclient` compiles it.
-#[allow(dead_code)]
-#[path = "../../ftclient/src/cli.rs"]
-mod client_cli;
-
 fn main() -> std::process::ExitCode {
     match run(std::env::args().skip(1).collect()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -38,8 +28,8 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
 fn docs(dir: &Path) -> anyhow::Result<()> {
     // The derive names a command after the crate that compiles it (here "xtask").
     let commands = [
-        server_cli::Args::command().name("ftserver").bin_name("ftserver"),
-        client_cli::Cli::command().name("ftclient").bin_name("ftclient"),
+        ftserver::cli::Args::command().name("ftserver").bin_name("ftserver"),
+        ftclient::cli::Cli::command().name("ftclient").bin_name("ftclient"),
     ];
     let man_dir = dir.join("man/man1");
     let completion_dir = dir.join("completions");

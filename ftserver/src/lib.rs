@@ -12,6 +12,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod accounts;
 pub mod config;
 pub mod data;
 pub mod fs;

@@ -21,6 +21,7 @@ pub mod listing;
 pub mod server;
 mod session;
 pub mod tftp;
+pub mod tls;
 pub mod upload;
 
 pub use config::Config;

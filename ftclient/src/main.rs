@@ -4,16 +4,19 @@
 //! outcome to the exit status: 0 success, 1 failure, 2 usage (one line on stderr).
 
 mod cli;
+mod credentials;
 mod get;
 mod interrupt;
 mod list;
 mod localfile;
+mod netrc;
 mod pool;
 mod progress;
 mod put;
 mod session;
 mod tftp;
 mod tftpfile;
+mod tls;
 mod transfer;
 mod tree;
 mod verify;

@@ -96,9 +96,13 @@ impl Identity {
                 names.push(name);
             }
         }
-        let made = rcgen::generate_simple_self_signed(names).map_err(TlsError::SelfSigned)?;
-        let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
-        Ok(Identity { chain: vec![made.cert.der().clone()], key })
+        let mut params = rcgen::CertificateParams::new(names).map_err(TlsError::SelfSigned)?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "ftserver self-signed");
+        let key_pair = rcgen::KeyPair::generate().map_err(TlsError::SelfSigned)?;
+        let cert = params.self_signed(&key_pair).map_err(TlsError::SelfSigned)?;
+        let key = PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
+        Ok(Identity { chain: vec![cert.der().clone()], key })
     }
 
     /// The leaf certificate's fingerprint, `sha256:` and 64 lower-case hex digits: what
@@ -113,6 +117,12 @@ impl Identity {
     pub fn curl_pin(&self) -> Option<String> {
         let parsed = rustls::server::ParsedCertificate::try_from(&self.chain[0]).ok()?;
         Some(format!("sha256//{}", base64(&Sha256::digest(parsed.subject_public_key_info().as_ref()))))
+    }
+
+    /// The leaf certificate as PEM, for a client's `--cacert` (curl, ftclient) when the
+    /// certificate is self-signed.
+    pub fn certificate_pem(&self) -> String {
+        pem("CERTIFICATE", &self.chain[0])
     }
 
     /// The leaf certificate (DER), for a test client's root store.
@@ -154,6 +164,13 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     let digest = Sha256::digest(cert.as_ref());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+/// PEM (RFC 7468): base64 in 64-character lines between the markers.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 /// Standard base64 with padding (RFC 4648 section 4).

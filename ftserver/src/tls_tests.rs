@@ -147,13 +147,6 @@ fn garbage_instead_of_a_client_hello_is_an_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
 
-/// PEM: base64 in 64-character lines between the markers.
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap()).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
-}
-
 #[test]
 fn base64_matches_rfc_4648_vectors() {
     for (input, expected) in [
@@ -179,7 +172,7 @@ fn curl_pin_is_the_key_hash() {
 
 fn write_identity(dir: &Path, identity: &Identity) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, pem("CERTIFICATE", identity.certificate())).unwrap();
+    std::fs::write(&cert, identity.certificate_pem()).unwrap();
     std::fs::write(&key, pem("PRIVATE KEY", identity.key.secret_der())).unwrap();
     (cert, key)
 }
@@ -239,7 +232,7 @@ fn an_openssl_client_reuses_one_session_for_every_data_connection() {
     let dir = tempfile::tempdir().unwrap();
     let identity = Identity::self_signed(&[]).unwrap();
     let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, pem("CERTIFICATE", identity.certificate())).unwrap();
+    std::fs::write(&ca, identity.certificate_pem()).unwrap();
     let session = SessionTls::new(identity.server_config().unwrap());
     let (control, data) = (listener(), listener());
     let script = r#"

@@ -4,7 +4,8 @@
 //!
 //! Login is one function, [`Accounts::login`]: (user, password, peer address) in, a
 //! [`Principal`] or a [`LoginRefused`] out. An unknown user and a wrong password give the same
-//! refusal after the same work (a dummy argon2id hash is verified for unknown users).
+//! refusal after the same work (a dummy hash, made like the accounts' own, is verified for
+//! unknown users).
 
 mod password;
 mod throttle;
@@ -18,7 +19,7 @@ use common::path::VirtualPath;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// One right, in SFTPGo's words.
@@ -179,15 +180,23 @@ pub struct Accounts {
 #[derive(Debug)]
 struct Loaded {
     users: UserSet,
-    dummy: PasswordHash,
+    dummy: OnceLock<PasswordHash>,
 }
 
 impl Loaded {
-    /// The dummy hash takes the argon2 parameters of the first argon2id account, so an unknown
-    /// name costs what a known one costs.
+    /// The dummy hash is made like the first account's (algorithm and cost), so an unknown
+    /// name costs what a known one costs. It is made now, not at the first unknown name, whose
+    /// refusal would otherwise take twice as long; an empty set (anonymous only) needs none.
     fn new(users: UserSet) -> Loaded {
-        let params = users.iter().find_map(|u| u.password.argon2_params()).unwrap_or_default();
-        Loaded { dummy: PasswordHash::dummy(params), users }
+        let loaded = Loaded { dummy: OnceLock::new(), users };
+        if !loaded.users.is_empty() {
+            loaded.dummy();
+        }
+        loaded
+    }
+
+    fn dummy(&self) -> &PasswordHash {
+        self.dummy.get_or_init(|| PasswordHash::dummy(self.users.iter().next().map(|u| &u.password)))
     }
 }
 
@@ -261,7 +270,7 @@ impl Accounts {
             };
         }
         let account = loaded.users.get(user);
-        let hash = account.map_or(&loaded.dummy, |u| &u.password);
+        let hash = account.map_or_else(|| loaded.dummy(), |u| &u.password);
         // Both branches do one verification, and the result is looked at only afterwards.
         let matched = hash.verify(password);
         match account {
@@ -341,7 +350,7 @@ mod tests {
         assert_eq!(accounts.login("Alice", "wonder", PEER), Err(LoginRefused::BadCredentials));
         // The dummy hash carries the accounts' parameters, so both cost one equal verification.
         let loaded = accounts.current.read().unwrap();
-        assert_eq!(loaded.dummy.argon2_params(), loaded.users.get("alice").unwrap().password.argon2_params());
+        assert_eq!(loaded.dummy().argon2_params(), loaded.users.get("alice").unwrap().password.argon2_params());
     }
 
     #[test]

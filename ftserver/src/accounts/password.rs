@@ -92,13 +92,27 @@ impl PasswordHash {
         }
     }
 
-    /// A hash of a random password with `params`, for verifying against when the user is
-    /// unknown: the refusal then takes as long as a wrong password for a real user.
-    pub(crate) fn dummy(params: Params) -> PasswordHash {
+    /// A hash of a random password made like `like` (the same algorithm and cost; argon2id
+    /// with the default parameters when `None`), verified when the user is unknown so the
+    /// refusal takes as long as a wrong password for a real user.
+    pub(crate) fn dummy(like: Option<&PasswordHash>) -> PasswordHash {
         let mut secret = [0u8; 16];
         argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut secret);
-        let phc = hash_with(&hex(&secret), params);
-        PasswordHash { kind: Kind::Argon2id, phc }
+        let secret = hex(&secret);
+        if let Some(like) = like.filter(|h| h.kind == Kind::Bcrypt) {
+            let cost = like.phc[4..6].parse().unwrap_or(bcrypt::DEFAULT_COST);
+            if let Ok(phc) = bcrypt::hash(&secret, cost) {
+                return PasswordHash { kind: Kind::Bcrypt, phc };
+            }
+        }
+        let params = like.and_then(PasswordHash::argon2_params).unwrap_or_default();
+        PasswordHash { kind: Kind::Argon2id, phc: hash_with(&secret, params) }
+    }
+
+    /// The bcrypt cost of a bcrypt hash (`None` for argon2id).
+    #[cfg(test)]
+    fn bcrypt_cost(&self) -> Option<u32> {
+        (self.kind == Kind::Bcrypt).then(|| self.phc[4..6].parse().ok()).flatten()
     }
 }
 
@@ -258,10 +272,15 @@ mod tests {
     }
 
     #[test]
-    fn dummy_hash_uses_the_given_parameters() {
-        let dummy = PasswordHash::dummy(cheap());
+    fn dummy_hash_costs_what_the_model_costs() {
+        let argon = PasswordHash::parse(&hash_with("x", cheap())).unwrap();
+        let dummy = PasswordHash::dummy(Some(&argon));
         assert_eq!(dummy.argon2_params().unwrap().m_cost(), 64);
-        assert!(!dummy.verify(""));
+        assert!(!dummy.verify("") && !dummy.verify("x"));
+        let bcrypt = PasswordHash::parse(&bcrypt::hash("x", 5).unwrap()).unwrap();
+        assert_eq!(PasswordHash::dummy(Some(&bcrypt)).bcrypt_cost(), Some(5));
+        let default = PasswordHash::dummy(None).argon2_params().unwrap();
+        assert_eq!((default.m_cost(), default.t_cost(), default.p_cost()), (19456, 2, 1));
     }
 
     #[test]

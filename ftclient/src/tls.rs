@@ -8,8 +8,8 @@
 //! connection of one control connection therefore uses the same `Arc<ClientConfig>` from
 //! [`ClientTls::session`], whose store holds that session. rustls spends a TLS 1.3 ticket per
 //! resumption; servers send a fresh one on each resumed data connection, which the client only
-//! sees when it reads from that connection: after an upload, read the data connection to its
-//! close_notify before closing it, or the tickets run out after a few uploads.
+//! sees when it reads from that connection: end an upload with [`finish_sending`], or the
+//! tickets run out after two uploads.
 
 #![allow(dead_code)] // Until issue 16 wires it into the session; remove then.
 
@@ -149,6 +149,31 @@ impl ClientTls {
 pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsSetupError> {
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     ServerName::try_from(bare.to_owned()).map_err(|_| TlsSetupError::ServerName(host.escape_debug().to_string()))
+}
+
+/// Ends a data connection the client sent on (an upload): close_notify, shut down writing
+/// (the server's end-of-file), then read until the server closes, which takes in the tickets
+/// it sent after the handshake (rustls reads them only when reading) and its close_notify.
+/// Without this a client that uploads runs out of tickets to resume with after a couple of
+/// files. The socket's read timeout bounds the wait.
+pub fn finish_sending(conn: &mut rustls::ClientConnection, sock: &mut std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::Read;
+    conn.send_close_notify();
+    while conn.wants_write() {
+        conn.write_tls(sock)?;
+    }
+    sock.shutdown(std::net::Shutdown::Write)?;
+    let mut sink = [0u8; 4096];
+    while conn.read_tls(sock)? != 0 {
+        let state = conn.process_new_packets().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if state.plaintext_bytes_to_read() > 0 {
+            while conn.reader().read(&mut sink).is_ok_and(|n| n > 0) {}
+        }
+        if state.peer_has_closed() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A TLS failure in the user's words: why the server's certificate was refused (and how to

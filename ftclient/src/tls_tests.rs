@@ -158,3 +158,42 @@ fn other_errors_keep_their_words() {
     let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
     assert_eq!(describe(&alert), "the server ended the TLS handshake (HandshakeFailure)");
 }
+
+/// Uploads never read, so the tickets a resumed data connection brings are only taken in by
+/// [`finish_sending`]; with it every upload resumes, however many there are.
+#[test]
+fn uploads_keep_resuming() {
+    let identity = Identity::self_signed(&[]).unwrap();
+    let session = SessionTls::new(identity.server_config().unwrap());
+    let client = ClientTls::new(&Trust::Insecure).unwrap().session();
+    let control = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = serve_one(&control, session.control_config(), |_| ());
+    connect(&control, &client, "localhost").unwrap();
+    server.join().unwrap().unwrap();
+    let data = TcpListener::bind("127.0.0.1:0").unwrap();
+    for i in 0..6 {
+        let tls = session.data();
+        let (config, listener) = (tls.config(), data.try_clone().unwrap());
+        let server = thread::spawn(move || -> std::io::Result<(bool, Vec<u8>)> {
+            let (sock, _) = listener.accept()?;
+            let mut stream = StreamOwned::new(ServerConnection::new(config).map_err(std::io::Error::other)?, sock);
+            while stream.conn.is_handshaking() {
+                stream.conn.complete_io(&mut stream.sock)?;
+            }
+            let resumed = tls.resumed(&stream.conn);
+            let mut file = Vec::new();
+            stream.read_to_end(&mut file)?;
+            stream.conn.send_close_notify();
+            stream.flush()?;
+            Ok((resumed, file))
+        });
+        let conn = ClientConnection::new(Arc::clone(&client), server_name("localhost").unwrap()).unwrap();
+        let mut tls = StreamOwned::new(conn, TcpStream::connect(data.local_addr().unwrap()).unwrap());
+        tls.write_all(format!("file {i}").as_bytes()).unwrap();
+        finish_sending(&mut tls.conn, &mut tls.sock).unwrap();
+        assert_eq!(tls.conn.handshake_kind(), Some(HandshakeKind::Resumed), "upload {i}");
+        let (resumed, file) = server.join().unwrap().unwrap();
+        assert!(resumed, "upload {i}");
+        assert_eq!(file, format!("file {i}").as_bytes());
+    }
+}

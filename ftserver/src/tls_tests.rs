@@ -66,6 +66,14 @@ fn listener() -> TcpListener {
 }
 
 #[test]
+fn shared_by_session_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<ServerTls>();
+    shareable::<SessionTls>();
+    shareable::<DataTls>();
+}
+
+#[test]
 fn self_signed_fingerprint_is_sha256_hex() {
     let identity = Identity::self_signed(&["192.0.2.1".parse().unwrap(), "0.0.0.0".parse().unwrap()]).unwrap();
     let fp = identity.fingerprint();

@@ -396,6 +396,15 @@ mod tests {
     }
 
     #[test]
+    fn shared_by_session_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Accounts>();
+        shareable::<Principal>();
+        assert!(Accounts::is_anonymous_name("Anonymous") && Accounts::is_anonymous_name("FTP"));
+        assert!(!Accounts::is_anonymous_name("ftpuser"));
+    }
+
+    #[test]
     fn debug_output_holds_no_secret() {
         let (_dir, accounts) = accounts(None, LoginPolicy::default());
         let debug = format!("{accounts:?}");

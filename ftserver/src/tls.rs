@@ -23,9 +23,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// Entries a control connection's own handshakes may keep (TLS 1.3 sends 2 tickets).
 const CONTROL_ENTRIES: usize = 8;
@@ -306,6 +308,44 @@ impl DataTls {
             }
         }
         resumed
+    }
+}
+
+/// Completes the server side of a handshake within `timeout` in all, so a client that sends its
+/// ClientHello a byte at a time (or nothing) cannot hold the connection longer: rustls's
+/// `complete_io` would wait a full socket timeout per read. Garbage instead of a ClientHello
+/// is an `InvalidData` error (after the alert is sent), a stall a `TimedOut` one. The socket's
+/// timeouts are as they were afterwards; what the server sends after the handshake (tickets)
+/// is flushed.
+pub fn handshake(conn: &mut ServerConnection, sock: &mut std::net::TcpStream, timeout: Duration) -> io::Result<()> {
+    let saved = (sock.read_timeout()?, sock.write_timeout()?);
+    let result = drive_handshake(conn, sock, Instant::now() + timeout);
+    sock.set_read_timeout(saved.0)?;
+    sock.set_write_timeout(saved.1)?;
+    result
+}
+
+fn drive_handshake(conn: &mut ServerConnection, sock: &mut std::net::TcpStream, deadline: Instant) -> io::Result<()> {
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "tls handshake timed out");
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()).ok_or_else(timed_out)?;
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))?;
+        let stalled = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out(),
+            _ => e,
+        };
+        if conn.wants_write() {
+            conn.write_tls(sock).map_err(stalled)?;
+        } else if !conn.is_handshaking() {
+            return Ok(());
+        } else if conn.read_tls(sock).map_err(stalled)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed during the tls handshake"));
+        } else if let Err(e) = conn.process_new_packets() {
+            // rustls has queued an alert saying why; the peer may as well hear it.
+            let _ = conn.write_tls(sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
     }
 }
 

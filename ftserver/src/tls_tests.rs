@@ -7,6 +7,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
+use std::time::Duration;
 
 /// A client that trusts `identity`'s certificate, speaking only `version`. One config is one
 /// client: its session store is shared by every connection made with it.
@@ -141,6 +142,61 @@ fn a_stranger_cannot_pass_for_the_control_connection() {
     let server = serve_one(&data, tls.config(), move |c| tls.resumed(c));
     assert_eq!(connect(data.local_addr().unwrap(), &alice_client).unwrap(), HandshakeKind::Resumed);
     assert!(server.join().unwrap().unwrap());
+}
+
+/// Like `serve_one`, with [`handshake`] and its deadline in place of `complete_io`.
+fn handshake_one(
+    listener: &TcpListener,
+    config: Arc<ServerConfig>,
+) -> thread::JoinHandle<std::io::Result<HandshakeKind>> {
+    let listener = listener.try_clone().unwrap();
+    thread::spawn(move || {
+        let (mut sock, _) = listener.accept()?;
+        let mut conn = ServerConnection::new(config).map_err(std::io::Error::other)?;
+        handshake(&mut conn, &mut sock, Duration::from_millis(300))?;
+        assert_eq!(sock.read_timeout().unwrap(), None, "the socket's timeouts are restored");
+        let mut tls = StreamOwned::new(conn, sock);
+        tls.write_all(b"hello")?;
+        tls.flush()?;
+        let _ = tls.read_to_end(&mut Vec::new());
+        Ok(tls.conn.handshake_kind().unwrap())
+    })
+}
+
+#[test]
+fn handshake_with_a_deadline() {
+    let identity = Identity::self_signed(&[]).unwrap();
+    let session = SessionTls::new(identity.server_config().unwrap());
+    let port = listener();
+    let server = handshake_one(&port, session.control_config());
+    assert_eq!(
+        connect(port.local_addr().unwrap(), &client(&identity, &rustls::version::TLS13)).unwrap(),
+        HandshakeKind::Full
+    );
+    assert_eq!(server.join().unwrap().unwrap(), HandshakeKind::Full);
+
+    // A client that connects and says nothing is cut off at the deadline.
+    let server = handshake_one(&port, session.control_config());
+    let silent = TcpStream::connect(port.local_addr().unwrap()).unwrap();
+    let err = server.join().unwrap().unwrap_err();
+    assert_eq!((err.kind(), err.to_string().as_str()), (std::io::ErrorKind::TimedOut, "tls handshake timed out"));
+    drop(silent);
+
+    // A plaintext FTP command instead of a ClientHello: refused with an alert.
+    let server = handshake_one(&port, session.control_config());
+    let mut plain = TcpStream::connect(port.local_addr().unwrap()).unwrap();
+    plain.write_all(b"USER anonymous\r\n").unwrap();
+    let err = server.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    let mut alert = Vec::new();
+    plain.read_to_end(&mut alert).unwrap();
+    assert_eq!(alert.first(), Some(&21), "a TLS alert record: {alert:?}");
+
+    // A client that leaves mid-handshake.
+    let server = handshake_one(&port, session.control_config());
+    drop(TcpStream::connect(port.local_addr().unwrap()).unwrap());
+    let err = server.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
 }
 
 #[test]

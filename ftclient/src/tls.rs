@@ -151,6 +151,57 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsSetupError> {
     ServerName::try_from(bare.to_owned()).map_err(|_| TlsSetupError::ServerName(host.escape_debug().to_string()))
 }
 
+/// Completes the client side of a handshake within `timeout` in all (rustls's `complete_io`
+/// would wait a full socket timeout per read, so a server that trickles bytes could stall the
+/// client indefinitely). A refused certificate is an `InvalidData` error that [`describe_io`]
+/// words; a stall is `TimedOut`. The socket's timeouts are as they were afterwards.
+pub fn handshake(
+    conn: &mut rustls::ClientConnection,
+    sock: &mut std::net::TcpStream,
+    timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    let saved = (sock.read_timeout()?, sock.write_timeout()?);
+    let result = drive_handshake(conn, sock, std::time::Instant::now() + timeout);
+    sock.set_read_timeout(saved.0)?;
+    sock.set_write_timeout(saved.1)?;
+    result
+}
+
+fn drive_handshake(
+    conn: &mut rustls::ClientConnection,
+    sock: &mut std::net::TcpStream,
+    deadline: std::time::Instant,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    let timed_out = || Error::new(ErrorKind::TimedOut, "tls handshake timed out");
+    loop {
+        let left = deadline
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(timed_out)?;
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))?;
+        let stalled = |e: Error| match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
+            _ => e,
+        };
+        if conn.wants_write() {
+            conn.write_tls(sock).map_err(stalled)?;
+        } else if !conn.is_handshaking() {
+            return Ok(());
+        } else if conn.read_tls(sock).map_err(stalled)? == 0 {
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                "the server closed the connection during the tls handshake",
+            ));
+        } else if let Err(e) = conn.process_new_packets() {
+            // Tell the server why (rustls has queued the alert).
+            let _ = conn.write_tls(sock);
+            return Err(Error::new(ErrorKind::InvalidData, e));
+        }
+    }
+}
+
 /// Ends a data connection the client sent on (an upload): close_notify, shut down writing
 /// (the server's end-of-file), then read until the server closes, which takes in the tickets
 /// it sent after the handshake (rustls reads them only when reading) and its close_notify.

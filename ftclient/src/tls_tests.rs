@@ -41,7 +41,7 @@ fn connect(listener: &TcpListener, config: &Arc<ClientConfig>, host: &str) -> st
 }
 
 /// Runs one handshake against a fresh session of `identity`; the client's error, if any.
-fn handshake(identity: &Identity, trust: &Trust, host: &str) -> Result<(), String> {
+fn try_trust(identity: &Identity, trust: &Trust, host: &str) -> Result<(), String> {
     let client = ClientTls::new(trust).map_err(|e| e.to_string())?.session();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = serve_one(&listener, SessionTls::new(identity.server_config().unwrap()).control_config(), |_| ());
@@ -69,10 +69,10 @@ fn fingerprints_parse_and_print() {
 fn a_pin_accepts_exactly_that_certificate() {
     let identity = Identity::self_signed(&[]).unwrap();
     let pin: Fingerprint = identity.fingerprint().parse().unwrap();
-    assert_eq!(handshake(&identity, &Trust::Pin(pin), "localhost"), Ok(()));
-    assert_eq!(handshake(&identity, &Trust::Pin(pin), "127.0.0.1"), Ok(()), "the name does not matter");
+    assert_eq!(try_trust(&identity, &Trust::Pin(pin), "localhost"), Ok(()));
+    assert_eq!(try_trust(&identity, &Trust::Pin(pin), "127.0.0.1"), Ok(()), "the name does not matter");
     let other = Identity::self_signed(&[]).unwrap();
-    let err = handshake(&other, &Trust::Pin(pin), "localhost").unwrap_err();
+    let err = try_trust(&other, &Trust::Pin(pin), "localhost").unwrap_err();
     let expected = format!("the server's certificate is {}, not the pinned {pin}", other.fingerprint());
     assert_eq!(err, expected);
 }
@@ -84,12 +84,12 @@ fn a_ca_file_checks_chain_and_name() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, identity.certificate_pem()).unwrap();
     let trust = Trust::CaFile(ca.clone());
-    assert_eq!(handshake(&identity, &trust, "localhost"), Ok(()));
-    assert_eq!(handshake(&identity, &trust, "::1"), Ok(()));
+    assert_eq!(try_trust(&identity, &trust, "localhost"), Ok(()));
+    assert_eq!(try_trust(&identity, &trust, "::1"), Ok(()));
     let advice = "(use --cacert FILE, --pin sha256:HEX, or --insecure)";
-    let wrong_name = handshake(&identity, &trust, "example.com").unwrap_err();
+    let wrong_name = try_trust(&identity, &trust, "example.com").unwrap_err();
     assert_eq!(wrong_name, format!("the server's certificate is for another host name {advice}"));
-    let stranger = handshake(&Identity::self_signed(&[]).unwrap(), &trust, "localhost").unwrap_err();
+    let stranger = try_trust(&Identity::self_signed(&[]).unwrap(), &trust, "localhost").unwrap_err();
     assert_eq!(stranger, format!("the server's certificate is not signed by a trusted authority {advice}"));
 
     let missing = dir.path().join("missing.pem");
@@ -104,9 +104,9 @@ fn a_ca_file_checks_chain_and_name() {
 #[test]
 fn system_roots_refuse_self_signed_and_insecure_accepts_it() {
     let identity = Identity::self_signed(&[]).unwrap();
-    let err = handshake(&identity, &Trust::System, "localhost").unwrap_err();
+    let err = try_trust(&identity, &Trust::System, "localhost").unwrap_err();
     assert!(err.starts_with("the server's certificate is not signed by a trusted authority"), "{err}");
-    assert_eq!(handshake(&identity, &Trust::Insecure, "localhost"), Ok(()));
+    assert_eq!(try_trust(&identity, &Trust::Insecure, "localhost"), Ok(()));
 }
 
 /// One control connection, then data connections that each resume its session: what
@@ -196,4 +196,41 @@ fn uploads_keep_resuming() {
         assert!(resumed, "upload {i}");
         assert_eq!(file, format!("file {i}").as_bytes());
     }
+}
+
+#[test]
+fn handshake_with_a_deadline() {
+    let identity = Identity::self_signed(&[]).unwrap();
+    let session = SessionTls::new(identity.server_config().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = ClientTls::new(&Trust::Insecure).unwrap().session();
+    let start = |sock| (ClientConnection::new(Arc::clone(&client), server_name("localhost").unwrap()).unwrap(), sock);
+    let timeout = std::time::Duration::from_millis(300);
+
+    let server = serve_one(&listener, session.control_config(), |_| ());
+    let (mut conn, mut sock) = start(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+    handshake(&mut conn, &mut sock, timeout).unwrap();
+    assert_eq!(sock.read_timeout().unwrap(), None, "the socket's timeouts are restored");
+    let mut tls = StreamOwned::new(conn, sock);
+    tls.read_exact(&mut [0u8; 5]).unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    server.join().unwrap().unwrap();
+
+    // A server that accepts and says nothing.
+    let (mut conn, mut sock) = start(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+    let err = handshake(&mut conn, &mut sock, timeout).unwrap_err();
+    assert_eq!((err.kind(), err.to_string().as_str()), (std::io::ErrorKind::TimedOut, "tls handshake timed out"));
+    let (silent, _) = listener.accept().unwrap();
+    drop(silent);
+
+    // A pinned client meeting another certificate.
+    let other =
+        ClientTls::new(&Trust::Pin(Identity::self_signed(&[]).unwrap().fingerprint().parse().unwrap())).unwrap();
+    let server = serve_one(&listener, session.control_config(), |_| ());
+    let mut conn = ClientConnection::new(other.session(), server_name("localhost").unwrap()).unwrap();
+    let mut sock = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let err = handshake(&mut conn, &mut sock, timeout).unwrap_err();
+    assert!(describe_io(&err).starts_with("the server's certificate is sha256:"), "{err}");
+    assert!(server.join().unwrap().is_err(), "the server hears the alert");
 }

@@ -16,10 +16,10 @@
 
 use crate::fs::io_text;
 use rustls::crypto::ring;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, StoresServerSessions};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::fmt;
@@ -80,7 +80,7 @@ impl Identity {
         }
         let key_pem = read(key)?;
         let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-            rustls_pki_types::pem::Error::NoItemsFound => {
+            rustls::pki_types::pem::Error::NoItemsFound => {
                 bad(key, "no private key (expected -----BEGIN PRIVATE KEY-----)".into())
             }
             e => bad(key, format!("not a PEM private key file: {e}")),

@@ -3,11 +3,13 @@
 //! completions from the same definitions.
 
 pub mod cli;
+pub mod credentials;
 pub mod digest;
 pub mod get;
 pub mod interrupt;
 pub mod list;
 pub mod localfile;
+pub mod netrc;
 pub mod pool;
 pub mod progress;
 pub mod put;
@@ -15,6 +17,7 @@ pub mod report;
 pub mod session;
 pub mod tftp;
 pub mod tftpfile;
+pub mod tls;
 pub mod transfer;
 pub mod tree;
 pub mod url;

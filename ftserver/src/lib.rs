@@ -12,6 +12,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod accounts;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod server;
 mod session;
 pub mod storage;
 pub mod tftp;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{Server, ServerHandle};

@@ -1,0 +1,414 @@
+//! Who may log in and what they may do: the users file, password checks, failure throttling,
+//! and the [`Principal`] a login yields (its root and permissions), which every command asks
+//! instead of a server-wide flag.
+//!
+//! Login is one function, [`Accounts::login`]: (user, password, peer address) in, a
+//! [`Principal`] or a [`LoginRefused`] out. An unknown user and a wrong password give the same
+//! refusal after the same work (a dummy hash, made like the accounts' own, is verified for
+//! unknown users).
+
+mod password;
+mod throttle;
+mod users;
+
+pub use password::{hash_password, read_password, HashError, PasswordHash, MAX_ARGON2_MEMORY_KIB};
+pub use throttle::{AddressTracker, AfterFailure, LoginPolicy, SessionFailures};
+pub use users::{User, UserSet, UsersError};
+
+use common::path::VirtualPath;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// One right, in SFTPGo's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Perm {
+    /// LIST, NLST, MLSD, MLST, STAT of a path, SIZE, MDTM, CWD.
+    List,
+    /// RETR and the HASH family.
+    Download,
+    /// STOR, STOU and APPE of a file that does not exist yet.
+    Upload,
+    /// STOR or APPE onto an existing file, REST+STOR.
+    Overwrite,
+    /// DELE and RMD.
+    Delete,
+    /// RNFR/RNTO.
+    Rename,
+    /// MKD.
+    CreateDirs,
+}
+
+/// A set of [`Perm`]s.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Perms(u8);
+
+impl Perms {
+    /// No rights at all.
+    pub const NONE: Perms = Perms(0);
+
+    /// A set of the given rights.
+    pub const fn of(perms: &[Perm]) -> Perms {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < perms.len() {
+            bits |= 1 << perms[i] as u8;
+            i += 1;
+        }
+        Perms(bits)
+    }
+
+    /// Is `perm` in the set?
+    pub fn allows(self, perm: Perm) -> bool {
+        self.0 & (1 << perm as u8) != 0
+    }
+
+    /// The rights in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Perm> {
+        ALL_PERMS.into_iter().filter(move |&p| self.allows(p))
+    }
+}
+
+const ALL_PERMS: [Perm; 7] =
+    [Perm::List, Perm::Download, Perm::Upload, Perm::Overwrite, Perm::Delete, Perm::Rename, Perm::CreateDirs];
+
+impl fmt::Debug for Perms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// The `access` word of a users file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// List and download.
+    Read,
+    /// Also upload new files and make directories; never replace, delete or rename.
+    Write,
+    /// Also replace, delete and rename.
+    Full,
+}
+
+impl Access {
+    /// The rights the word grants.
+    pub fn perms(self) -> Perms {
+        const READ: &[Perm] = &[Perm::List, Perm::Download];
+        const WRITE: &[Perm] = &[Perm::List, Perm::Download, Perm::Upload, Perm::CreateDirs];
+        match self {
+            Access::Read => Perms::of(READ),
+            Access::Write => Perms::of(WRITE),
+            Access::Full => Perms::of(&ALL_PERMS),
+        }
+    }
+
+    /// The word as the users file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Full => "full",
+        }
+    }
+
+    /// The server-wide flags of today's `Config` (`writable`, `overwrite`) as an access word,
+    /// for anonymous sessions without `--users`.
+    pub fn from_flags(writable: bool, overwrite: bool) -> Access {
+        match (writable, overwrite) {
+            (false, _) => Access::Read,
+            (true, false) => Access::Write,
+            (true, true) => Access::Full,
+        }
+    }
+}
+
+/// A logged-in user: the root every path is confined to and the rights there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The login name (`anonymous` for anonymous logins, whichever name was given).
+    pub name: String,
+    /// The user's root, relative to the served root; the user sees it as `/`.
+    pub root: VirtualPath,
+    /// What the user may do.
+    pub perms: Perms,
+    /// Logged in as `anonymous` or `ftp`.
+    pub anonymous: bool,
+}
+
+impl Principal {
+    /// The anonymous user: the whole served root with `access`.
+    pub fn anonymous(access: Access) -> Principal {
+        Principal { name: "anonymous".into(), root: VirtualPath::root(), perms: access.perms(), anonymous: true }
+    }
+
+    /// May the user do `perm`?
+    pub fn allows(&self, perm: Perm) -> bool {
+        self.perms.allows(perm)
+    }
+}
+
+/// Why a login was refused. [`LoginRefused::BadCredentials`] covers both an unknown user and a
+/// wrong password, so the reply cannot tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginRefused {
+    /// Unknown user or wrong password (reply `530`).
+    #[error("login incorrect")]
+    BadCredentials,
+    /// `anonymous`/`ftp` while anonymous logins are off (reply `530`).
+    #[error("anonymous logins are not allowed")]
+    AnonymousDisabled,
+    /// Too many failures from this address; no password was checked (reply `421` and close).
+    #[error("too many failed logins from this address; try again later")]
+    LockedOut {
+        /// How much longer the lockout lasts.
+        remaining: Duration,
+    },
+}
+
+/// The accounts a server accepts: the users file (replaced whole by [`Accounts::reload`]), the
+/// anonymous setting, and the failure tracker shared by all sessions.
+#[derive(Debug)]
+pub struct Accounts {
+    path: Option<PathBuf>,
+    current: RwLock<Arc<Loaded>>,
+    anonymous: Option<Access>,
+    tracker: AddressTracker,
+}
+
+/// A user set with the dummy hash verified for names it lacks.
+#[derive(Debug)]
+struct Loaded {
+    users: UserSet,
+    dummy: OnceLock<PasswordHash>,
+}
+
+impl Loaded {
+    /// The dummy hash is made like the first account's (algorithm and cost), so an unknown
+    /// name costs what a known one costs. It is made now, not at the first unknown name, whose
+    /// refusal would otherwise take twice as long; an empty set (anonymous only) needs none.
+    fn new(users: UserSet) -> Loaded {
+        let loaded = Loaded { dummy: OnceLock::new(), users };
+        if !loaded.users.is_empty() {
+            loaded.dummy();
+        }
+        loaded
+    }
+
+    fn dummy(&self) -> &PasswordHash {
+        self.dummy.get_or_init(|| PasswordHash::dummy(self.users.iter().next().map(|u| &u.password)))
+    }
+}
+
+impl Accounts {
+    /// Accounts from the users file at `path`; `anonymous` also lets `anonymous`/`ftp` in
+    /// with that access to the whole served root.
+    pub fn load(path: &Path, anonymous: Option<Access>, policy: LoginPolicy) -> Result<Accounts, UsersError> {
+        let users = UserSet::load(path)?;
+        Ok(Accounts::with_users(Some(path.to_owned()), users, anonymous, policy))
+    }
+
+    /// Accounts from an already checked set (`path`: where [`Accounts::reload`] reads from).
+    pub fn with_users(
+        path: Option<PathBuf>,
+        users: UserSet,
+        anonymous: Option<Access>,
+        policy: LoginPolicy,
+    ) -> Accounts {
+        Accounts {
+            path,
+            current: RwLock::new(Arc::new(Loaded::new(users))),
+            anonymous,
+            tracker: AddressTracker::new(policy),
+        }
+    }
+
+    /// Only anonymous logins (no `--users`): any name is taken for `anonymous`, as today.
+    pub fn anonymous_only(access: Access, policy: LoginPolicy) -> Accounts {
+        Accounts::with_users(None, UserSet::default(), Some(access), policy)
+    }
+
+    /// Re-reads the users file. On success the new set replaces the old one for every later
+    /// login (sessions already logged in keep their principal) and its size is returned; on
+    /// error the old set stays and the error says why. Failure counts survive a reload.
+    pub fn reload(&self) -> Result<usize, UsersError> {
+        let Some(path) = &self.path else { return Ok(0) };
+        let users = UserSet::load(path)?;
+        let count = users.len();
+        let loaded = Arc::new(Loaded::new(users));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        Ok(count)
+    }
+
+    /// The throttling policy (for [`SessionFailures::record`]).
+    pub fn policy(&self) -> &LoginPolicy {
+        self.tracker.policy()
+    }
+
+    /// Is `user` one of the anonymous names? Sessions ask this to answer `USER` with `331`
+    /// ("send your e-mail address") rather than `331` ("password required").
+    pub fn is_anonymous_name(user: &str) -> bool {
+        user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp")
+    }
+
+    /// Checks a login from `peer`. Slow by design (one argon2id or bcrypt verification) except
+    /// for anonymous logins and locked-out addresses; call it off any shared lock. The caller
+    /// sleeps for [`SessionFailures::record`]'s delay after a refusal.
+    pub fn login(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, LoginRefused> {
+        self.login_at(user, password, peer, Instant::now())
+    }
+
+    fn login_at(&self, user: &str, password: &str, peer: IpAddr, now: Instant) -> Result<Principal, LoginRefused> {
+        if let Some(remaining) = self.tracker.locked_out(peer, now) {
+            return Err(LoginRefused::LockedOut { remaining });
+        }
+        let loaded = Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()));
+        if self.path.is_none() || Accounts::is_anonymous_name(user) {
+            return match self.anonymous {
+                Some(access) => Ok(Principal::anonymous(access)),
+                None => Err(LoginRefused::AnonymousDisabled),
+            };
+        }
+        let account = loaded.users.get(user);
+        let hash = account.map_or_else(|| loaded.dummy(), |u| &u.password);
+        // Both branches do one verification, and the result is looked at only afterwards.
+        let matched = hash.verify(password);
+        match account {
+            Some(account) if matched => Ok(Principal {
+                name: account.name.clone(),
+                root: account.root.clone(),
+                perms: account.access.perms(),
+                anonymous: false,
+            }),
+            _ => {
+                if self.tracker.record_failure(peer, now) {
+                    log::warn!("{peer}: locked out after repeated failed logins");
+                }
+                Err(LoginRefused::BadCredentials)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+
+    fn accounts(anonymous: Option<Access>, policy: LoginPolicy) -> (tempfile::TempDir, Accounts) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, users_file(&[("alice", "wonder", "alice", "write"), ("bob", "builder", "bob", "read")]))
+            .unwrap();
+        let accounts = Accounts::load(&path, anonymous, policy).unwrap();
+        (dir, accounts)
+    }
+
+    fn users_file(users: &[(&str, &str, &str, &str)]) -> String {
+        users
+            .iter()
+            .map(|(name, pw, root, access)| {
+                format!(
+                    "[[user]]\nname = \"{name}\"\npassword = \"{}\"\nroot = \"{root}\"\naccess = \"{access}\"\n",
+                    users::tests::cheap_hash(pw)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn access_words_map_to_sftpgo_permissions() {
+        use Perm::*;
+        let words = |a: Access| a.perms().iter().collect::<Vec<_>>();
+        assert_eq!(words(Access::Read), [List, Download]);
+        assert_eq!(words(Access::Write), [List, Download, Upload, CreateDirs]);
+        assert_eq!(words(Access::Full), [List, Download, Upload, Overwrite, Delete, Rename, CreateDirs]);
+        assert!(!Access::Write.perms().allows(Overwrite), "write never replaces");
+        assert_eq!(format!("{:?}", Access::Read.perms()), "{List, Download}");
+        assert_eq!(Access::from_flags(true, false), Access::Write);
+        assert_eq!(Access::Full.as_str(), "full");
+    }
+
+    #[test]
+    fn a_good_login_yields_the_principal() {
+        let (_dir, accounts) = accounts(None, LoginPolicy::default());
+        let alice = accounts.login("alice", "wonder", PEER).unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.root.to_string(), "/alice");
+        assert!(alice.allows(Perm::Upload) && !alice.allows(Perm::Delete) && !alice.anonymous);
+    }
+
+    #[test]
+    fn unknown_user_and_wrong_password_are_refused_alike() {
+        let (_dir, accounts) = accounts(None, LoginPolicy::default());
+        let wrong = accounts.login("alice", "wonderland", PEER);
+        let unknown = accounts.login("mallory", "wonder", PEER);
+        assert_eq!(wrong, Err(LoginRefused::BadCredentials));
+        assert_eq!(unknown, wrong);
+        assert_eq!(accounts.login("Alice", "wonder", PEER), Err(LoginRefused::BadCredentials));
+        // The dummy hash carries the accounts' parameters, so both cost one equal verification.
+        let loaded = accounts.current.read().unwrap();
+        assert_eq!(loaded.dummy().argon2_params(), loaded.users.get("alice").unwrap().password.argon2_params());
+    }
+
+    #[test]
+    fn anonymous_only_when_configured() {
+        let (_dir, closed) = accounts(None, LoginPolicy::default());
+        assert_eq!(closed.login("anonymous", "me@example.com", PEER), Err(LoginRefused::AnonymousDisabled));
+        assert_eq!(closed.login("FTP", "", PEER), Err(LoginRefused::AnonymousDisabled));
+        let (_dir, open) = accounts(Some(Access::Read), LoginPolicy::default());
+        let anon = open.login("ftp", "", PEER).unwrap();
+        assert_eq!(anon, Principal::anonymous(Access::Read));
+        assert!(anon.root.is_root() && anon.anonymous && !anon.allows(Perm::Upload));
+        let today = Accounts::anonymous_only(Access::Full, LoginPolicy::default());
+        assert_eq!(today.login("whoever", "x", PEER).unwrap().perms, Access::Full.perms());
+    }
+
+    #[test]
+    fn lockout_across_sessions_refuses_even_the_right_password() {
+        let policy = LoginPolicy { lockout_failures: 3, ..LoginPolicy::default() };
+        let (_dir, accounts) = accounts(None, policy.clone());
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(accounts.login_at("bob", "nope", PEER, now), Err(LoginRefused::BadCredentials));
+        }
+        let refused = accounts.login_at("bob", "builder", PEER, now);
+        assert_eq!(refused, Err(LoginRefused::LockedOut { remaining: policy.lockout_duration }));
+        let elsewhere = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+        assert!(accounts.login_at("bob", "builder", elsewhere, now).is_ok());
+        assert!(accounts.login_at("bob", "builder", PEER, now + policy.lockout_duration).is_ok());
+    }
+
+    #[test]
+    fn reload_replaces_the_set_or_keeps_the_old_one() {
+        let (dir, accounts) = accounts(None, LoginPolicy::default());
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, users_file(&[("carol", "c4rol", ".", "full")])).unwrap();
+        assert_eq!(accounts.reload(), Ok(1));
+        assert!(accounts.login("carol", "c4rol", PEER).unwrap().root.is_root());
+        assert_eq!(accounts.login("alice", "wonder", PEER), Err(LoginRefused::BadCredentials));
+        std::fs::write(&path, "[[user]]\nname = \"dave\"\n").unwrap();
+        let err = accounts.reload().unwrap_err();
+        assert_eq!(err.to_string(), format!("{}:1: missing key `password`", path.display()));
+        assert!(accounts.login("carol", "c4rol", PEER).is_ok(), "the old set stays");
+    }
+
+    #[test]
+    fn shared_by_session_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Accounts>();
+        shareable::<Principal>();
+        assert!(Accounts::is_anonymous_name("Anonymous") && Accounts::is_anonymous_name("FTP"));
+        assert!(!Accounts::is_anonymous_name("ftpuser"));
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let (_dir, accounts) = accounts(None, LoginPolicy::default());
+        let debug = format!("{accounts:?}");
+        assert!(!debug.contains("$argon2id$"), "{debug}");
+        assert!(debug.contains("alice"));
+    }
+}

@@ -6,6 +6,7 @@ mod curl;
 mod ftplib;
 mod hash;
 mod lftp;
+mod lockouts;
 mod protocol;
 mod security;
 mod support;

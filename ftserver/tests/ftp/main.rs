@@ -7,6 +7,7 @@ mod ftplib;
 mod hash;
 mod lftp;
 mod protocol;
+mod resume;
 mod security;
 mod support;
 mod upload;

@@ -8,6 +8,7 @@ mod hash;
 mod lftp;
 mod lockouts;
 mod protocol;
+mod resume;
 mod security;
 mod support;
 mod upload;

@@ -377,7 +377,7 @@ pub fn is_peer_error(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, TcpListener};
+    use std::net::TcpListener;
     use std::os::fd::{AsFd, BorrowedFd};
 
     /// A file as the local storage hands it out: with its descriptor, for sendfile.

@@ -87,6 +87,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.writable = args.writable;
     config.overwrite = args.overwrite;
     config.dotfiles = args.dotfiles;
+    config.unannounced_settle = Duration::from_millis(args.upload_settle);
     config.max_upload_size = args.max_upload_size;
 
     let tftp_config = TftpConfig {

@@ -3,6 +3,7 @@
 
 mod binary;
 mod curl;
+mod cutoff;
 mod ftplib;
 mod hash;
 mod lftp;

@@ -1,0 +1,210 @@
+//! Database connections: a bounded pool that drops broken connections and opens new ones when
+//! asked again, and the one place a database error becomes a [`StorageError`].
+
+use crate::storage::StorageError;
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a request waits for a free connection when all `--storage-pool` are in use.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// How long opening a connection may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most `max` connections to one database, shared by every session of a server. A
+/// connection is checked out for one operation (or for one upload, which holds the lock on its
+/// name through it) and comes back when its [`Conn`] is dropped, unless it broke.
+pub(super) struct Pool {
+    config: Config,
+    max: usize,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+struct State {
+    idle: Vec<Client>,
+    /// Connections open, idle or checked out.
+    open: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the config: it holds the password.
+        f.debug_struct("Pool").field("max", &self.max).finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A pool of at most `max` (at least 1) connections made with `config`; none is opened yet.
+    pub(super) fn new(mut config: Config, max: usize) -> Arc<Pool> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("ftserver");
+        }
+        let state = Mutex::new(State { idle: Vec::new(), open: 0 });
+        Arc::new(Pool { config, max: max.max(1), state, freed: Condvar::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection: an idle one that is still open, else a new one while fewer than `max` are
+    /// open, else the first one given back within [`POOL_WAIT`].
+    pub(super) fn get(self: &Arc<Self>) -> Result<Conn, StorageError> {
+        let mut state = self.lock();
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        loop {
+            while let Some(client) = state.idle.pop() {
+                if client.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
+                return Ok(Conn { pool: Arc::clone(self), client: Some(client) });
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return match self.config.connect(NoTls) {
+                    Ok(client) => Ok(Conn { pool: Arc::clone(self), client: Some(client) }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.freed.notify_one();
+                        Err(StorageError::Unavailable(error_text(&e)))
+                    }
+                };
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(StorageError::Unavailable(format!("all {} database connections are busy", self.max)));
+            }
+            state = self.freed.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
+/// A checked-out connection; it goes back to the pool on drop (or is closed if it broke).
+pub(super) struct Conn {
+    pool: Arc<Pool>,
+    client: Option<Client>,
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("present until drop")
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("present until drop")
+    }
+}
+
+impl Conn {
+    /// Closes the connection instead of giving it back (it may hold a lock or a transaction
+    /// that could not be ended).
+    pub(super) fn discard(mut self) {
+        if let Some(client) = self.client.take() {
+            drop(client);
+            self.pool.lock().open -= 1;
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        let mut state = self.pool.lock();
+        if client.is_closed() {
+            state.open -= 1;
+        } else {
+            state.idle.push(client);
+        }
+        drop(state);
+        self.pool.freed.notify_one();
+    }
+}
+
+/// A database error as a client may read it: the server's message, or what broke the
+/// connection, without Rust's "(os error N)" suffix. Never contains the password: neither the
+/// driver nor the server repeats it.
+pub(super) fn error_text(e: &postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        // The driver's text already ends with its cause ("error connecting to server: ...").
+        None => e.to_string(),
+    };
+    strip_os_error(&text)
+}
+
+fn strip_os_error(text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(at) = out.find(" (os error ") {
+        match out[at..].find(')') {
+            Some(end) => out.replace_range(at..at + end + 1, ""),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Is this error the connection (or the server) going away, rather than a statement failing?
+pub(super) fn is_connection_error(e: &postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || [&SqlState::ADMIN_SHUTDOWN, &SqlState::CRASH_SHUTDOWN, &SqlState::CANNOT_CONNECT_NOW].contains(&code)
+        }
+        None => true,
+    }
+}
+
+/// The storage error for a database error that has no more specific meaning where it
+/// happened: the database gone is [`StorageError::Unavailable`], a full disk is
+/// [`StorageError::Full`], anything else is [`StorageError::Io`] with the server's words.
+pub(super) fn db_error(e: postgres::Error) -> StorageError {
+    if is_connection_error(&e) {
+        return StorageError::Unavailable(error_text(&e));
+    }
+    match e.code() {
+        Some(code) if *code == SqlState::DISK_FULL => {
+            StorageError::Full(std::io::Error::new(std::io::ErrorKind::StorageFull, error_text(&e)))
+        }
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => StorageError::PermissionDenied,
+        _ => StorageError::Io(std::io::Error::other(format!("database: {}", error_text(&e)))),
+    }
+}
+
+/// Is this a unique constraint (the name is taken) failing?
+pub(super) fn is_unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Is this a foreign key failing (a directory removed meanwhile, or one that still has entries)?
+pub(super) fn is_foreign_key_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_error_numbers_are_dropped() {
+        for (text, want) in [
+            ("connection refused (os error 111)", "connection refused"),
+            ("a (os error 2): b (os error 3)", "a: b"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(strip_os_error(text), want, "{text}");
+        }
+    }
+}

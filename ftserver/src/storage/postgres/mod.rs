@@ -217,14 +217,15 @@ impl Storage for PgStorage {
         let mut entries: Vec<(String, Meta)> = rows
             .iter()
             .filter_map(|row| {
-                let name: Option<String> = row.get(1);
+                // An empty directory is one row with no entry (the LEFT JOIN's NULLs).
+                let name: String = row.get::<_, Option<String>>(1)?;
                 let meta = Meta {
                     kind: kind_of(row.get(2)),
                     len: row.get::<_, i64>(3) as u64,
                     modified: Some(row.get(4)),
                     mode: None,
                 };
-                name.map(|name| (name, meta))
+                Some((name, meta))
             })
             .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -402,7 +403,9 @@ impl Storage for PgStorage {
             }
             match (source.kind, existing.kind) {
                 (Kind::Dir, Kind::File) => return Err(StorageError::NotADirectory),
-                (Kind::File, Kind::Dir) => return Err(StorageError::Io(io::Error::from(io::ErrorKind::IsADirectory))),
+                (Kind::File, Kind::Dir) => {
+                    return Err(StorageError::Io(io::Error::from_raw_os_error(nix::libc::EISDIR)));
+                }
                 _ => {}
             }
             tx.execute(

@@ -176,7 +176,8 @@ pub(super) fn db_error(e: postgres::Error) -> StorageError {
     }
     match e.code() {
         Some(code) if *code == SqlState::DISK_FULL => {
-            StorageError::Full(std::io::Error::new(std::io::ErrorKind::StorageFull, error_text(&e)))
+            log::warn!("database: {}", error_text(&e));
+            StorageError::Full(std::io::Error::from_raw_os_error(nix::libc::ENOSPC))
         }
         Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => StorageError::PermissionDenied,
         _ => StorageError::Io(std::io::Error::other(format!("database: {}", error_text(&e)))),

@@ -261,10 +261,7 @@ fn an_interrupted_upload_resumes_through_another_instance() {
     let opened = b.open_read(&p("/r"), 0).unwrap();
     assert_eq!(opened.reader.stored_digest("SHA-256").unwrap(), Sha256::digest(&data).to_vec());
 
-    assert!(matches!(
-        a.begin_upload(&p("/never"), spec(Start::Resume(5), false)),
-        Err(StorageError::NothingToResume)
-    ));
+    assert!(matches!(a.begin_upload(&p("/never"), spec(Start::Resume(5), false)), Err(StorageError::NothingToResume)));
     assert_eq!(a.partial_size(&p("/never")), None);
     // With overwrite, APPE to a complete file changes a copy; the file stays as it was until
     // the commit.

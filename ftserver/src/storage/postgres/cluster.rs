@@ -82,11 +82,10 @@ impl TestCluster {
         let options = format!("-k {} -p {PORT} -c listen_addresses='' -c fsync=off", path_str(&self.dir));
         let log = self.dir.join("server.log");
         let data = self.data_dir();
-        self.run("pg_ctl", &["-D", path_str(&data), "-l", path_str(&log), "-w", "-o", &options, "start"])
-            .map_err(|e| {
-                let log = fs::read_to_string(&log).unwrap_or_default();
-                format!("{e}; server log: {}", log.lines().last().unwrap_or(""))
-            })
+        self.run("pg_ctl", &["-D", path_str(&data), "-l", path_str(&log), "-w", "-o", &options, "start"]).map_err(|e| {
+            let log = fs::read_to_string(&log).unwrap_or_default();
+            format!("{e}; server log: {}", log.lines().last().unwrap_or(""))
+        })
     }
 
     /// Stops the server at once (`-m immediate`: like a crash, connections are cut).

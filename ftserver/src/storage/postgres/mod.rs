@@ -121,10 +121,8 @@ impl PgStorage {
             },
         })?;
         schema::migrate(&mut conn).map_err(|source| ConnectError::Schema { target: target.clone(), source })?;
-        let swept = upload::sweep_private(&mut conn).map_err(|e| ConnectError::Unreachable {
-            target: target.clone(),
-            reason: e.to_string(),
-        })?;
+        let swept = upload::sweep_private(&mut conn)
+            .map_err(|e| ConnectError::Unreachable { target: target.clone(), reason: e.to_string() })?;
         if swept > 0 {
             log::info!("{target}: removed {swept} abandoned TFTP uploads");
         }

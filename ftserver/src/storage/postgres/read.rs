@@ -24,10 +24,7 @@ pub(super) fn fetch(
 ) -> Result<i32, StorageError> {
     let params: [&(dyn ToSql + Sync); 3] = [&content, &first, &(first + count)];
     let rows = client
-        .query_raw(
-            "SELECT seq, data FROM ft.chunks WHERE content = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-            params,
-        )
+        .query_raw("SELECT seq, data FROM ft.chunks WHERE content = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", params)
         .map_err(db_error)?;
     let mut expected = first;
     let mut rows = rows;

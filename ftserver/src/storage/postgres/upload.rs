@@ -73,6 +73,8 @@ pub(super) struct PgUpload {
     remove: bool,
     /// A write failed: nothing more is stored through this upload.
     failed: bool,
+    /// The statement that stores a chunk, prepared on the upload's connection at first use.
+    store_statement: Option<postgres::Statement>,
 }
 
 impl PgUpload {
@@ -136,6 +138,7 @@ impl PgUpload {
             // Until the start is settled: a failed start leaves no row it created.
             remove: created,
             failed: false,
+            store_statement: None,
         };
         let offset = match (spec.start, created, file) {
             (Start::Private | Start::Fresh | Start::Resume(0), _, _) => 0,
@@ -230,13 +233,20 @@ impl PgUpload {
         }
         let size = i64::from(self.seq) * CHUNK as i64 + self.buf.len() as i64;
         let conn = self.conn.as_mut().expect("present until the upload ends");
-        let stored = conn
-            .execute(
-                "WITH u AS (UPDATE ft.uploads SET size = $4 WHERE id = $5 RETURNING id) \
-                 INSERT INTO ft.chunks (content, seq, data) SELECT $1, $2, $3 FROM u",
-                &[&self.content, &self.seq, &self.buf, &size, &self.id],
-            )
-            .map_err(db_error)?;
+        let statement = match &self.store_statement {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = conn
+                    .prepare(
+                        "WITH u AS (UPDATE ft.uploads SET size = $4 WHERE id = $5 RETURNING id) \
+                         INSERT INTO ft.chunks (content, seq, data) SELECT $1, $2, $3 FROM u",
+                    )
+                    .map_err(db_error)?;
+                self.store_statement.insert(statement).clone()
+            }
+        };
+        let stored =
+            conn.execute(&statement, &[&self.content, &self.seq, &self.buf, &size, &self.id]).map_err(db_error)?;
         if stored == 0 {
             // The row went: its directory was removed.
             return Err(StorageError::NotFound);

@@ -361,7 +361,14 @@ fn a_database_restart_fails_the_upload_and_the_server_recovers() {
     let cluster = TestCluster::start().unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.create_database().unwrap();
     let s = connect(&url);
+    let quiet = connect(&url);
     put(&s, "/before", b"kept", false).unwrap();
+    // Idle connections in `quiet`'s pool, unused while the database restarts.
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| quiet.stat(&p("/before")).unwrap());
+        }
+    });
     let mut upload = s.begin_upload(&p("/during"), spec(Start::Fresh, false)).unwrap();
     write_all(&mut upload, &pattern(CHUNK + 10, 6));
     cluster.stop().unwrap();
@@ -381,4 +388,9 @@ fn a_database_restart_fails_the_upload_and_the_server_recovers() {
     assert_eq!(s.partial_size(&p("/during")), Some(CHUNK as u64));
     put(&s, "/after", b"works", false).unwrap();
     assert_eq!(get(&s, "/after", 0), b"works");
+    // One broken connection closes the pool's other idle ones: at most one operation fails.
+    let first = quiet.stat(&p("/after"));
+    assert!(matches!(first, Ok(_) | Err(StorageError::Unavailable(_))), "{first:?}");
+    assert_eq!(quiet.stat(&p("/after")).unwrap().len, 5);
+    assert_eq!(quiet.list(&p("/")).unwrap().len(), 2);
 }

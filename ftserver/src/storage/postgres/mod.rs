@@ -76,7 +76,11 @@ pub fn parse_url(url: &str) -> Result<Config, ConnectError> {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(Duration::from_secs(30));
     }
-    config.keepalives_idle(Duration::from_secs(30));
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        // The driver's default, two hours, would leave a transfer hanging that long on a
+        // database host that vanished without closing its connections.
+        config.keepalives_idle(Duration::from_secs(30));
+    }
     Ok(config)
 }
 

@@ -6,7 +6,7 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a request waits for a free connection when all `--storage-pool` are in use.
 const POOL_WAIT: Duration = Duration::from_secs(30);
@@ -14,9 +14,18 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 /// How long opening a connection may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An idle connection older than this is checked with a round trip before it is handed out:
+/// the driver notices a server that went away only when it next uses a connection, and a
+/// database restarted during a quiet spell should not fail the first operation after it.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+
+/// How long that check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// At most `max` connections to one database, shared by every session of a server. A
 /// connection is checked out for one operation (or for one upload, which holds the lock on its
-/// name through it) and comes back when its [`Conn`] is dropped, unless it broke.
+/// name through it) and comes back when its [`Conn`] is dropped, unless it broke; one broken
+/// connection closes every idle one too (the server restarted, so they are all gone).
 pub(super) struct Pool {
     config: Config,
     max: usize,
@@ -25,7 +34,8 @@ pub(super) struct Pool {
 }
 
 struct State {
-    idle: Vec<Client>,
+    /// Idle connections, each with when it was given back.
+    idle: Vec<(Client, Instant)>,
     /// Connections open, idle or checked out.
     open: usize,
 }
@@ -58,14 +68,24 @@ impl Pool {
     /// open, else the first one given back within [`POOL_WAIT`].
     pub(super) fn get(self: &Arc<Self>) -> Result<Conn, StorageError> {
         let mut state = self.lock();
-        let deadline = std::time::Instant::now() + POOL_WAIT;
+        let deadline = Instant::now() + POOL_WAIT;
         loop {
-            while let Some(client) = state.idle.pop() {
+            while let Some((mut client, since)) = state.idle.pop() {
+                if !client.is_closed() && since.elapsed() < CHECK_AFTER_IDLE {
+                    return Ok(Conn { pool: Arc::clone(self), client: Some(client) });
+                }
                 if client.is_closed() {
                     state.open -= 1;
                     continue;
                 }
-                return Ok(Conn { pool: Arc::clone(self), client: Some(client) });
+                drop(state);
+                if client.is_valid(CHECK_TIMEOUT).is_ok() {
+                    return Ok(Conn { pool: Arc::clone(self), client: Some(client) });
+                }
+                drop(client);
+                state = self.lock();
+                state.open -= 1;
+                self.freed.notify_one();
             }
             if state.open < self.max {
                 state.open += 1;
@@ -79,7 +99,7 @@ impl Pool {
                     }
                 };
             }
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             if now >= deadline {
                 return Err(StorageError::Unavailable(format!("all {} database connections are busy", self.max)));
             }
@@ -125,11 +145,16 @@ impl Drop for Conn {
         let mut state = self.pool.lock();
         if client.is_closed() {
             state.open -= 1;
+            let stale = state.idle.len();
+            state.idle.clear();
+            state.open -= stale;
+            drop(state);
+            self.pool.freed.notify_all();
         } else {
-            state.idle.push(client);
+            state.idle.push((client, Instant::now()));
+            drop(state);
+            self.pool.freed.notify_one();
         }
-        drop(state);
-        self.pool.freed.notify_one();
     }
 }
 

@@ -394,3 +394,60 @@ fn a_database_restart_fails_the_upload_and_the_server_recovers() {
     assert_eq!(quiet.stat(&p("/after")).unwrap().len, 5);
     assert_eq!(quiet.list(&p("/")).unwrap().len(), 2);
 }
+
+/// Cuts every ftserver connection to the database, as if the instances holding them died, and
+/// waits until their server processes are gone (with their locks).
+fn kill_instances(url: &str) {
+    sql(url)
+        .execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+             WHERE application_name = 'ftserver' AND datname = current_database() \
+             AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+}
+
+#[test]
+fn an_instance_that_dies_mid_upload_leaves_a_resumable_ftp_upload_and_no_tftp_one() {
+    let (_cluster, url) = database();
+    let a = connect(&url);
+    let data = pattern(2 * CHUNK + 99, 8);
+    let mut ftp = a.begin_upload(&p("/ftp.bin"), spec(Start::Fresh, false)).unwrap();
+    write_all(&mut ftp, &data[..CHUNK + 10]);
+    let mut tftp = a.begin_upload(&p("/fw1.conf"), spec(Start::Private, false)).unwrap();
+    write_all(&mut tftp, &data[..CHUNK + 10]);
+    kill_instances(&url);
+    // The dead instance's uploads fail and publish nothing.
+    assert!(ftp.write_all(&data[CHUNK + 10..2 * CHUNK + 10]).is_err() || ftp.commit().is_err());
+    drop(tftp);
+
+    // Another instance starts: it removes the abandoned TFTP upload, and can resume the FTP
+    // one, whose lock died with the connection.
+    let b = connect(&url);
+    assert!(b.list(&p("/")).unwrap().is_empty());
+    assert_eq!(count(&url, "SELECT count(*) FROM ft.uploads WHERE private"), 0);
+    assert_eq!(b.partial_size(&p("/ftp.bin")), Some(CHUNK as u64));
+    let mut upload = b.begin_upload(&p("/ftp.bin"), spec(Start::Resume(CHUNK as u64), false)).unwrap();
+    write_all(&mut upload, &data[CHUNK..]);
+    upload.commit().unwrap();
+    assert!(get(&b, "/ftp.bin", 0) == data);
+    assert_eq!(count(&url, "SELECT count(DISTINCT content) FROM ft.chunks"), 1);
+}
+
+#[test]
+fn removing_a_directory_takes_its_interrupted_uploads_and_fails_ones_in_progress() {
+    let (_cluster, url) = database();
+    let s = connect(&url);
+    s.mkdir(&p("/d")).unwrap();
+    let mut stale = s.begin_upload(&p("/d/stale"), spec(Start::Fresh, false)).unwrap();
+    write_all(&mut stale, &pattern(CHUNK + 1, 9));
+    drop(stale);
+    let mut live = s.begin_upload(&p("/d/live"), spec(Start::Private, false)).unwrap();
+    write_all(&mut live, b"partial");
+    s.remove_dir(&p("/d")).unwrap();
+    write_all(&mut live, b"more");
+    assert!(matches!(live.commit(), Err(StorageError::NotFound)));
+    assert_eq!(count(&url, "SELECT count(*) FROM ft.uploads"), 0);
+    assert_eq!(count(&url, "SELECT count(*) FROM ft.chunks"), 0);
+}

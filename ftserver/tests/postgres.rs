@@ -451,3 +451,6 @@ fn removing_a_directory_takes_its_interrupted_uploads_and_fails_ones_in_progress
     assert_eq!(count(&url, "SELECT count(*) FROM ft.uploads"), 0);
     assert_eq!(count(&url, "SELECT count(*) FROM ft.chunks"), 0);
 }
+
+#[path = "postgres/protocols.rs"]
+mod protocols;

@@ -117,11 +117,9 @@ fn tftp_put(server: SocketAddr, name: &str, bytes: &[u8]) -> Result<(), u16> {
     let request = Request { direction: Direction::Write, filename: name.into(), mode: "octet".into(), options: vec![] };
     socket.send_to(&Packet::Request(request).to_bytes(), server).unwrap();
     let mut buf = [0u8; 1024];
-    let mut peer = server;
     let blocks: Vec<&[u8]> = bytes.chunks(512).chain((bytes.len() % 512 == 0).then_some(&[][..])).collect();
     for block in 0..=blocks.len() {
-        let (n, from) = socket.recv_from(&mut buf).unwrap();
-        peer = from;
+        let (n, peer) = socket.recv_from(&mut buf).unwrap();
         match Packet::parse(&buf[..n]).unwrap() {
             Packet::Ack(acked) if usize::from(acked) == block => {}
             Packet::Error { code, .. } => return Err(code),
@@ -134,7 +132,6 @@ fn tftp_put(server: SocketAddr, name: &str, bytes: &[u8]) -> Result<(), u16> {
             socket.send_to(&packet, peer).unwrap();
         }
     }
-    let _ = peer;
     Ok(())
 }
 

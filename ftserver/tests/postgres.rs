@@ -345,7 +345,13 @@ fn instances_starting_together_migrate_once() {
 
 #[test]
 fn bad_urls_are_usage_errors_and_passwords_never_show() {
-    for url in ["postgres://u@h:notaport/db", "host=/tmp sslmode=sometimes", "not a url ==", "postgres://:5432/db"] {
+    for url in [
+        "postgres://u@h:notaport/db",
+        "host=/tmp sslmode=sometimes",
+        "not a url ==",
+        "postgres://:5432/db",
+        "postgres://u@h/db?sslmode=require",
+    ] {
         let err = PgStorage::connect(url, 1).unwrap_err();
         assert!(err.is_usage(), "{url}: {err}");
     }

@@ -61,9 +61,16 @@ impl ConnectError {
 
 /// Parses a connection string: `postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=...]`,
 /// `postgresql://...`, or libpq's `host=/run/postgresql dbname=ft`. A missing user is the
-/// login name, as with libpq. (TLS is not built in: `sslmode=require` fails to connect.)
+/// login name, as with libpq. TLS is not built in: `sslmode=require` is refused here.
 pub fn parse_url(url: &str) -> Result<Config, ConnectError> {
     let mut config = Config::from_str(url).map_err(|e| ConnectError::BadUrl(e.to_string()))?;
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(ConnectError::BadUrl(
+            "sslmode=require needs TLS, which this ftserver is built without (use sslmode=disable or prefer, \
+             or a Unix socket)"
+                .to_owned(),
+        ));
+    }
     if config.get_hosts().is_empty() {
         return Err(ConnectError::BadUrl("no host (add @HOST to the url, or host=...)".to_owned()));
     }
@@ -425,5 +432,26 @@ impl Storage for PgStorage {
 
     fn free_space(&self, _dir: &VirtualPath) -> Option<u64> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_are_described_without_their_password() {
+        for (url, described) in [
+            ("postgres://ft:pw@db.example:6543/files", "postgresql://ft@db.example:6543/files"),
+            ("postgresql://ft@db.example/files?sslmode=disable", "postgresql://ft@db.example:5432/files"),
+            ("host=/run/postgresql user=ft dbname=ft password=pw", "postgresql://ft@/run/postgresql/.s.PGSQL.5432/ft"),
+            ("host=a,b port=1,2 user=u", "postgresql://u@a:1,b:2/u"),
+        ] {
+            let config = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(describe_config(&config), described, "{url}");
+        }
+        for url in ["postgres://u@h:port/db", "postgres://u@h/db?sslmode=require", "user=u dbname=d"] {
+            assert!(parse_url(url).is_err_and(|e| e.is_usage()), "{url}");
+        }
     }
 }

@@ -109,14 +109,21 @@ impl PgUpload {
         };
         let private = spec.start == Start::Private;
         let (id, content, size, created) = if private {
+            // Locked in the statement that creates it, so no other instance's sweep (see
+            // `sweep_private`) ever sees it unlocked.
             let row = conn
                 .query_one(
-                    "INSERT INTO ft.uploads (parent, name, private) VALUES ($1, $2, true) RETURNING id, content",
-                    &[&dir, &name],
+                    "INSERT INTO ft.uploads (parent, name, private) VALUES ($1, $2, true) \
+                     RETURNING id, content, pg_try_advisory_lock($3, (id % 2147483647)::integer)",
+                    &[&dir, &name, &UPLOAD_LOCK],
                 )
                 .map_err(insert_error)?;
-            let id: i64 = row.get(0);
-            conn.execute("SELECT pg_advisory_lock($1, $2)", &[&UPLOAD_LOCK, &lock_key(id)]).map_err(db_error)?;
+            let (id, locked): (i64, bool) = (row.get(0), row.get(2));
+            if !locked {
+                // Only another row whose id has the same lock key: vanishingly rare.
+                let _ = conn.execute("DELETE FROM ft.uploads WHERE id = $1", &[&id]);
+                return Err(StorageError::Busy);
+            }
             (id, row.get(1), 0, true)
         } else {
             claim(&mut conn, dir, &name)?

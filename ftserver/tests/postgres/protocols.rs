@@ -30,6 +30,8 @@ impl Instance {
         config.writable = true;
         config.overwrite = overwrite;
         config.data_timeout = Duration::from_secs(10);
+        // Every test client comes from 127.0.0.1.
+        config.max_per_ip = config.max_clients;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let ftp = Server::spawn_with(listener, config, storage.clone(), None).unwrap();
         let tftp_config = TftpConfig { writable: true, overwrite, ..TftpConfig::default() };
@@ -270,4 +272,26 @@ fn a_device_backup_over_tftp_is_logged_and_read_back_everywhere() {
 
     assert!(tftp_get(b.tftp.local_addr(), "fw1.conf") == config);
     assert!(b.login().download("RETR fw1.conf") == config);
+}
+
+#[test]
+fn fifty_clients_spread_over_two_instances_each_get_their_own_file_back() {
+    let (_cluster, url) = database();
+    let instances = [Instance::start(&url, false), Instance::start(&url, false)];
+    let barrier = Barrier::new(50);
+    std::thread::scope(|scope| {
+        for i in 0..50u32 {
+            let (instances, barrier) = (&instances, &barrier);
+            scope.spawn(move || {
+                let data = pattern(8 * 1024 + i as usize, 200 + i);
+                let mut ftp = instances[i as usize % 2].login();
+                barrier.wait();
+                assert_eq!(ftp.upload(&format!("STOR client{i}"), &data), 226, "client {i}");
+                let mut other = instances[(i as usize + 1) % 2].login();
+                assert!(other.download(&format!("RETR client{i}")) == data, "client {i}");
+            });
+        }
+    });
+    let names = String::from_utf8(instances[0].login().download("NLST")).unwrap();
+    assert_eq!(names.lines().count(), 50, "{names}");
 }

@@ -120,6 +120,11 @@ impl PgStorage {
     /// Connects to the database at `url` (see [`parse_url`]) with at most `pool` connections
     /// (`--storage-pool`), creates or migrates the `ft` schema, and removes what crashed TFTP
     /// uploads left. Fails if the database cannot be reached now.
+    ///
+    /// Each upload in progress holds one of the `pool` connections until it ends (the
+    /// connection holds the upload's lock); everything else borrows one for a statement or
+    /// two, a download once per 1 MiB. When all are busy a request waits up to 30 s, then
+    /// fails as [`StorageError::Unavailable`].
     pub fn connect(url: &str, pool: usize) -> Result<PgStorage, ConnectError> {
         let config = parse_url(url)?;
         let target = describe_config(&config);

@@ -153,7 +153,7 @@ impl PgStorage {
     /// The entry `path` names: `(id, kind, size, mtime, sha256, content)`.
     fn entry(&self, conn: &mut Conn, path: &VirtualPath) -> Result<Entry, StorageError> {
         let row = conn
-            .query_opt(
+            .query_opt_p(
                 "SELECT id, kind, size, extract(epoch FROM mtime)::bigint, sha256, content \
                  FROM ft.entries WHERE id = ft.lookup($1::text[])",
                 &[&parts(path)],
@@ -217,7 +217,7 @@ impl Storage for PgStorage {
     fn list(&self, dir: &VirtualPath) -> Result<Vec<(String, Meta)>, StorageError> {
         let rows = self
             .conn()?
-            .query(
+            .query_p(
                 "WITH d AS (SELECT id, kind FROM ft.entries WHERE id = ft.lookup($1::text[])) \
                  SELECT d.kind, e.name, e.kind, e.size, extract(epoch FROM e.mtime)::bigint \
                  FROM d LEFT JOIN ft.entries e ON e.parent = d.id",
@@ -293,7 +293,7 @@ impl Storage for PgStorage {
         let row = self
             .conn()
             .ok()?
-            .query_opt(
+            .query_opt_p(
                 "SELECT size FROM ft.uploads \
                  WHERE parent = ft.lookup($1::text[]) AND name = $2 AND NOT private",
                 &[&parts(&path.parent()), &name],
@@ -306,7 +306,7 @@ impl Storage for PgStorage {
         let name = path.file_name().ok_or(StorageError::IsRoot)?;
         let mut conn = self.conn()?;
         let made = conn
-            .execute(
+            .execute_p(
                 "INSERT INTO ft.entries (parent, name, kind) \
                  SELECT id, $2, 'd' FROM ft.entries WHERE id = ft.lookup($1::text[]) AND kind = 'd' \
                  ON CONFLICT (parent, name) DO NOTHING",
@@ -329,7 +329,7 @@ impl Storage for PgStorage {
         }
         let mut conn = self.conn()?;
         let gone = conn
-            .execute("DELETE FROM ft.entries WHERE id = ft.lookup($1::text[]) AND kind = 'f'", &[&parts(path)])
+            .execute_p("DELETE FROM ft.entries WHERE id = ft.lookup($1::text[]) AND kind = 'f'", &[&parts(path)])
             .map_err(db_error)?;
         if gone == 1 {
             return Ok(());
@@ -346,7 +346,7 @@ impl Storage for PgStorage {
         // Interrupted uploads into the directory go with it (ON DELETE CASCADE); a child
         // created meanwhile makes the foreign key fail, which means "not empty".
         let gone = conn
-            .execute(
+            .execute_p(
                 "DELETE FROM ft.entries d WHERE d.id = ft.lookup($1::text[]) AND d.kind = 'd' \
                  AND NOT EXISTS (SELECT 1 FROM ft.entries c WHERE c.parent = d.id)",
                 &[&parts(path)],

@@ -3,7 +3,9 @@
 
 use crate::storage::StorageError;
 use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Row, Statement};
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,7 +37,7 @@ pub(super) struct Pool {
 
 struct State {
     /// Idle connections, each with when it was given back.
-    idle: Vec<(Client, Instant)>,
+    idle: Vec<(Session, Instant)>,
     /// Connections open, idle or checked out.
     open: usize,
 }
@@ -70,19 +72,19 @@ impl Pool {
         let mut state = self.lock();
         let deadline = Instant::now() + POOL_WAIT;
         loop {
-            while let Some((mut client, since)) = state.idle.pop() {
-                if !client.is_closed() && since.elapsed() < CHECK_AFTER_IDLE {
-                    return Ok(Conn { pool: Arc::clone(self), client: Some(client) });
+            while let Some((mut session, since)) = state.idle.pop() {
+                if !session.client.is_closed() && since.elapsed() < CHECK_AFTER_IDLE {
+                    return Ok(Conn { pool: Arc::clone(self), session: Some(session) });
                 }
-                if client.is_closed() {
+                if session.client.is_closed() {
                     state.open -= 1;
                     continue;
                 }
                 drop(state);
-                if client.is_valid(CHECK_TIMEOUT).is_ok() {
-                    return Ok(Conn { pool: Arc::clone(self), client: Some(client) });
+                if session.client.is_valid(CHECK_TIMEOUT).is_ok() {
+                    return Ok(Conn { pool: Arc::clone(self), session: Some(session) });
                 }
-                drop(client);
+                drop(session);
                 state = self.lock();
                 state.open -= 1;
                 self.freed.notify_one();
@@ -91,7 +93,10 @@ impl Pool {
                 state.open += 1;
                 drop(state);
                 return match self.config.connect(NoTls) {
-                    Ok(client) => Ok(Conn { pool: Arc::clone(self), client: Some(client) }),
+                    Ok(client) => {
+                        let session = Session { client, statements: HashMap::new() };
+                        Ok(Conn { pool: Arc::clone(self), session: Some(session) })
+                    }
                     Err(e) => {
                         self.lock().open -= 1;
                         self.freed.notify_one();
@@ -108,22 +113,83 @@ impl Pool {
     }
 }
 
+/// A connection and the statements prepared on it.
+struct Session {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
 /// A checked-out connection; it goes back to the pool on drop (or is closed if it broke).
 pub(super) struct Conn {
     pool: Arc<Pool>,
-    client: Option<Client>,
+    session: Option<Session>,
 }
 
 impl Deref for Conn {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until drop")
+        &self.session.as_ref().expect("present until drop").client
     }
 }
 
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until drop")
+        &mut self.session.as_mut().expect("present until drop").client
+    }
+}
+
+/// Statements by their text, prepared once per connection: a query then costs one round trip
+/// instead of two (prepare, execute).
+impl Conn {
+    /// The statement for `sql`, prepared on this connection at its first use.
+    pub(super) fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        let session = self.session.as_mut().expect("present until drop");
+        if let Some(statement) = session.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = session.client.prepare(sql)?;
+        session.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// [`Client::query`] with a prepared statement.
+    pub(super) fn query_p(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.query(&statement, params)
+    }
+
+    /// [`Client::query_opt`] with a prepared statement.
+    pub(super) fn query_opt_p(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.query_opt(&statement, params)
+    }
+
+    /// [`Client::query_one`] with a prepared statement.
+    pub(super) fn query_one_p(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.query_one(&statement, params)
+    }
+
+    /// [`Client::execute`] with a prepared statement.
+    pub(super) fn execute_p(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.execute(&statement, params)
     }
 }
 
@@ -131,8 +197,8 @@ impl Conn {
     /// Closes the connection instead of giving it back (it may hold a lock or a transaction
     /// that could not be ended).
     pub(super) fn discard(mut self) {
-        if let Some(client) = self.client.take() {
-            drop(client);
+        if let Some(session) = self.session.take() {
+            drop(session);
             self.pool.lock().open -= 1;
             self.pool.freed.notify_one();
         }
@@ -141,9 +207,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let Some(client) = self.client.take() else { return };
+        let Some(session) = self.session.take() else { return };
         let mut state = self.pool.lock();
-        if client.is_closed() {
+        if session.client.is_closed() {
             state.open -= 1;
             let stale = state.idle.len();
             state.idle.clear();
@@ -151,7 +217,7 @@ impl Drop for Conn {
             drop(state);
             self.pool.freed.notify_all();
         } else {
-            state.idle.push((client, Instant::now()));
+            state.idle.push((session, Instant::now()));
             drop(state);
             self.pool.freed.notify_one();
         }

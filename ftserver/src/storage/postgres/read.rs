@@ -1,11 +1,10 @@
 //! Reading a file's contents from its chunk rows: a few chunks per query, from the offset on,
 //! so memory stays flat and a read at an offset never fetches what lies before it.
 
-use super::pool::{db_error, Pool};
+use super::pool::{db_error, Conn, Pool};
 use super::schema::CHUNK;
 use crate::storage::{FileReader, Identity, StorageError};
 use postgres::types::ToSql;
-use postgres::GenericClient;
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -16,18 +15,18 @@ const READ_CHUNKS: i32 = 4;
 /// Appends the chunks `first..first + count` of `content` to `out`, checking that they follow
 /// each other; returns how many there were (fewer at the end of the contents).
 pub(super) fn fetch(
-    client: &mut impl GenericClient,
+    conn: &mut Conn,
     content: i64,
     first: i32,
     count: i32,
     out: &mut Vec<u8>,
 ) -> Result<i32, StorageError> {
     let params: [&(dyn ToSql + Sync); 3] = [&content, &first, &(first + count)];
-    let rows = client
-        .query_raw("SELECT seq, data FROM ft.chunks WHERE content = $1 AND seq >= $2 AND seq < $3 ORDER BY seq", params)
+    let statement = conn
+        .prepared("SELECT seq, data FROM ft.chunks WHERE content = $1 AND seq >= $2 AND seq < $3 ORDER BY seq")
         .map_err(db_error)?;
+    let mut rows = conn.query_raw(&statement, params).map_err(db_error)?;
     let mut expected = first;
-    let mut rows = rows;
     while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows).map_err(db_error)? {
         if row.get::<_, i32>(0) != expected {
             return Err(changed());
@@ -70,7 +69,7 @@ impl PgReader {
         let skip = (self.fetched % chunk) as usize;
         self.buf.clear();
         let mut conn = self.pool.get()?;
-        fetch(&mut *conn, self.content, first, READ_CHUNKS, &mut self.buf)?;
+        fetch(&mut conn, self.content, first, READ_CHUNKS, &mut self.buf)?;
         drop(conn);
         let end = (first as u64 * chunk + self.buf.len() as u64).min(self.size);
         if end <= self.fetched {

@@ -73,8 +73,6 @@ pub(super) struct PgUpload {
     remove: bool,
     /// A write failed: nothing more is stored through this upload.
     failed: bool,
-    /// The statement that stores a chunk, prepared on the upload's connection at first use.
-    store_statement: Option<postgres::Statement>,
 }
 
 impl PgUpload {
@@ -88,7 +86,7 @@ impl PgUpload {
         let parent = path.parent();
         let parts: Vec<&str> = parent.components().collect();
         let row = conn
-            .query_opt(
+            .query_opt_p(
                 "SELECT d.id, d.kind, e.kind, e.content, e.size FROM ft.entries d \
                  LEFT JOIN ft.entries e ON e.parent = d.id AND e.name = $2 \
                  WHERE d.id = ft.lookup($1::text[])",
@@ -112,7 +110,7 @@ impl PgUpload {
             // Locked in the statement that creates it, so no other instance's sweep (see
             // `sweep_private`) ever sees it unlocked.
             let row = conn
-                .query_one(
+                .query_one_p(
                     "INSERT INTO ft.uploads (parent, name, private) VALUES ($1, $2, true) \
                      RETURNING id, content, pg_try_advisory_lock($3, (id % 2147483647)::integer)",
                     &[&dir, &name, &UPLOAD_LOCK],
@@ -121,7 +119,7 @@ impl PgUpload {
             let (id, locked): (i64, bool) = (row.get(0), row.get(2));
             if !locked {
                 // Only another row whose id has the same lock key: vanishingly rare.
-                let _ = conn.execute("DELETE FROM ft.uploads WHERE id = $1", &[&id]);
+                let _ = conn.execute_p("DELETE FROM ft.uploads WHERE id = $1", &[&id]);
                 return Err(StorageError::Busy);
             }
             (id, row.get(1), 0, true)
@@ -145,7 +143,6 @@ impl PgUpload {
             // Until the start is settled: a failed start leaves no row it created.
             remove: created,
             failed: false,
-            store_statement: None,
         };
         let offset = match (spec.start, created, file) {
             (Start::Private | Start::Fresh | Start::Resume(0), _, _) => 0,
@@ -178,7 +175,7 @@ impl PgUpload {
     /// The size the row records now.
     fn stored_size(&mut self) -> Result<u64, StorageError> {
         let id = self.id;
-        let row = self.conn().query_one("SELECT size FROM ft.uploads WHERE id = $1", &[&id]).map_err(db_error)?;
+        let row = self.conn().query_one_p("SELECT size FROM ft.uploads WHERE id = $1", &[&id]).map_err(db_error)?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
@@ -187,7 +184,7 @@ impl PgUpload {
     fn copy_from(&mut self, source: i64, size: u64) -> Result<(), StorageError> {
         let (id, content) = (self.id, self.content);
         self.conn()
-            .execute(
+            .execute_p(
                 "WITH u AS (UPDATE ft.uploads SET size = $3 WHERE id = $4 RETURNING id) \
                  INSERT INTO ft.chunks (content, seq, data) \
                  SELECT $1, c.seq, c.data FROM ft.chunks c, u WHERE c.content = $2",
@@ -210,7 +207,7 @@ impl PgUpload {
                 .conn
                 .as_mut()
                 .expect("present")
-                .query_one(
+                .query_one_p(
                     "SELECT substring(data FROM 1 FOR $3) FROM ft.chunks WHERE content = $1 AND seq = $2",
                     &[&content, &seq, &keep],
                 )
@@ -219,7 +216,7 @@ impl PgUpload {
         }
         if offset < stored || keep > 0 {
             self.conn()
-                .execute(
+                .execute_p(
                     "WITH d AS (DELETE FROM ft.chunks WHERE content = $1 AND seq >= $2) \
                      UPDATE ft.uploads SET size = $3 WHERE id = $4",
                     &[&content, &seq, &(i64::from(seq) * CHUNK as i64), &id],
@@ -240,20 +237,13 @@ impl PgUpload {
         }
         let size = i64::from(self.seq) * CHUNK as i64 + self.buf.len() as i64;
         let conn = self.conn.as_mut().expect("present until the upload ends");
-        let statement = match &self.store_statement {
-            Some(statement) => statement.clone(),
-            None => {
-                let statement = conn
-                    .prepare(
-                        "WITH u AS (UPDATE ft.uploads SET size = $4 WHERE id = $5 RETURNING id) \
-                         INSERT INTO ft.chunks (content, seq, data) SELECT $1, $2, $3 FROM u",
-                    )
-                    .map_err(db_error)?;
-                self.store_statement.insert(statement).clone()
-            }
-        };
-        let stored =
-            conn.execute(&statement, &[&self.content, &self.seq, &self.buf, &size, &self.id]).map_err(db_error)?;
+        let stored = conn
+            .execute_p(
+                "WITH u AS (UPDATE ft.uploads SET size = $4 WHERE id = $5 RETURNING id) \
+                 INSERT INTO ft.chunks (content, seq, data) SELECT $1, $2, $3 FROM u",
+                &[&self.content, &self.seq, &self.buf, &size, &self.id],
+            )
+            .map_err(db_error)?;
         if stored == 0 {
             // The row went: its directory was removed.
             return Err(StorageError::NotFound);
@@ -267,9 +257,9 @@ impl PgUpload {
     fn finish(&mut self, remove: bool) {
         let Some(mut conn) = self.conn.take() else { return };
         if remove {
-            let _ = conn.execute("DELETE FROM ft.uploads WHERE id = $1", &[&self.id]);
+            let _ = conn.execute_p("DELETE FROM ft.uploads WHERE id = $1", &[&self.id]);
         }
-        match conn.execute("SELECT pg_advisory_unlock($1, $2)", &[&UPLOAD_LOCK, &lock_key(self.id)]) {
+        match conn.execute_p("SELECT pg_advisory_unlock($1, $2)", &[&UPLOAD_LOCK, &lock_key(self.id)]) {
             Ok(_) => drop(conn),
             // Only closing the connection frees the lock now.
             Err(_) => conn.discard(),
@@ -289,19 +279,49 @@ impl PgUpload {
         let size = written as i64;
         let (id, dir, name, overwrite) = (self.id, self.dir, self.name.clone(), self.overwrite);
         let (path, uploader) = (self.path.clone(), self.uploader.clone());
-        let mut tx = self.conn().transaction().map_err(db_error)?;
-        let insert = if overwrite {
-            "INSERT INTO ft.entries (parent, name, kind, size, sha256, content) VALUES ($1, $2, 'f', $3, $4, $5) \
-             ON CONFLICT (parent, name) DO UPDATE \
-             SET size = EXCLUDED.size, sha256 = EXCLUDED.sha256, content = EXCLUDED.content, mtime = now() \
-             WHERE ft.entries.kind = 'f' RETURNING id"
+        // One statement, so one transaction: the name, the end of the upload row (whose
+        // contents the file now owns) and the log row, or none of them.
+        let commit = if overwrite {
+            "WITH e AS ( \
+                 INSERT INTO ft.entries (parent, name, kind, size, sha256, content) \
+                 VALUES ($1, $2, 'f', $3, $4, $5) \
+                 ON CONFLICT (parent, name) DO UPDATE \
+                 SET size = EXCLUDED.size, sha256 = EXCLUDED.sha256, content = EXCLUDED.content, mtime = now() \
+                 WHERE ft.entries.kind = 'f' RETURNING id), \
+             d AS (DELETE FROM ft.uploads WHERE id = $6 AND EXISTS (SELECT 1 FROM e)), \
+             l AS (INSERT INTO ft.upload_log (path, size, sha256, client, port, username, protocol) \
+                   SELECT $7::text, $3, $4, $8::inet, $9::integer, $10::text, $11::text FROM e) \
+             SELECT id FROM e"
         } else {
-            "INSERT INTO ft.entries (parent, name, kind, size, sha256, content) VALUES ($1, $2, 'f', $3, $4, $5) \
-             ON CONFLICT (parent, name) DO NOTHING RETURNING id"
+            "WITH e AS ( \
+                 INSERT INTO ft.entries (parent, name, kind, size, sha256, content) \
+                 VALUES ($1, $2, 'f', $3, $4, $5) \
+                 ON CONFLICT (parent, name) DO NOTHING RETURNING id), \
+             d AS (DELETE FROM ft.uploads WHERE id = $6 AND EXISTS (SELECT 1 FROM e)), \
+             l AS (INSERT INTO ft.upload_log (path, size, sha256, client, port, username, protocol) \
+                   SELECT $7::text, $3, $4, $8::inet, $9::integer, $10::text, $11::text FROM e) \
+             SELECT id FROM e"
         };
-        let row = tx.query_opt(insert, &[&dir, &name, &size, &digest, &content]).map_err(insert_error)?;
+        let row = self
+            .conn()
+            .query_opt_p(
+                commit,
+                &[
+                    &dir,
+                    &name,
+                    &size,
+                    &digest,
+                    &content,
+                    &id,
+                    &path,
+                    &uploader.peer.ip(),
+                    &i32::from(uploader.peer.port()),
+                    &uploader.user,
+                    &uploader.protocol.name(),
+                ],
+            )
+            .map_err(insert_error)?;
         let Some(row) = row else {
-            drop(tx);
             if overwrite {
                 return Err(StorageError::ExistsNotAFile);
             }
@@ -309,22 +329,6 @@ impl PgUpload {
             return Err(StorageError::Exists);
         };
         let entry: i64 = row.get(0);
-        tx.execute("DELETE FROM ft.uploads WHERE id = $1", &[&id]).map_err(db_error)?;
-        tx.execute(
-            "INSERT INTO ft.upload_log (path, size, sha256, client, port, username, protocol) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &path,
-                &size,
-                &digest,
-                &uploader.peer.ip(),
-                &i32::from(uploader.peer.port()),
-                &uploader.user,
-                &uploader.protocol.name(),
-            ],
-        )
-        .map_err(db_error)?;
-        tx.commit().map_err(db_error)?;
         Ok(Identity(vec![entry as u64, content as u64]))
     }
 }
@@ -335,7 +339,7 @@ fn claim(conn: &mut Conn, dir: i64, name: &str) -> Result<(i64, i64, u64, bool),
     // A row may go between finding and locking it (its upload committed): look again.
     for _ in 0..3 {
         let created = conn
-            .query_opt(
+            .query_opt_p(
                 "INSERT INTO ft.uploads (parent, name, private) VALUES ($1, $2, false) \
                  ON CONFLICT (parent, name) WHERE NOT private DO NOTHING RETURNING id",
                 &[&dir, &name],
@@ -343,23 +347,25 @@ fn claim(conn: &mut Conn, dir: i64, name: &str) -> Result<(i64, i64, u64, bool),
             .map_err(insert_error)?
             .is_some();
         let Some(row) = conn
-            .query_opt("SELECT id FROM ft.uploads WHERE parent = $1 AND name = $2 AND NOT private", &[&dir, &name])
+            .query_opt_p(
+                "SELECT id, pg_try_advisory_lock($3, (id % 2147483647)::integer) FROM ft.uploads \
+                 WHERE parent = $1 AND name = $2 AND NOT private",
+                &[&dir, &name, &UPLOAD_LOCK],
+            )
             .map_err(db_error)?
         else {
             continue;
         };
-        let id: i64 = row.get(0);
-        let locked: bool = conn
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&UPLOAD_LOCK, &lock_key(id)])
-            .map_err(db_error)?
-            .get(0);
+        let (id, locked): (i64, bool) = (row.get(0), row.get(1));
         if !locked {
             return Err(StorageError::Busy);
         }
-        match conn.query_opt("SELECT content, size FROM ft.uploads WHERE id = $1", &[&id]).map_err(db_error)? {
+        // Read after the lock: what the previous writer stored is complete now.
+        match conn.query_opt_p("SELECT content, size FROM ft.uploads WHERE id = $1", &[&id]).map_err(db_error)? {
             Some(row) => return Ok((id, row.get(0), row.get::<_, i64>(1) as u64, created)),
             None => {
-                conn.execute("SELECT pg_advisory_unlock($1, $2)", &[&UPLOAD_LOCK, &lock_key(id)]).map_err(db_error)?;
+                conn.execute_p("SELECT pg_advisory_unlock($1, $2)", &[&UPLOAD_LOCK, &lock_key(id)])
+                    .map_err(db_error)?;
             }
         }
     }
@@ -383,7 +389,7 @@ fn digest_stored(conn: &mut Conn, content: i64, size: u64) -> Result<Vec<u8>, St
     let mut read = 0u64;
     while read < size {
         buf.clear();
-        let got = super::read::fetch(&mut **conn, content, seq, 4, &mut buf)?;
+        let got = super::read::fetch(conn, content, seq, 4, &mut buf)?;
         if got == 0 {
             return Err(StorageError::Io(io::Error::other("the upload's stored bytes are incomplete")));
         }

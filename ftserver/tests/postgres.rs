@@ -128,6 +128,8 @@ fn directories_list_sorted_and_are_created_removed_and_renamed() {
     assert!(matches!(s.list(&p("/nope")), Err(StorageError::NotFound)));
     assert!(matches!(s.stat(&p("/a/c/x")), Err(StorageError::NotFound)));
     s.require_dir(&p("/a/b")).unwrap();
+    assert!(matches!(s.require_dir(&p("/a/c")), Err(StorageError::NotADirectory)));
+    assert!(matches!(s.require_dir(&p("/a/none")), Err(StorageError::NotFound)));
 
     assert!(matches!(s.mkdir(&p("/a")), Err(StorageError::AlreadyExists)));
     assert!(matches!(s.mkdir(&p("/a/c")), Err(StorageError::AlreadyExists)));

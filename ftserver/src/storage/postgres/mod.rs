@@ -246,6 +246,15 @@ impl Storage for PgStorage {
         Ok(entries)
     }
 
+    /// A directory row is always listable (the database has no per-entry permissions), so
+    /// this needs no listing.
+    fn require_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        match self.stat(path)? {
+            meta if meta.is_dir() => Ok(()),
+            _ => Err(StorageError::NotADirectory),
+        }
+    }
+
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<Opened, StorageError> {
         let entry = self.entry(&mut self.conn()?, path)?;
         if entry.kind != Kind::File {

@@ -117,6 +117,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 
+    /// With -g: fetch the file over N connections at once, each a byte range (REST), written in
+    /// place; --segments 1 turns it off. Without it, files of 64 MiB or more whose size the
+    /// server tells get 4 when the server supports REST STREAM. An interrupted segmented
+    /// download keeps its progress in .NAME.ftpart.segs for --resume.
+    #[arg(long, value_name = "N", conflicts_with_all = ["list", "put", "recursive", "tftp"], value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub segments: Option<u16>,
+
     /// With -l: also show type, size and modification time (UTC).
     #[arg(long, conflicts_with_all = ["get", "put"])]
     pub long: bool,

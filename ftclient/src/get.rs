@@ -6,6 +6,7 @@ use crate::cli::{Checksum, HashChoice};
 use crate::digest::{self, Digests, HashingWriter};
 use crate::localfile::{self, SyncingFile, Target};
 use crate::progress::{summary, Progress};
+use crate::segments;
 use crate::session::{Login, ServerError, Session};
 use crate::transfer::{self, Mode};
 use crate::verify::{self, EarlyDigest, Expected, Method};
@@ -58,6 +59,9 @@ pub struct GetOptions {
     /// How to log in again, for a second connection that asks for the server's hash while the
     /// download runs (`None`: ask afterwards on the main connection).
     pub login: Option<Login>,
+    /// `--segments`: how many connections one file is fetched over (`None`: the automatic rule
+    /// of [`segments::choose`]; 1: one stream).
+    pub segments: Option<u16>,
 }
 
 impl GetOptions {
@@ -222,6 +226,9 @@ impl Download<'_> {
         let mut lock = localfile::PartLock::acquire(&part)?;
         // In a tree, files the interrupted run never started are the rule, not worth a warning each.
         let in_tree = self.opts.listed_size.is_some();
+        if let Some(job) = self.segmented(lock.path()) {
+            return self.save_segmented(target, replace, &mut lock, job, started);
+        }
         let offset = if self.opts.resume { resume_offset(&lock, self.size, in_tree)? } else { 0 };
         // One statvfs: cheap next to the transfer, and a file that cannot fit fails before
         // its first byte instead of after filling the disk.
@@ -262,6 +269,67 @@ impl Download<'_> {
             streamed: false,
             instead_of,
         })
+    }
+
+    /// How many connections this download uses when more than one: the rule of
+    /// [`segments::choose`], or the record an interrupted segmented download left (which
+    /// `--resume` always continues). Only single files saved through a temporary file whose
+    /// size the server told, with a login for the extra connections.
+    fn segmented(&self, part: &Path) -> Option<usize> {
+        let login = self.opts.login.as_ref();
+        if self.opts.listed_size.is_some() || login.is_none() {
+            return None;
+        }
+        let asked = segments::choose(self.opts.segments, self.size, self.session.features.rest_stream);
+        if self.size.is_none() && self.opts.segments.is_some_and(|n| n > 1) {
+            log::warn!("the server did not say the file's size; downloading over one connection");
+        }
+        if self.opts.resume && self.size.is_some() && segments::has_record(part) {
+            return Some(asked.unwrap_or(1));
+        }
+        asked
+    }
+
+    /// A segmented download into `target` (see [`segments`]), then the same check and rename as
+    /// one stream.
+    fn save_segmented(
+        &mut self,
+        target: &Target,
+        replace: bool,
+        lock: &mut localfile::PartLock,
+        connections: usize,
+        started: Instant,
+    ) -> Result<Done> {
+        let (Some(size), Some(login)) = (self.size, self.opts.login.as_ref()) else {
+            bail!("a segmented download needs the file's size and a login");
+        };
+        let part = lock.path().to_owned();
+        let file = lock.writer()?;
+        let job = segments::Job {
+            remote: &self.opts.remote,
+            size,
+            segments: connections,
+            resume: self.opts.resume,
+            login,
+            mode: self.mode,
+            fsync: self.opts.fsync,
+            progress: &self.opts.progress,
+        };
+        let early = verify::start_early(&self.opts.checked_against(), self.method, self.size);
+        let moved = segments::download(self.session, &job, &part, &file)?;
+        verify::check(self.session, &self.opts.checked_against(), self.method, &part, early).with_context(|| {
+            format!(
+                "download of {} failed verification ({} is kept for inspection)",
+                sanitize(&self.opts.remote),
+                part.display()
+            )
+        })?;
+        let saved = target
+            .commit(&part, replace)
+            .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
+        lock.committed();
+        let instead_of = (saved != target.path()).then(|| target.path());
+        Ok(Done { moved, total: size, elapsed: started.elapsed(), saved: Some(saved), streamed: false, instead_of })
     }
 
     /// With `--resume` and no temporary file: is the file already there, complete (the remote

@@ -14,6 +14,7 @@ pub mod pool;
 pub mod progress;
 pub mod put;
 pub mod report;
+pub mod segments;
 pub mod session;
 pub mod tftp;
 pub mod tftpfile;

@@ -178,6 +178,7 @@ fn run(cli: &Cli) -> Result<()> {
             progress: Progress::single(cli.quiet),
             listed_size: None,
             login: Some(login),
+            segments: cli.segments,
         };
         let done = get::run(&mut session, mode, &opts)?;
         if !cli.quiet {

@@ -54,6 +54,8 @@ pub struct Features {
     pub hash_default: Option<String>,
     /// The legacy digest commands listed: `XCRC`, `XSHA256`, `XSHA1`, `XMD5`.
     pub x_hash: Vec<Algo>,
+    /// `REST STREAM` (RFC 3659 section 5): transfers may start at an offset.
+    pub rest_stream: bool,
 }
 
 impl Features {
@@ -65,6 +67,7 @@ impl Features {
             let (name, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
             match name.to_ascii_uppercase().as_str() {
                 "MLST" => features.mlst = true,
+                "REST" => features.rest_stream = arg.trim().eq_ignore_ascii_case("STREAM"),
                 "XCRC" => features.x_hash.push(Algo::Crc32),
                 "XSHA256" => features.x_hash.push(Algo::Sha256),
                 "XSHA1" => features.x_hash.push(Algo::Sha1),

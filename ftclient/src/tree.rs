@@ -105,6 +105,7 @@ pub fn get(
             progress: progress.clone(),
             listed_size: file.size,
             login: Some(login.clone()),
+            segments: Some(1),
         }))
     })
 }

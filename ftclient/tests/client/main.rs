@@ -8,6 +8,7 @@ mod kill;
 mod pyftpd;
 mod scenarios;
 mod scripted;
+mod segments;
 mod support;
 mod tftp;
 mod trees;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts vsftpd serving `tree` anonymously on `ip` and waits (bounded) until it accepts.
-fn start(tree: &Tree, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
+pub(crate) fn start(tree: &Tree, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
     start_in(tree.root.path(), ip)
 }
 

@@ -389,29 +389,66 @@ impl Shared<'_> {
             let result = (|| {
                 let ends_file = self.state().record.ranges[range].end == self.job.size;
                 match main.as_deref_mut() {
-                    Some(session) if ends_file => self.fetch(session, mode, range),
+                    Some(session) if ends_file => self.fetch(session, mode, range).map(|()| true),
                     _ => {
-                        let mut session = self.job.login.connect()?;
-                        session.binary()?;
-                        let fetched = self.fetch(&mut session, mode, range);
-                        if fetched.is_ok() {
+                        let connected = self.job.login.connect().and_then(|mut session| {
+                            session.binary()?;
+                            Ok(session)
+                        });
+                        let mut session = match (connected, main.as_deref_mut()) {
+                            (Ok(session), _) => session,
+                            (Err(e), Some(session)) => {
+                                // The main connection is the one that never goes away: when the
+                                // server allows no other, it fetches the rest itself.
+                                log::info!(
+                                    "no more connections ({}); continuing on the main one",
+                                    crate::report::render(&e)
+                                );
+                                self.fetch(session, mode, range)?;
+                                resync(session)?;
+                                return Ok(true);
+                            }
+                            (Err(e), None) => {
+                                // Fewer connections than asked for (a server limit, say): the
+                                // others take this range.
+                                log::warn!(
+                                    "connection {} of the segmented download could not log in: {}",
+                                    index + 1,
+                                    crate::report::render(&e)
+                                );
+                                self.hand_back(range);
+                                return Ok(false);
+                            }
+                        };
+                        self.fetch(&mut session, mode, range)?;
+                        if ends_file {
                             session.quit();
                         }
-                        fetched
+                        // Otherwise the connection, aborted, is just closed.
+                        Ok(true)
                     }
                 }
             })();
-            if let Err(e) = result {
-                self.stop.store(true, Ordering::SeqCst);
-                return Err(e);
+            match result {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    self.stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
             }
         }
         Ok(())
     }
 
+    /// Puts range `index` back for another connection.
+    fn hand_back(&self, index: usize) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_front(index);
+    }
+
     /// REST, RETR, and exactly the bytes of range `index` into the file at their offsets. A
     /// range that ends the file ends with the server's 226; any other with ABOR once its last
-    /// byte is here.
+    /// byte is here, which leaves the connection fit only to be closed.
     fn fetch(&self, session: &mut Session, mode: Mode, index: usize) -> Result<()> {
         let Range { end, .. } = self.state().record.ranges[index];
         let mut pos = self.state().record.ranges[index].next();
@@ -486,23 +523,29 @@ impl Shared<'_> {
     }
 }
 
-/// Ends a RETR whose data connection was closed early: ABOR, then the replies up to the one
-/// that says the abort is done (servers send 426 for the broken transfer first, or only 225 or
-/// 226). The range is complete by now, so failures here only end this connection.
+/// Ends a RETR whose data connection was closed early: ABOR, and the connection is closed
+/// next without waiting for the answer (servers answer 426 for the broken transfer and 225 or
+/// 226, in either order, and a slow answer must not hold up the whole download). The range is
+/// complete by now, so a failure here changes nothing.
 fn abort_transfer(session: &mut Session) {
-    if session.send(&Command::Abor).is_err() {
-        return;
+    if let Err(e) = session.send(&Command::Abor) {
+        log::debug!("cannot send ABOR: {}", crate::report::render(&e));
     }
-    for _ in 0..3 {
-        match session.read_reply() {
-            Ok(reply) if matches!(reply.code, 225 | 226) => return,
-            Ok(reply) => log::debug!("after ABOR: {}", ServerError(reply)),
-            Err(e) => {
-                log::debug!("after ABOR: {}", crate::report::render(&e));
-                return;
-            }
+}
+
+/// After [`abort_transfer`] on a connection that goes on: servers answer the RETR (226 or 426)
+/// and the ABOR (225 or 226) in either order, or once for both, so a NOOP marks the end: its
+/// 200 is the last reply that belongs to this range.
+fn resync(session: &mut Session) -> Result<()> {
+    session.send(&Command::Noop)?;
+    for _ in 0..4 {
+        let reply = session.read_reply()?;
+        if reply.code == 200 {
+            return Ok(());
         }
+        log::debug!("after ABOR: {}", ServerError(reply));
     }
+    bail!("the server did not answer NOOP after ABOR")
 }
 
 #[cfg(test)]

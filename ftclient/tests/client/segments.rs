@@ -264,3 +264,18 @@ fn resume_without_a_record_continues_a_one_stream_part_in_segments() {
     assert!(run.stderr.contains("of them now"), "{}", run.stderr);
     assert!(std::fs::read(dir.path().join("h.bin")).unwrap() == data);
 }
+
+#[test]
+fn a_server_that_allows_fewer_connections_still_gets_every_range_fetched() {
+    let tree = Tree::new();
+    let data = make(tree.root.path(), "few.bin", 3 * 1024 * 1024 + 1, 8);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = ftserver::Config::new(tree.root.path()).unwrap();
+    config.max_per_ip = 2;
+    let server = ftserver::Server::spawn(listener, config).unwrap();
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let run = ftclient(dir.path(), &["127.0.0.1", &port, "-g", "few.bin", "--segments", "6"]).ok();
+    assert!(run.stderr.contains("could not log in"), "{}", run.stderr);
+    assert!(std::fs::read(dir.path().join("few.bin")).unwrap() == data);
+}

@@ -237,6 +237,12 @@ fn refuse(socket: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) 
     let _ = socket.send_to(&tftp::error_bytes(code, message), peer);
 }
 
+/// The most transfers one client address may run at once: an eighth of the slots, at least 4,
+/// so 64 silent requests from one address (1.3 KB of UDP) no longer refuse everyone else.
+fn per_client_limit(max_transfers: usize) -> usize {
+    (max_transfers / 8).max(4).min(max_transfers)
+}
+
 /// A running transfer as the listener knows it.
 struct Active {
     id: u64,
@@ -273,6 +279,13 @@ fn start(
             drop(active);
             log::info!("tftp: {peer}: refused, {} transfers running", shared.config.max_transfers);
             refuse(socket, peer, ErrorCode::NotDefined, "server busy, try again later");
+            return;
+        }
+        let per_client = per_client_limit(shared.config.max_transfers);
+        if active.keys().filter(|a| a.ip() == peer.ip()).count() >= per_client {
+            drop(active);
+            log::info!("tftp: {peer}: refused, {per_client} transfers running for this address");
+            refuse(socket, peer, ErrorCode::NotDefined, "too many transfers from your address, try again later");
             return;
         }
         // The transfer's socket is bound here, so the listener knows where to wake it.

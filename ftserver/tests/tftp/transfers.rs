@@ -233,3 +233,75 @@ fn shutdown_ends_transfers_and_deletes_unfinished_uploads() {
     assert!(names.is_empty(), "left behind: {names:?}");
     assert_eq!(raw.expect_error(0), tid);
 }
+
+/// A request whose sender never answers is given up after 2 retransmissions, whatever the
+/// configured retries (a transfer that made progress keeps them all): silent requests no longer
+/// hold a slot for 47 s.
+#[test]
+fn a_request_nobody_answers_is_given_up_sooner() {
+    let server = Server::start(|c| {
+        c.timeout = Duration::from_millis(20);
+        c.retries = 5;
+    });
+    server.put_file("f", b"data");
+    let raw = Raw::new(&server);
+    raw.rrq("f", &[]);
+    let (_, first_tid) = raw.expect_data(1);
+    raw.sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 1024];
+    let mut retransmissions = 0;
+    loop {
+        assert!(Instant::now() < deadline, "the silent transfer never ended");
+        raw.rrq("f", &[]);
+        let Ok((len, from)) = raw.sock.recv_from(&mut buf) else { continue };
+        assert_eq!(Packet::parse(&buf[..len]), Ok(Packet::Data { block: 1, data: b"data" }), "from {from}");
+        if from == first_tid {
+            retransmissions += 1;
+            continue;
+        }
+        raw.ack(1, from);
+        break;
+    }
+    assert_eq!(retransmissions, 2, "retransmissions to a peer that never answered");
+}
+
+/// Silent requests from one address fill at most its share of the transfer slots (an eighth,
+/// at least 4); a client from another address is served at once.
+#[test]
+fn one_address_cannot_fill_the_transfer_slots() {
+    let server = Server::start(|c| {
+        c.max_transfers = 16;
+        c.timeout = Duration::from_secs(60);
+    });
+    server.put_file("f", b"data");
+    let request = Packet::Request(tftp::Request {
+        direction: tftp::Direction::Read,
+        filename: "f".into(),
+        mode: "octet".into(),
+        options: Vec::new(),
+    })
+    .to_bytes();
+    let flood: Vec<std::net::UdpSocket> = (0..16)
+        .map(|_| {
+            let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            sock.send_to(&request, server.addr()).unwrap();
+            sock
+        })
+        .collect();
+    let mut served = 0;
+    for sock in &flood {
+        let mut buf = [0u8; 1024];
+        let (len, _) = sock.recv_from(&mut buf).unwrap();
+        match Packet::parse(&buf[..len]) {
+            Ok(Packet::Data { .. }) => served += 1,
+            Ok(Packet::Error { code: 0, message }) => assert!(message.contains("your address"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(served, 4);
+    let raw = Raw::new(&server);
+    raw.rrq("f", &[]);
+    raw.expect_data(1);
+}

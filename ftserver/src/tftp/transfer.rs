@@ -217,6 +217,9 @@ impl Transfer<'_> {
             }
             let copies = self.repeats.swap(0, Ordering::AcqRel);
             if copies > 0 {
+                // The client repeating its request is an answer too: it is there, waiting for
+                // our first reply (a write waits for exactly that, see `receive`).
+                self.answered = true;
                 self.asked_again = self.asked_again.saturating_add(copies);
                 return Ok(Wait::RequestAgain);
             }

@@ -247,27 +247,21 @@ fn a_request_nobody_answers_is_given_up_sooner() {
     let raw = Raw::new(&server);
     raw.rrq("f", &[]);
     let (_, first_tid) = raw.expect_data(1);
-    raw.sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // With 5 retries the next copies would come 40, 80, 160, 320 and 640 ms apart: two
+    // seconds without one means the transfer has ended.
+    raw.sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 1024];
     let mut retransmissions = 0;
-    loop {
-        assert!(Instant::now() < deadline, "the silent transfer never ended");
-        raw.rrq("f", &[]);
-        let Ok((len, from)) = raw.sock.recv_from(&mut buf) else { continue };
-        assert_eq!(Packet::parse(&buf[..len]), Ok(Packet::Data { block: 1, data: b"data" }), "from {from}");
-        if from == first_tid {
-            retransmissions += 1;
-            continue;
-        }
-        raw.ack(1, from);
-        break;
+    while let Ok((len, from)) = raw.sock.recv_from(&mut buf) {
+        assert_eq!((Packet::parse(&buf[..len]), from), (Ok(Packet::Data { block: 1, data: &b"data"[..] }), first_tid));
+        retransmissions += 1;
     }
     assert_eq!(retransmissions, 2, "retransmissions to a peer that never answered");
 }
 
-/// Silent requests from one address fill at most its share of the transfer slots (an eighth,
-/// at least 4); a client from another address is served at once.
+/// Silent requests from one address fill at most half the transfer slots plus nothing more
+/// (past half, an address holding its share, an eighth or at least 4, waits); a client from
+/// another address is served at once.
 #[test]
 fn one_address_cannot_fill_the_transfer_slots() {
     let server = Server::start(|c| {
@@ -300,7 +294,7 @@ fn one_address_cannot_fill_the_transfer_slots() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(served, 4);
+    assert_eq!(served, 8);
     let raw = Raw::new(&server);
     raw.rrq("f", &[]);
     raw.expect_data(1);

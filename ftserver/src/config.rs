@@ -61,6 +61,11 @@ pub struct Config {
     /// closes a few milliseconds after its data connection, and its upload must not be taken
     /// for a whole file. Every upload takes this much longer.
     pub upload_settle: Duration,
+    /// FTPS: the certificate and the sessions' TLS state (`AUTH TLS`, `PROT P`, implicit
+    /// TLS). `None`: TLS is refused (`502`).
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// Refuse `USER` before `AUTH TLS` (`530`) and data connections without `PROT P` (`521`).
+    pub require_tls: bool,
 }
 
 impl Config {
@@ -82,6 +87,8 @@ impl Config {
             dotfiles: false,
             max_upload_size: None,
             upload_settle: DEFAULT_UPLOAD_SETTLE,
+            tls: None,
+            require_tls: false,
         })
     }
 }

@@ -11,7 +11,7 @@
 //! ```
 
 use super::password::PasswordHash;
-use super::Access;
+use crate::auth::Access;
 use common::path::VirtualPath;
 use serde::Deserialize;
 use std::collections::HashMap;

@@ -46,7 +46,7 @@ impl Session<'_> {
         match self.storage().stat(&stored) {
             Ok(meta) if meta.is_file() => self.reply(213, meta.len.to_string()),
             Ok(_) => self.storage_error(arg, &StorageError::NotAFile),
-            Err(StorageError::NotFound) if self.rights().upload => match self.storage().partial_size(&stored) {
+            Err(StorageError::NotFound) if self.rights().allows(crate::auth::Perm::Upload) => match self.storage().partial_size(&stored) {
                 // An interrupted upload: its size is where a resuming client continues.
                 Some(size) => self.reply(213, size.to_string()),
                 None => self.storage_error(arg, &StorageError::NotFound),

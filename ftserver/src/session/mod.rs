@@ -64,6 +64,8 @@ pub(crate) struct Session<'a> {
     rename_from: Option<VirtualPath>,
     transfers: u64,
     bytes: u64,
+    /// Refused logins in this session (the delay grows with them).
+    failures: u32,
 }
 
 /// The commands a client may send before logging in (lftp sends FEAT first, FileZilla AUTH).
@@ -171,6 +173,7 @@ impl<'a> Session<'a> {
             rename_from: None,
             transfers: 0,
             bytes: 0,
+            failures: 0,
         };
         let outcome = session.serve();
         info!(
@@ -240,7 +243,11 @@ impl<'a> Session<'a> {
         let rename_from = self.rename_from.take();
         match cmd {
             Command::User(name) => self.user(name)?,
-            Command::Pass(password) => self.pass(&password)?,
+            Command::Pass(password) => {
+                if let Flow::Close = self.pass(&password)? {
+                    return Ok(Flow::Close);
+                }
+            }
             Command::Acct(_) => self.reply(202, "ACCT not needed.")?,
             Command::Quit => {
                 self.reply(221, "Goodbye.")?;

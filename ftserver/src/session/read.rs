@@ -16,6 +16,9 @@ use std::time::Instant;
 impl Session<'_> {
     pub(super) fn retr(&mut self, arg: &str) -> io::Result<()> {
         let offset = std::mem::take(&mut self.rest);
+        if self.denied(crate::auth::Perm::Download)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => {
@@ -115,6 +118,9 @@ impl Session<'_> {
 
     pub(super) fn listing(&mut self, kind: ListKind, arg: Option<String>) -> io::Result<()> {
         self.rest = 0;
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let arg = match kind {
             ListKind::List | ListKind::Nlst => strip_ls_options(arg.as_deref().unwrap_or("")),
             ListKind::Mlsd => arg.as_deref().unwrap_or(""),

@@ -343,7 +343,8 @@ pub fn send_file(
             other => return (sent, other),
         }
     }
-    let result = send_counted(file, limit, out, ascii, &mut watch, &mut sent).and_then(|()| flush_watched(out, &mut watch));
+    let result =
+        send_counted(file, limit, out, ascii, &mut watch, &mut sent).and_then(|()| flush_watched(out, &mut watch));
     (sent, result)
 }
 

@@ -28,7 +28,16 @@ pub fn now() -> i64 {
 /// The `perm` fact of a file (RFC 3659 section 7.5.5): `r` to download, `a` and `w` to append
 /// and replace, `d` to delete, `f` to rename.
 fn file_perm(rights: Rights) -> String {
-    letters(rights, &[('a', Perm::Overwrite), ('d', Perm::Delete), ('f', Perm::Rename), ('r', Perm::Download), ('w', Perm::Overwrite)])
+    letters(
+        rights,
+        &[
+            ('a', Perm::Overwrite),
+            ('d', Perm::Delete),
+            ('f', Perm::Rename),
+            ('r', Perm::Download),
+            ('w', Perm::Overwrite),
+        ],
+    )
 }
 
 /// The `perm` fact of a directory: `e` and `l` to enter and list, `c` to create files, `m` to

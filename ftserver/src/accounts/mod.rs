@@ -16,8 +16,8 @@ pub use password::{hash_password, read_password, HashError, PasswordHash, MAX_AR
 pub use throttle::{AddressTracker, LoginPolicy, SessionFailures};
 pub use users::{User, UserSet, UsersError};
 
-use crate::auth::{AfterFailure, Attempt, Authenticator, Principal, Refused};
 pub use crate::auth::{Access, Perm, Rights};
+use crate::auth::{AfterFailure, Attempt, Authenticator, Principal, Refused};
 use common::path::VirtualPath;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

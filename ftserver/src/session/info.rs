@@ -46,11 +46,13 @@ impl Session<'_> {
         match self.storage().stat(&stored) {
             Ok(meta) if meta.is_file() => self.reply(213, meta.len.to_string()),
             Ok(_) => self.storage_error(arg, &StorageError::NotAFile),
-            Err(StorageError::NotFound) if self.rights().allows(crate::auth::Perm::Upload) => match self.storage().partial_size(&stored) {
-                // An interrupted upload: its size is where a resuming client continues.
-                Some(size) => self.reply(213, size.to_string()),
-                None => self.storage_error(arg, &StorageError::NotFound),
-            },
+            Err(StorageError::NotFound) if self.rights().allows(crate::auth::Perm::Upload) => {
+                match self.storage().partial_size(&stored) {
+                    // An interrupted upload: its size is where a resuming client continues.
+                    Some(size) => self.reply(213, size.to_string()),
+                    None => self.storage_error(arg, &StorageError::NotFound),
+                }
+            }
             Err(e) => self.storage_error(arg, &e),
         }
     }
@@ -119,14 +121,15 @@ impl Session<'_> {
     }
 
     pub(super) fn stat(&mut self) -> io::Result<()> {
+        let tls = self.tls_status();
         let lines = vec![
             "FTP server status:".to_owned(),
             format!(" Connected to {}", self.peer),
             format!(" Logged in as {}", self.principal.as_ref().map_or("nobody", |who| &who.name)),
             format!(" TYPE: {}", if self.ascii { "ASCII" } else { "BINARY" }),
             format!(" Session timeout in seconds is {}", self.ctx.config.idle_timeout.as_secs()),
-            " Control connection is plain text".to_owned(),
-            " Data connections will be plain text".to_owned(),
+            tls[0].clone(),
+            tls[1].clone(),
             format!(" Access: {}", self.rights().describe()),
             format!(" Hash jobs running: {} of {}", self.ctx.hash_jobs.running(), self.ctx.hash_jobs.max()),
             "End of status".to_owned(),

@@ -48,7 +48,12 @@ impl Session<'_> {
             Err(refused) => {
                 self.failures = self.failures.saturating_add(1);
                 let after = self.ctx.auth.after_failure(self.failures);
-                info!("{}: login as {} refused: {refused} (failure {} of this session)", self.peer, sanitize(&user), self.failures);
+                info!(
+                    "{}: login as {} refused: {refused} (failure {} of this session)",
+                    self.peer,
+                    sanitize(&user),
+                    self.failures
+                );
                 std::thread::sleep(after.delay);
                 self.reply(530, "Login incorrect.")?;
                 Ok(if after.disconnect { Flow::Close } else { Flow::Continue })

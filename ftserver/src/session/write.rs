@@ -4,8 +4,8 @@
 
 use super::control::{abor_pending, control_state, ControlState};
 use super::{capitalise, Session};
-use crate::data::{self, ReceiveError};
 use crate::auth::Perm;
+use crate::data::{self, ReceiveError};
 use crate::hash;
 use crate::storage::{Protocol, Start, StorageError, UploadSpec, Uploader};
 use common::path::VirtualPath;
@@ -118,7 +118,9 @@ impl Session<'_> {
         };
         let opened = match kind {
             StoreKind::Stou => ctx.storage.begin_unique(&stored, uploader),
-            _ => ctx.storage.begin_upload(&stored, UploadSpec { start, overwrite: rights.allows(Perm::Overwrite), uploader }),
+            _ => ctx
+                .storage
+                .begin_upload(&stored, UploadSpec { start, overwrite: rights.allows(Perm::Overwrite), uploader }),
         };
         let mut upload = match opened {
             Ok(upload) => upload,
@@ -128,7 +130,7 @@ impl Session<'_> {
             }
         };
         let vp = vp.parent().join(upload.name()).unwrap_or(vp);
-        let Some(mut stream) = self.open_data()? else {
+        let Some(stream) = self.open_data()? else {
             if upload.offset() == 0 {
                 // Nothing was there to resume and nothing arrived: leave no trace.
                 upload.discard();
@@ -140,6 +142,12 @@ impl Session<'_> {
             _ => format!("Ok to send data for {}.", upload.name()),
         };
         self.reply(150, opening)?;
+        let Some(mut stream) = self.secure_data(stream)? else {
+            if upload.offset() == 0 {
+                upload.discard();
+            }
+            return Ok(());
+        };
         let started = Instant::now();
         let room = config.max_upload_size.map(|max| max.saturating_sub(upload.offset()));
         let mut abor = false;

@@ -37,6 +37,28 @@ pub struct Accounts {
     current: RwLock<Arc<Loaded>>,
     anonymous: Option<Access>,
     tracker: AddressTracker,
+    roots: RootCheck,
+}
+
+/// Says whether a user's root exists in the served tree (`Ok`) or why not; applied at load and
+/// at every reload.
+pub type RootExists = Box<dyn Fn(&VirtualPath) -> Result<(), String> + Send + Sync>;
+
+struct RootCheck(Option<RootExists>);
+
+impl std::fmt::Debug for RootCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "RootCheck(on)" } else { "RootCheck(off)" })
+    }
+}
+
+impl RootCheck {
+    fn apply(&self, path: &Path, users: &UserSet) -> Result<(), UsersError> {
+        match &self.0 {
+            Some(exists) => users.check_roots(&path.display().to_string(), exists),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A user set with the dummy hash verified for names it lacks.
@@ -83,7 +105,24 @@ impl Accounts {
             current: RwLock::new(Arc::new(Loaded::new(users))),
             anonymous,
             tracker: AddressTracker::new(policy),
+            roots: RootCheck(None),
         }
+    }
+
+    /// Accounts from the users file at `path`, each user's root checked with `exists` now and
+    /// at every [`Accounts::reload`].
+    pub fn load_checked(
+        path: &Path,
+        anonymous: Option<Access>,
+        policy: LoginPolicy,
+        exists: RootExists,
+    ) -> Result<Accounts, UsersError> {
+        let users = UserSet::load(path)?;
+        let roots = RootCheck(Some(exists));
+        roots.apply(path, &users)?;
+        let mut accounts = Accounts::with_users(Some(path.to_owned()), users, anonymous, policy);
+        accounts.roots = roots;
+        Ok(accounts)
     }
 
     /// Only anonymous logins (no `--users`): any name is taken for `anonymous`, as today.
@@ -97,6 +136,7 @@ impl Accounts {
     pub fn reload(&self) -> Result<usize, UsersError> {
         let Some(path) = &self.path else { return Ok(0) };
         let users = UserSet::load(path)?;
+        self.roots.apply(path, &users)?;
         let count = users.len();
         let loaded = Arc::new(Loaded::new(users));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
@@ -275,6 +315,23 @@ mod tests {
         let third = auth.after_failure(3);
         assert!(third.disconnect && !auth.after_failure(2).disconnect);
         assert!(third.delay > auth.after_failure(1).delay);
+    }
+
+    #[test]
+    fn roots_must_exist_at_load_and_reload() {
+        let (dir, _) = accounts(None, LoginPolicy::default());
+        let path = dir.path().join("users.toml");
+        let exists = |missing: &'static str| -> RootExists {
+            Box::new(
+                move |root: &VirtualPath| if root.to_string() == missing { Err("not found".into()) } else { Ok(()) },
+            )
+        };
+        let err = Accounts::load_checked(&path, None, LoginPolicy::default(), exists("/bob")).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}:9: root of user `bob` (/bob): not found", path.display()));
+        let accounts = Accounts::load_checked(&path, None, LoginPolicy::default(), exists("/carol")).unwrap();
+        std::fs::write(&path, users_file(&[("carol", "c4rol", "carol", "full")])).unwrap();
+        assert!(accounts.reload().unwrap_err().to_string().ends_with(":4: root of user `carol` (/carol): not found"));
+        assert!(accounts.login("bob", "builder", PEER).is_ok(), "the old set stays");
     }
 
     #[test]

@@ -143,6 +143,11 @@ impl Accounts {
         Ok(count)
     }
 
+    /// How many accounts the users file has now.
+    pub fn count(&self) -> usize {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).users.len()
+    }
+
     /// The throttling policy (for [`SessionFailures::record`]).
     pub fn policy(&self) -> &LoginPolicy {
         self.tracker.policy()

@@ -58,7 +58,7 @@ impl Session<'_> {
         if rights.allows(perm) {
             return Ok(false);
         }
-        let anonymous = self.principal.as_ref().is_none_or(|who| who.anonymous);
+        let anonymous = self.principal.as_ref().map_or(true, |who| who.anonymous);
         let text = if !anonymous {
             let what = match perm {
                 Perm::List => "list",

@@ -15,6 +15,9 @@ use rustls::{ServerConnection, StreamOwned};
 use std::io;
 use std::net::TcpStream;
 
+/// The answer to the TLS commands when the server has no certificate.
+const NO_TLS: &str = "TLS is not enabled on this server.";
+
 /// A connection's TLS, made and shaken hands with, or why not.
 fn accept_tls(
     config: std::sync::Arc<rustls::ServerConfig>,
@@ -86,7 +89,7 @@ impl Session<'_> {
     /// AUTH TLS (RFC 4217 section 4): `234`, then the handshake on the control connection.
     pub(super) fn auth(&mut self, mechanism: &str) -> io::Result<Flow> {
         if self.ctx.config.tls.is_none() {
-            return self.reply(502, "TLS is not enabled on this server.").map(|()| Flow::Continue);
+            return self.reply(502, NO_TLS).map(|()| Flow::Continue);
         }
         if self.encrypted() {
             return self.reply(503, "Already using TLS.").map(|()| Flow::Continue);
@@ -114,6 +117,9 @@ impl Session<'_> {
 
     /// PBSZ (RFC 4217 section 8): TLS has no buffer size; `0` is the only answer.
     pub(super) fn pbsz(&mut self, _size: &str) -> io::Result<()> {
+        if self.ctx.config.tls.is_none() {
+            return self.reply(502, NO_TLS);
+        }
         if !self.encrypted() {
             return self.reply(503, "PBSZ needs AUTH TLS first.");
         }
@@ -123,6 +129,9 @@ impl Session<'_> {
     /// PROT (RFC 4217 section 9): `P` encrypts data connections, `C` leaves them clear
     /// (refused at the transfer with `--require-tls`).
     pub(super) fn prot(&mut self, level: &str) -> io::Result<()> {
+        if self.ctx.config.tls.is_none() {
+            return self.reply(502, NO_TLS);
+        }
         if !self.encrypted() {
             return self.reply(503, "PROT needs AUTH TLS first.");
         }

@@ -69,6 +69,13 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub idle_timeout: u64,
 
+    /// Disconnect a client that has not logged in this many seconds after connecting, whatever
+    /// it sends meanwhile (NOOP does not extend it), so silent connections cannot hold the
+    /// connection limits (1 to 31536000).
+    #[arg(long, value_name = "SECS", default_value_t = crate::config::DEFAULT_LOGIN_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
+    pub login_timeout: u64,
+
     /// How long to wait for a data connection to open, or to accept more bytes, in seconds (1 to
     /// 31536000).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]

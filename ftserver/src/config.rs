@@ -6,12 +6,18 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The default for `--max-clients`: simultaneous control connections.
-pub const DEFAULT_MAX_CLIENTS: usize = 200;
+/// The default for `--max-clients`: simultaneous control connections (vsftpd's). Idle
+/// sessions are cheap (a thread that sleeps in a read: about 50 KiB each), and unauthenticated
+/// ones last at most `--login-timeout`, so a flood of silent connections is outlasted.
+pub const DEFAULT_MAX_CLIENTS: usize = 2000;
 /// The default for `--max-per-ip`: simultaneous control connections from one address.
 pub const DEFAULT_MAX_PER_IP: usize = 50;
 /// The default for `--idle-timeout` (vsftpd and RFC-era servers use 300 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default for `--login-timeout`: how long a connection may stay without logging in,
+/// whatever it sends meanwhile (vsftpd and pyftpdlib close idle ones; NOOP keeps an idle one
+/// open, but not this).
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default for `--data-timeout`: how long to wait for a data connection to be made, and
 /// for a stalled data connection to accept more bytes.
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +42,9 @@ pub struct Config {
     /// A client that has not completed its next command line this long after the server began
     /// waiting for it gets `421` and is closed (however many bytes of the line it sent).
     pub idle_timeout: Duration,
+    /// A connection that has not logged in this long after it was accepted gets `421` and is
+    /// closed, however many commands it sent.
+    pub login_timeout: Duration,
     /// Accept/connect timeout for data connections, and the write timeout while sending.
     pub data_timeout: Duration,
     /// Ports for passive data connections; `None` lets the kernel choose.
@@ -78,6 +87,7 @@ impl Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             max_per_ip: DEFAULT_MAX_PER_IP,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
             data_timeout: DEFAULT_DATA_TIMEOUT,
             pasv_ports: None,
             pasv_address: None,

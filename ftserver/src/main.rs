@@ -8,7 +8,7 @@ use ftserver::cli::Args;
 use ftserver::storage::{LocalStorage, Storage};
 use ftserver::tftp::TftpConfig;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,6 +167,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.max_clients = args.max_clients;
     config.max_per_ip = args.max_per_ip;
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
+    config.login_timeout = Duration::from_secs(args.login_timeout);
     config.data_timeout = Duration::from_secs(args.data_timeout);
     config.pasv_ports = args.pasv_ports.clone();
     config.pasv_address = args.pasv_address;
@@ -189,11 +190,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         ..TftpConfig::default()
     };
 
+    if let Err(e) = ftserver::server::raise_file_limit() {
+        log::warn!("cannot raise the open-file limit: {}", lower(&e));
+    }
     // Bind everything before serving anything: a taken port fails the whole start.
     let listener = match args.port {
         Some(port) => {
             let addr = SocketAddr::new(args.bind, port);
-            Some(TcpListener::bind(addr).map_err(|e| bind_error("", addr, &e))?)
+            Some(ftserver::server::listen(addr).map_err(|e| bind_error("", addr, &e))?)
         }
         None => None,
     };
@@ -207,7 +211,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let implicit = match args.implicit_tls {
         Some(port) => {
             let addr = SocketAddr::new(args.bind, port);
-            Some(TcpListener::bind(addr).map_err(|e| bind_error("for implicit tls ", addr, &e))?)
+            Some(ftserver::server::listen(addr).map_err(|e| bind_error("for implicit tls ", addr, &e))?)
         }
         None => None,
     };

@@ -4,6 +4,7 @@
 use crate::auth::{Anonymous, Authenticator, Rights};
 use crate::config::Config;
 use crate::context::Context;
+use crate::data::PassiveShares;
 use crate::hash::{DigestCache, JobSlots};
 use crate::session::Session;
 use crate::storage::{LocalStorage, Storage};
@@ -23,6 +24,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct Shared {
     ctx: Context,
+    /// Refused connections, logged at most once a second.
+    refusals: RefusalLog,
     next_id: AtomicU64,
     sessions: Mutex<Sessions>,
     /// Signalled whenever a session ends.
@@ -65,6 +68,31 @@ impl Drop for Registration {
         drop(sessions);
         self.shared.ended.notify_all();
     }
+}
+
+/// A listening socket for control connections on `addr`, with the longest accept queue the
+/// system allows (`net.core.somaxconn`, 4096 on current Linux): std's 128 let 60 of 1000
+/// clients that connected at once go unanswered.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    // As std does: a restarted server can listen again at once, whatever is in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    // The kernel lowers a larger backlog to somaxconn.
+    socket.listen(i32::from(u16::MAX))?;
+    Ok(socket.into())
+}
+
+/// Raises this process's soft limit on open files to its hard limit: every session uses a few
+/// descriptors (control, its registry clone, a data connection, a passive listener), and the
+/// usual soft limit of 1024 would refuse clients long before `--max-clients`.
+pub fn raise_file_limit() -> io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
 }
 
 /// Starts FTP servers.
@@ -110,6 +138,7 @@ impl Server {
         let ctx = Context {
             hash_jobs: JobSlots::new(config.max_hash_jobs),
             digests: DigestCache::default(),
+            passive: PassiveShares::new(config.pasv_ports.as_ref()),
             config,
             storage,
             auth,
@@ -117,6 +146,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             ctx,
+            refusals: RefusalLog::default(),
             next_id: AtomicU64::new(1),
             sessions: Mutex::new(Sessions::default()),
             ended: Condvar::new(),
@@ -302,7 +332,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, implicit: bo
         }
     };
     if let Some(text) = refusal {
-        log::warn!("{peer}: refused: {text}");
+        shared.refusals.log(peer, text);
         if implicit {
             // A TLS client would take a clear-text 421 for a broken handshake: just close.
             let _ = stream.shutdown(Shutdown::Both);
@@ -320,6 +350,30 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, implicit: bo
     if let Err(e) = spawned {
         // The closure (and with it the registration and the stream) was dropped.
         log::warn!("{peer}: cannot start a session thread: {e}");
+    }
+}
+
+/// The log of refused connections: one line at most every second, with how many more were
+/// refused since (a flood must not become a flood of log lines).
+#[derive(Debug, Default)]
+struct RefusalLog {
+    /// When the last line was written, and the refusals not written since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RefusalLog {
+    fn log(&self, peer: SocketAddr, text: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if state.0.is_some_and(|last| now.duration_since(last) < Duration::from_secs(1)) {
+            state.1 += 1;
+            return;
+        }
+        match std::mem::take(&mut state.1) {
+            0 => log::warn!("{peer}: refused: {text}"),
+            more => log::warn!("{peer}: refused: {text} ({more} more refused since the last line)"),
+        }
+        state.0 = Some(now);
     }
 }
 

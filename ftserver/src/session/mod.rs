@@ -29,6 +29,14 @@ mod read;
 mod secure;
 mod write;
 
+/// Why waiting for a command ended without one.
+enum Expired {
+    /// Nothing for `--idle-timeout`.
+    Idle,
+    /// No login within `--login-timeout` of connecting (NOOPs do not extend it).
+    Login,
+}
+
 /// What to do after a command.
 enum Flow {
     Continue,
@@ -46,6 +54,8 @@ pub(crate) struct Session<'a> {
     user: Option<String>,
     /// Who logged in; `None` before PASS.
     principal: Option<crate::auth::Principal>,
+    /// When a client that has not logged in is disconnected.
+    login_deadline: Instant,
     cwd: VirtualPath,
     ascii: bool,
     /// The `REST` offset for the next transfer.
@@ -171,6 +181,7 @@ impl<'a> Session<'a> {
             ctx,
             user: None,
             principal: None,
+            login_deadline: crate::config::deadline_after(ctx.config.login_timeout),
             cwd: VirtualPath::root(),
             ascii: true,
             rest: 0,
@@ -202,14 +213,51 @@ impl<'a> Session<'a> {
         );
     }
 
+    /// Waits for the next command until the idle timeout, or the login deadline before a
+    /// login. Meanwhile a passive listener nobody connected to is closed at its expiry (the
+    /// data timeout), so idle sessions do not hold ports of a small `--pasv-ports` range.
+    fn next_command(&mut self) -> Result<Result<Option<Result<Command, ParseError>>, ControlError>, Expired> {
+        let idle = crate::config::deadline_after(self.ctx.config.idle_timeout);
+        loop {
+            let login = self.principal.is_none().then_some(self.login_deadline).filter(|&l| l < idle);
+            let mut deadline = login.unwrap_or(idle);
+            let passive = match &self.data {
+                Some(DataPlan::Passive(listener)) => Some(listener.expires(self.ctx.config.data_timeout)),
+                _ => None,
+            };
+            let passive = passive.filter(|&p| p < deadline);
+            if let Some(p) = passive {
+                deadline = p;
+            }
+            self.ctrl.get_mut().deadline = deadline;
+            match self.ctrl.read_command() {
+                Err(e) if e.is_timeout() && passive.is_some() => {
+                    debug!("{}: closed a passive listener nobody connected to", self.peer);
+                    self.data = None;
+                }
+                Err(e) if e.is_timeout() => return Err(if login.is_some() { Expired::Login } else { Expired::Idle }),
+                read => return Ok(read),
+            }
+        }
+    }
+
     /// The command loop. Returns why the session ended, for the log.
     fn serve(&mut self) -> String {
         if let Err(e) = self.reply(220, "ft FTP server ready.") {
             return format!("cannot greet: {e}");
         }
         loop {
-            self.ctrl.get_mut().deadline = crate::config::deadline_after(self.ctx.config.idle_timeout);
-            let read = self.ctrl.read_command();
+            let read = match self.next_command() {
+                Ok(read) => read,
+                Err(Expired::Idle) => {
+                    let _ = self.reply(421, "Timeout: closing the control connection.");
+                    return "idle timeout".into();
+                }
+                Err(Expired::Login) => {
+                    let _ = self.reply(421, "Login timeout: closing the control connection.");
+                    return "no login within the login timeout".into();
+                }
+            };
             if self.ctx.stopping() {
                 let _ = self.reply(421, "Server shutting down.");
                 return "server shutting down".into();
@@ -224,10 +272,6 @@ impl<'a> Session<'a> {
                 Err(ControlError::LineTooLong(limit)) => {
                     debug!("{}: command line over {limit} bytes", self.peer);
                     self.reply(500, format!("Command line too long (limit {limit} bytes).")).map(|()| Flow::Continue)
-                }
-                Err(e) if e.is_timeout() => {
-                    let _ = self.reply(421, "Timeout: closing the control connection.");
-                    return "idle timeout".into();
                 }
                 Err(e) => return format!("control connection failed: {e}"),
             };

@@ -147,7 +147,11 @@ pub struct Raw {
 impl Raw {
     /// Connects and reads the greeting.
     pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).unwrap();
+        Raw::over(TcpStream::connect(addr).unwrap())
+    }
+
+    /// Reads the greeting on a control connection made elsewhere (from another address).
+    pub fn over(stream: TcpStream) -> Raw {
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut ctrl = Control::new(stream, MAX_REPLY_LINE);
         let greeting = ctrl.read_reply().unwrap();

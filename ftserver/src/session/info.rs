@@ -15,6 +15,9 @@ use std::time::Instant;
 
 impl Session<'_> {
     pub(super) fn mlst(&mut self, arg: Option<String>) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let arg = arg.unwrap_or_default();
         let vp = match self.vpath(&arg) {
             Ok(vp) => vp,
@@ -38,6 +41,9 @@ impl Session<'_> {
     }
 
     pub(super) fn size(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
@@ -58,6 +64,9 @@ impl Session<'_> {
     }
 
     pub(super) fn mdtm(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
@@ -77,6 +86,9 @@ impl Session<'_> {
     /// friends (`250 <hex>`). Only regular files inside the root; at most `max_hash_jobs` at once
     /// (450 otherwise); anything the client sends meanwhile, or a hang-up, aborts the job.
     pub(super) fn hash(&mut self, arg: &str, algorithm: Algorithm, legacy: bool) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::Download)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
@@ -139,6 +151,9 @@ impl Session<'_> {
 
     /// `STAT path`: a LIST-style listing over the control connection (RFC 959 4.1.3).
     pub(super) fn stat_path(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let arg = strip_ls_options(arg).to_owned();
         let vp = match self.vpath(&arg) {
             Ok(vp) => vp,

@@ -507,6 +507,9 @@ impl<'a> Session<'a> {
     }
 
     fn cwd(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),

@@ -481,3 +481,147 @@ fn abor_and_the_idle_deadline_work_over_tls() {
     stream.flush().unwrap();
     assert_eq!(tls.ctrl.read_reply().unwrap().code, 421);
 }
+
+/// The binary: its TLS lines on stdout, its log lines on stderr.
+struct Binary {
+    child: crate::support::ChildGuard,
+    stdout: Vec<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts `ftserver ARGS 0` on 127.0.0.1 and reads `lines` ready lines.
+fn binary(root: &std::path::Path, args: &[&str], lines: usize) -> Binary {
+    use std::io::BufRead;
+    let mut child = crate::support::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_ftserver"))
+            .args(["--bind", "127.0.0.1", "--root"])
+            .arg(root)
+            .args(args)
+            .arg("0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let stdout = (0..lines)
+        .map(|_| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim_end().to_owned()
+        })
+        .collect();
+    let (tx, stderr) = std::sync::mpsc::channel();
+    let pipe = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    Binary { child, stdout, stderr }
+}
+
+impl Binary {
+    /// The address in ready line `i`.
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.stdout[i].split(" on ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap()
+    }
+
+    /// Waits for a log line containing `text`.
+    fn wait_for(&self, text: &str) -> String {
+        loop {
+            let line = self.stderr.recv_timeout(TOOL_TIMEOUT).unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_self_signed_prints_its_fingerprint() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("f.txt"), "over tls\n").unwrap();
+    let server = binary(root.path(), &["--tls-self-signed", "--implicit-tls", "0", "--require-tls"], 3);
+    assert!(
+        server.stdout[0].ends_with("(anonymous, read-only; tls required; this machine only)"),
+        "{:?}",
+        server.stdout
+    );
+    assert!(server.stdout[1].contains(" over implicit tls on 127.0.0.1:"), "{:?}", server.stdout);
+    let fingerprint = server.stdout[2].strip_prefix("ftserver: tls certificate sha256:").unwrap();
+    assert!(fingerprint.len() == 64 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    let got = run_ok(curl().arg("-k").arg(format!("ftps://{}/f.txt", server.addr(1))));
+    assert_eq!(got, "over tls\n");
+    // Clear text is refused before the login.
+    let clear = run_tool(curl().arg(format!("ftp://{}/f.txt", server.addr(0))), TOOL_TIMEOUT);
+    assert!(!clear.status.success());
+}
+
+/// Writes a fresh certificate for localhost and 127.0.0.1 and its key as PEM files.
+fn write_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ftserver::tls::pem("CERTIFICATE", made.cert.der())).unwrap();
+    std::fs::write(&key, ftserver::tls::pem("PRIVATE KEY", &made.signing_key.serialize_der())).unwrap();
+    (cert, key)
+}
+
+#[test]
+fn binary_pem_files_and_sighup_reload() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("f.txt"), "over tls\n").unwrap();
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cert, key) = write_certificate(first.path());
+    let old_cert = second.path().join("old.pem");
+    std::fs::copy(&cert, &old_cert).unwrap();
+    let args = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let server = binary(root.path(), &args, 2);
+    let url = format!("ftp://{}/f.txt", server.addr(0));
+    let fetch = |cacert: &std::path::Path| {
+        run_tool(curl().arg("--ssl-reqd").arg("--cacert").arg(cacert).arg(&url), TOOL_TIMEOUT)
+    };
+    assert!(fetch(&cert).status.success());
+    // A new certificate in the same files, then SIGHUP: new sessions get it.
+    let (new_cert, new_key) = write_certificate(second.path());
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    let pid = nix::unistd::Pid::from_raw(server.child.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    server.wait_for("reloaded the certificate");
+    assert!(fetch(&cert).status.success());
+    assert!(!fetch(&old_cert).status.success(), "the old certificate is no longer served");
+    // A broken key file on reload: the certificate in use stays.
+    std::fs::write(&key, "not a key\n").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let kept = server.wait_for("kept the old certificate");
+    assert!(kept.contains(key.to_str().unwrap()), "{kept}");
+    assert!(fetch(&cert).status.success());
+}
+
+#[test]
+fn binary_tls_usage_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_certificate(dir.path());
+    std::fs::write(&key, "-----BEGIN NOTHING-----\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = run_tool(
+            Command::new(env!("CARGO_BIN_EXE_ftserver")).arg("--root").arg(root.path()).args(args).arg("0"),
+            TOOL_TIMEOUT,
+        );
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with(&format!("ftserver: {}: ", key.display())) && err.lines().count() == 1, "{err}");
+    for args in
+        [&["--require-tls"][..], &["--implicit-tls", "0"], &["--tls-cert", cert.to_str().unwrap()], &["--anonymous"]]
+    {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}

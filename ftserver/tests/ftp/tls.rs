@@ -358,7 +358,15 @@ fn data_connections_must_resume_the_control_session() {
     // A stranger's configuration (no session to resume) gets a full handshake: refused, no bytes.
     let (bytes, reply) = tls.transfer_with("RETR top.txt", &server.client());
     assert_eq!((bytes.len(), reply.code), (0, 522), "{reply:?}");
-    // The refusal does not end the session; the client's own connections still work.
+    // Garbage instead of a ClientHello on the data connection: 425, no bytes.
+    let mut tcp = tls.epsv();
+    tls.expect("RETR top.txt", 150);
+    tcp.write_all(b"not tls at all\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    assert!(!answer.windows(3).any(|w| w == b"top"), "{answer:?}");
+    assert_eq!(tls.ctrl.read_reply().unwrap().code, 425);
+    // The refusals do not end the session; the client's own connections still work.
     assert_eq!(tls.transfer("NLST"), b"alice\r\nbob\r\ntop.txt\r\n");
     let stat = tls.expect("STAT", 211).text();
     assert!(stat.contains("Control connection is encrypted (TLS 1.3)"), "{stat}");

@@ -110,6 +110,16 @@ pub struct Args {
     #[arg(long)]
     pub dotfiles: bool,
 
+    /// With --writable: how long, at least, to watch a client's control connection after an
+    /// upload whose size it did not announce (ALLO) before publishing it, in milliseconds: a
+    /// killed client's data connection ends like a finished one, and only its control
+    /// connection closing tells them apart. Longer over slow links (twice the retransmission
+    /// timeout). ftclient, and lftp with `set ftp:use-allo yes`, announce sizes and never wait.
+    #[arg(long, value_name = "MS", requires = "writable",
+          default_value_t = crate::config::DEFAULT_UNANNOUNCED_SETTLE.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub upload_settle: u64,
+
     /// With --writable: the largest file an upload may produce, in bytes (beyond it: FTP 552,
     /// TFTP error 3).
     #[arg(long, value_name = "BYTES", requires = "writable")]

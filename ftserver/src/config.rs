@@ -29,6 +29,10 @@ pub const DEFAULT_MAX_HASH_JOBS: usize = 4;
 /// HZ=100 would still be covered).
 pub const DEFAULT_UPLOAD_SETTLE: Duration = Duration::from_millis(20);
 
+/// The default for [`Config::unannounced_settle`]: long enough for a lost FIN to be sent
+/// again (Linux's smallest retransmission timeout is 200 ms) several times over.
+pub const DEFAULT_UNANNOUNCED_SETTLE: Duration = Duration::from_secs(1);
+
 /// Everything a running server needs to know. Build it with [`Config::new`] and adjust the
 /// public fields.
 #[derive(Debug, Clone)]
@@ -65,11 +69,17 @@ pub struct Config {
     /// The largest file an upload may produce, in bytes; beyond it the upload ends with `552`
     /// and its partial file is removed. `None`: no limit but the disk.
     pub max_upload_size: Option<u64>,
-    /// After an upload's data connection ends cleanly, how long to watch the control
-    /// connection before the upload counts as complete: a killed client's control connection
-    /// closes a few milliseconds after its data connection, and its upload must not be taken
-    /// for a whole file. Every upload takes this much longer.
+    /// After an upload whose size the client announced (`ALLO`) ends cleanly with that many
+    /// bytes, how long to watch the control connection before the upload counts as complete:
+    /// a killed client's control connection closes a few milliseconds after its data
+    /// connection. Every such upload takes this much longer.
     pub upload_settle: Duration,
+    /// The same for an upload whose size nobody announced: the data connection's end is then
+    /// all there is to go on, and a killed client's control FIN may be lost and sent again a
+    /// retransmission timeout later. At least this long, and at least twice the control
+    /// connection's retransmission timeout (see ARCHITECTURE.md, "what stream mode cannot
+    /// know").
+    pub unannounced_settle: Duration,
     /// FTPS: the certificate and the sessions' TLS state (`AUTH TLS`, `PROT P`, implicit
     /// TLS). `None`: TLS is refused (`502`).
     pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
@@ -97,6 +107,7 @@ impl Config {
             dotfiles: false,
             max_upload_size: None,
             upload_settle: DEFAULT_UPLOAD_SETTLE,
+            unannounced_settle: DEFAULT_UNANNOUNCED_SETTLE,
             tls: None,
             require_tls: false,
         })

@@ -175,6 +175,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.writable = args.writable;
     config.overwrite = args.overwrite;
     config.dotfiles = args.dotfiles;
+    config.unannounced_settle = Duration::from_millis(args.upload_settle);
     config.max_upload_size = args.max_upload_size;
     config.tls = server_tls(&args)?;
     config.require_tls = args.require_tls;

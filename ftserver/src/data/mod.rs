@@ -271,6 +271,12 @@ pub enum ReceiveError {
     /// The client sent ABOR, or the server is stopping.
     #[error("aborted")]
     Aborted,
+    /// The data ended cleanly, but with another size than the client announced (`ALLO`).
+    #[error("another size than the {announced} bytes announced")]
+    Short {
+        /// The size announced.
+        announced: u64,
+    },
 }
 
 /// Receives an upload: reads the data connection to its end and writes what arrives to `file`

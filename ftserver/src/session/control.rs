@@ -156,6 +156,19 @@ pub(super) fn control_state(ctrl: &mut ControlConn, settle: Duration) -> Control
     }
 }
 
+// `TCP_INFO` (tcp(7)), which neither std nor socket2 offers; nix's macro defines it.
+use nix::{getsockopt_impl, libc, sockopt_impl};
+sockopt_impl!(TcpInfo, GetOnly, libc::SOL_TCP, libc::TCP_INFO, libc::tcp_info);
+
+/// How long to watch the control connection after an upload nobody announced the size of:
+/// `least`, or twice the connection's retransmission timeout when that is longer (a lost FIN
+/// comes again one timeout later; over a long path the timeout is long too), at most 10 s.
+pub(super) fn unannounced_settle(ctrl: &ControlConn, least: Duration) -> Duration {
+    let rto = nix::sys::socket::getsockopt(ctrl.get_ref().conn.socket(), TcpInfo)
+        .map_or(Duration::ZERO, |info| Duration::from_micros(u64::from(info.tcpi_rto)));
+    (2 * rto).clamp(least, least.max(Duration::from_secs(10)))
+}
+
 /// Waits up to `wait` for the peer to shut down its side of `control` (or for the connection
 /// to fail). Bytes waiting to be read do not end the wait.
 fn peer_hung_up(control: &std::net::TcpStream, wait: Duration) -> bool {

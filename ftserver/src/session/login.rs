@@ -68,6 +68,7 @@ impl Session<'_> {
         self.cwd = VirtualPath::root();
         self.ascii = true;
         self.rest = 0;
+        self.announced = None;
         self.data = None;
         self.epsv_all = false;
         self.facts = Facts::default();

@@ -60,6 +60,8 @@ pub(crate) struct Session<'a> {
     ascii: bool,
     /// The `REST` offset for the next transfer.
     rest: u64,
+    /// The size the client announced with `ALLO` for the next upload.
+    announced: Option<u64>,
     data: Option<DataPlan>,
     /// After `EPSV ALL` only EPSV may set up data connections (RFC 2428 section 4).
     epsv_all: bool,
@@ -185,6 +187,7 @@ impl<'a> Session<'a> {
             cwd: VirtualPath::root(),
             ascii: true,
             rest: 0,
+            announced: None,
             data: None,
             epsv_all: false,
             facts: Facts::default(),
@@ -390,7 +393,7 @@ impl<'a> Session<'a> {
             Command::Rnfr(arg) => self.rnfr(&arg)?,
             Command::Rnto(arg) => self.rnto(rename_from, &arg)?,
             Command::Site(_) => self.reply(502, "SITE commands are not supported.")?,
-            Command::Allo(_) => self.reply(202, "ALLO not needed.")?,
+            Command::Allo(arg) => self.allo(&arg)?,
             Command::Rein => self.rein()?,
             Command::Hash(arg) => self.hash(&arg, self.hash_algorithm, false)?,
             Command::Xsha256(arg) => self.hash(&arg, Algorithm::Sha256, true)?,

@@ -2,7 +2,7 @@
 //! invisible until their commit), MKD, and with the right to change files also DELE, RMD and
 //! RNFR/RNTO.
 
-use super::control::{abor_pending, control_state, ControlState};
+use super::control::{abor_pending, control_state, unannounced_settle, ControlState};
 use super::{capitalise, Session};
 use crate::auth::Perm;
 use crate::data::{self, ReceiveError};
@@ -83,10 +83,24 @@ impl Session<'_> {
         self.reply(err.reply_code(), format!("{}: {}.", sanitize(shown), capitalise(&err.to_string())))
     }
 
+    /// ALLO: the size of the next upload (RFC 959 4.1.3; `ALLO n [R m]`, the record size is
+    /// ignored). An upload that then ends with another size is not published: the data
+    /// connection's end can be a killed client's as well as a finished file's.
+    pub(super) fn allo(&mut self, arg: &str) -> io::Result<()> {
+        match arg.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
+            Some(size) => {
+                self.announced = Some(size);
+                self.reply(200, format!("ALLO noted: {size} bytes."))
+            }
+            None => self.reply(501, "ALLO takes a size in bytes."),
+        }
+    }
+
     /// STOR, APPE and STOU. The bytes go to an upload that the storage publishes under its
     /// name only when the client ended the data connection cleanly and is still there.
     pub(super) fn store(&mut self, kind: StoreKind, arg: Option<&str>) -> io::Result<()> {
         let offset = std::mem::take(&mut self.rest);
+        let announced = self.announced.take();
         let ctx = self.ctx;
         let config = &ctx.config;
         if self.denied(Perm::Upload)? {
@@ -171,16 +185,27 @@ impl Session<'_> {
         stream.finish();
         // End-of-file is the end of the file in stream mode (RFC 959 3.4.1), but only from a
         // client that is still connected: a killed client's data connection ends the same way.
-        let received = received.and_then(|()| match control_state(&mut self.ctrl, config.upload_settle) {
-            ControlState::Present => Ok(()),
-            ControlState::Aborting => {
-                abor = true;
-                Err(ReceiveError::Aborted)
-            }
-            ControlState::Gone => Err(ReceiveError::Peer(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "the client closed the control connection",
-            ))),
+        // A size the client announced (ALLO) settles it, the transfer's or the whole file's
+        // (lftp announces the whole file when it resumes); without one, the control connection
+        // is watched long enough for a lost FIN to come again.
+        let short = announced.filter(|&a| !self.ascii && a != n && a != upload.offset() + n);
+        let settle = match announced {
+            Some(_) => config.upload_settle,
+            None => unannounced_settle(&self.ctrl, config.unannounced_settle),
+        };
+        let received = received.and_then(|()| match short {
+            Some(announced) => Err(ReceiveError::Short { announced }),
+            None => match control_state(&mut self.ctrl, settle) {
+                ControlState::Present => Ok(()),
+                ControlState::Aborting => {
+                    abor = true;
+                    Err(ReceiveError::Aborted)
+                }
+                ControlState::Gone => Err(ReceiveError::Peer(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the client closed the control connection",
+                ))),
+            },
         });
         self.aborted = abor;
         let verb = kind.verb();
@@ -218,6 +243,21 @@ impl Session<'_> {
             Err(ReceiveError::Disk(e)) => {
                 self.log_transfer(verb, &vp, n, started, &format!("failed: {e}, partial file kept"));
                 self.reply(451, "Local error writing the file; transfer aborted.")
+            }
+            Err(ReceiveError::Short { announced }) => {
+                self.log_transfer(
+                    verb,
+                    &vp,
+                    n,
+                    started,
+                    &format!("short: {announced} bytes announced, partial file kept"),
+                );
+                self.reply(
+                    451,
+                    format!(
+                        "Received {n} bytes of the {announced} announced with ALLO; the partial upload can be resumed."
+                    ),
+                )
             }
             Err(ReceiveError::Aborted) if ctx.stopping() => {
                 self.log_transfer(verb, &vp, n, started, "stopped: the server is shutting down, partial file kept");

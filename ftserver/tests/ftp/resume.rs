@@ -88,6 +88,7 @@ fn for_killed_clients() -> TestServer {
     TestServer::start_with("127.0.0.1", |c| {
         c.writable = true;
         c.upload_settle = std::time::Duration::from_millis(500);
+        c.unannounced_settle = std::time::Duration::from_millis(500);
     })
 }
 

@@ -50,6 +50,19 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub root: PathBuf,
 
+    /// Serve a tree kept in a PostgreSQL database instead of a directory:
+    /// `postgres://USER[:PASS]@HOST[:PORT]/DB`, `postgresql://...`, or libpq's
+    /// `host=/run/postgresql dbname=ft`. Several ftserver instances can share one database.
+    /// The schema `ft` is created on first start.
+    #[arg(long, value_name = "URL", conflicts_with = "root")]
+    pub storage: Option<String>,
+
+    /// With --storage: the most database connections this instance opens (every upload in
+    /// progress holds one).
+    #[arg(long, value_name = "N", requires = "storage", default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub storage_pool: usize,
+
     /// The address to listen on; `::` listens on IPv6 (and IPv4 where the system allows).
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,

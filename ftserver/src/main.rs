@@ -26,6 +26,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A bad database URL is a usage error, found before anything starts.
+    if let Some(url) = &args.storage {
+        if let Err(e) = ftserver::storage::postgres::parse_url(url) {
+            eprintln!("ftserver: --storage: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         // rustls says at debug level what each connection does (alerts, tickets): only -vv.
@@ -221,11 +228,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C/SIGTERM handler")?;
     // One storage for both protocols: one registry of the uploads running, one view of the tree.
-    let storage: Arc<dyn Storage> = Arc::new(
-        LocalStorage::new(&config.root)
-            .map_err(|e| anyhow!("root {}: {}", config.root.display(), lower(&e)))?
-            .with_dotfiles(config.dotfiles),
-    );
+    let storage: Arc<dyn Storage> = match &args.storage {
+        Some(url) => Arc::new(ftserver::storage::postgres::PgStorage::connect(url, args.storage_pool)?),
+        None => Arc::new(
+            LocalStorage::new(&config.root)
+                .map_err(|e| anyhow!("root {}: {}", config.root.display(), lower(&e)))?
+                .with_dotfiles(config.dotfiles),
+        ),
+    };
     let root = storage.describe();
     let accounts = match &args.users {
         Some(path) => {

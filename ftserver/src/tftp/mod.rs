@@ -204,9 +204,16 @@ fn listen(socket: UdpSocket, shared: Arc<Shared>) {
     while !shared.stop.load(Ordering::SeqCst) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
-                log::warn!("tftp: receive on {local_ip}: {e}");
+                log::warn!("tftp: receive on {local_ip}: {}", crate::storage::error::io_text(&e));
                 continue;
             }
         };

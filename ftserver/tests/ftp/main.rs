@@ -4,6 +4,7 @@
 mod accounts;
 mod binary;
 mod curl;
+mod cutoff;
 mod ftplib;
 mod hash;
 mod lftp;

@@ -3,8 +3,6 @@
 //! `--user`, the netrc entry for the host (as curl `-n`, lftp and ftp do); else anonymous.
 //! Passwords are [`Secret`]s, which never show in `Debug`, `Display` or an error message.
 
-#![allow(dead_code)] // Until issue 16 wires it into the session; remove then.
-
 use crate::netrc::{self, Netrc};
 use std::fmt;
 use std::fs::File;

@@ -11,8 +11,6 @@
 //! sees when it reads from that connection: end an upload with [`finish_sending`], or the
 //! tickets run out after two uploads.
 
-#![allow(dead_code)] // Until issue 16 wires it into the session; remove then.
-
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};

@@ -39,10 +39,10 @@ impl Conn {
         let mut conn = ClientConnection::new(config, name).map_err(|e| HandshakeError(tls::describe(&e)))?;
         tls::handshake(&mut conn, &mut sock, timeout).map_err(|e| HandshakeError(tls::describe_io(&e)))?;
         log::debug!(
-            "tls: {:?}, {:?}, {:?} handshake",
+            "tls: {}, {}, {} handshake",
             conn.protocol_version().map_or_else(String::new, |v| format!("{v:?}")),
             conn.negotiated_cipher_suite().map_or_else(String::new, |s| format!("{:?}", s.suite())),
-            conn.handshake_kind().map_or_else(String::new, |k| format!("{k:?}")),
+            conn.handshake_kind().map_or_else(String::new, |k| format!("{k:?}").to_lowercase()),
         );
         Ok(Conn::Tls(Box::new(StreamOwned::new(conn, sock))))
     }

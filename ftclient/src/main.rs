@@ -89,8 +89,11 @@ fn init_logger(cli: &Cli) {
         (false, 2) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
+    // rustls logs every handshake step at debug: only from -vvv.
+    let rustls = if cli.verbose >= 3 { level } else { level.min(log::LevelFilter::Warn) };
     env_logger::Builder::new()
         .filter_level(level)
+        .filter_module("rustls", rustls)
         .parse_default_env()
         .format(|buf, record| writeln!(buf, "ftclient: {}: {}", record.level().as_str().to_lowercase(), record.args()))
         .init();

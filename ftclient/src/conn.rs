@@ -2,13 +2,14 @@
 //! the socket stays reachable for timeouts, socket options, shutdown and resets whichever it
 //! is (a boxed `dyn Read + Write` would hide it).
 
+use crate::session::TICK;
 use crate::tls;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A control or data connection.
 #[derive(Debug)]
@@ -37,7 +38,24 @@ impl Conn {
         timeout: Duration,
     ) -> Result<Conn, HandshakeError> {
         let mut conn = ClientConnection::new(config, name).map_err(|e| HandshakeError(tls::describe(&e)))?;
-        tls::handshake(&mut conn, &mut sock, timeout).map_err(|e| HandshakeError(tls::describe_io(&e)))?;
+        // In slices of one tick, so Ctrl-C is noticed during a handshake that stalls; a slice
+        // that runs out leaves the connection as it was (nothing half read or half written).
+        let deadline = Instant::now() + timeout;
+        loop {
+            crate::interrupt::check().map_err(|e| HandshakeError(e.to_string()))?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tls::handshake(&mut conn, &mut sock, left.min(TICK)) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && left > TICK => continue,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(HandshakeError(format!(
+                        "no tls handshake from the server within {} s",
+                        timeout.as_secs()
+                    )))
+                }
+                Err(e) => return Err(HandshakeError(tls::describe_io(&e))),
+            }
+        }
         log::debug!(
             "tls: {}, {}, {} handshake",
             conn.protocol_version().map_or_else(String::new, |v| format!("{v:?}")),

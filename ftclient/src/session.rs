@@ -521,6 +521,20 @@ mod tests {
     }
 
     #[test]
+    fn login_debug_hides_the_password() {
+        let login = Login {
+            host: "h".into(),
+            port: 21,
+            user: "u".into(),
+            password: Secret::new("hunter2"),
+            timeout: Duration::from_secs(1),
+            tls: None,
+        };
+        let shown = format!("{login:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("****"), "{shown}");
+    }
+
+    #[test]
     fn shows_server_errors_on_one_sanitised_line() {
         let e = ServerError(Reply::multi(550, vec!["first".into(), "no\x1b[2J such file".into()]));
         assert_eq!(e.to_string(), "550 first; no\\x1b[2J such file");

@@ -208,10 +208,13 @@ impl Session {
         let conn = match (&session_tls, tls) {
             (Some(st), Some(Tls { implicit: true, .. })) => {
                 let conn = Conn::tls(stream, Arc::clone(&st.config), st.name.clone(), timeout.min(GREETING_WAIT))
-                    .map_err(|e| match e.0.contains("corrupt message") {
+                    .map_err(|e| {
                         // A clear-text greeting where a ServerHello should be.
-                        true => anyhow!("{e}; {peer} may expect AUTH TLS on this port (--tls), not implicit TLS"),
-                        false => anyhow!(e),
+                        if e.0.contains("corrupt message") {
+                            anyhow!("{e}; {peer} may expect AUTH TLS on this port (--tls), not implicit TLS")
+                        } else {
+                            anyhow!(e)
+                        }
                     })
                     .with_context(|| format!("tls with {peer} failed"))?;
                 log::info!("encrypted the connection (implicit tls)");

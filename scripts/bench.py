@@ -5,6 +5,11 @@ Run it through scripts/bench.sh (which installs the peers and builds release bin
 case runs its commands in alternation (ours, a peer, ours, ...) for several rounds, and the
 table reports medians with min/max, plus ratios against the peers measured in the same run.
 Nothing here is a test: numbers are printed and written to a Markdown file, never asserted.
+
+With --baseline DIR (another build's ftserver and ftclient, e.g. the commit before a refactor),
+cases 1, 2, 4 and 6 also run every contender that uses ft with DIR's binaries, against a
+baseline ftserver of its own, labelled "(baseline)", next to its twin in the same alternation;
+the report gives each new / baseline ratio. The two builds must take the same options.
 """
 
 import argparse
@@ -188,6 +193,7 @@ class Bench:
         self.data = self.work / "data"
         self.out = self.work / "out"
         self.bin = Path(args.bin).resolve()
+        self.baseline = Path(args.baseline).resolve() if args.baseline else None
         self.servers = []
         self.results = {}  # case -> list of rows
         self.notes = []
@@ -223,14 +229,21 @@ class Bench:
         self.upload_root.mkdir(exist_ok=True)
         os.chmod(self.upload_root, 0o777)
 
-    def start_servers(self):
-        # ftserver
+    def start_ft(self, bin_dir, name):
         port = free_port()
-        ft_args = [str(self.bin / "ftserver"), "--root", str(self.data), "-q", "--max-clients", "500",
-                   "--max-per-ip", "500", str(port)]
-        self.ft = Server("ftserver", ft_args)
-        self.ft.wait_tcp(port)
-        self.ft_port = port
+        srv = Server(name, [str(bin_dir / "ftserver"), "--root", str(self.data), "-q", "--max-clients", "500",
+                            "--max-per-ip", "500", str(port)])
+        srv.wait_tcp(port)
+        return srv, port
+
+    def start_servers(self):
+        # ftserver, and the baseline's: builds holds (bin dir, label suffix, ftserver, its port).
+        self.ft, self.ft_port = self.start_ft(self.bin, "ftserver")
+        self.builds = [(self.bin, "", self.ft, self.ft_port)]
+        if self.baseline:
+            srv, port = self.start_ft(self.baseline, "ftserver" + BASELINE)
+            self.builds.append((self.baseline, BASELINE, srv, port))
+            self.servers.append(srv)
         # vsftpd
         if shutil.which("vsftpd"):
             port = free_port()
@@ -260,6 +273,12 @@ class Bench:
     def stop_servers(self):
         for s in self.servers:
             s.stop()
+
+    def per_build(self, make):
+        """The contenders make(bin_dir, label_suffix, ftserver, port) returns for this build and,
+        with --baseline, for the baseline, interleaved so that each runs next to its twin."""
+        lists = [make(*build) for build in self.builds]
+        return [c for twins in zip(*lists) for c in twins]
 
     # ---------- measuring ----------
     def measure(self, case, contenders, size_bytes, sources, rounds=None, prepare=None, unit="MB/s"):
@@ -315,7 +334,6 @@ class Bench:
     def case1(self):
         big = self.data / "big.bin"
         size = big.stat().st_size
-        ft = str(self.bin / "ftclient")
         c = []
         if shutil.which("socat"):
             port = free_port()
@@ -346,14 +364,20 @@ class Bench:
                 srv.wait(10)
                 return res[:4]
             c.append((f"{REFERENCE} one TCP stream from memory, no file (iperf3 -l 1M)", iperf, None, {}))
-        c.append(("ftserver + ftclient (passive)", [ft, "-q", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", "-"],
-                  self.ft, {"shell": False}))
-        c.append(("ftserver + ftclient --no-verify (passive)",
-                  [ft, "-q", "--no-verify", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", "-"], self.ft, {}))
-        c.append(("ftserver + ftclient (active)", [ft, "-q", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", "-",
-                                                   str(free_port())], self.ft, {}))
-        c.append(("ftserver + curl", ["curl", "-sS", "-o", "/dev/null", f"ftp://127.0.0.1:{self.ft_port}/big.bin"],
-                  self.ft, {}))
+
+        def ours(bin_dir, tag, srv, port):
+            ft = str(bin_dir / "ftclient")
+            return [
+                (f"ftserver + ftclient (passive){tag}", [ft, "-q", "127.0.0.1", str(port), "-g", "big.bin", "-o", "-"],
+                 srv, {}),
+                (f"ftserver + ftclient --no-verify (passive){tag}",
+                 [ft, "-q", "--no-verify", "127.0.0.1", str(port), "-g", "big.bin", "-o", "-"], srv, {}),
+                (f"ftserver + ftclient (active){tag}",
+                 [ft, "-q", "127.0.0.1", str(port), "-g", "big.bin", "-o", "-", str(free_port())], srv, {}),
+                (f"ftserver + curl{tag}", ["curl", "-sS", "-o", "/dev/null", f"ftp://127.0.0.1:{port}/big.bin"], srv,
+                 {}),
+            ]
+        c += self.per_build(ours)
         if self.vs:
             c.append(("vsftpd + curl", ["curl", "-sS", "-o", "/dev/null", f"ftp://127.0.0.1:{self.vs_port}/big.bin"],
                       self.vs, {}))
@@ -366,22 +390,25 @@ class Bench:
         big = self.data / "big.bin"
         size = big.stat().st_size
         target = self.out / "big.copy"
-        ft = str(self.bin / "ftclient")
 
         def clean(_label):
             for p in self.out.glob("big.copy*"):
                 p.unlink()
             for p in self.out.glob(".big.copy*"):
                 p.unlink()
-        c = [
-            ("cat big > file (write ceiling)", f"cat {big} > {target}", None, {"shell": True}),
-            ("ftserver + ftclient", [ft, "-q", "127.0.0.1", str(self.ft_port), "-g", "big.bin", "-o", str(target)],
-             self.ft, {"verify": self.same_file(target, big)}),
-            ("ftserver + ftclient --no-verify", [ft, "-q", "--no-verify", "127.0.0.1", str(self.ft_port), "-g", "big.bin",
-                                                 "-o", str(target)], self.ft, {"verify": self.same_file(target, big)}),
-            ("ftserver + curl", ["curl", "-sS", "-o", str(target), f"ftp://127.0.0.1:{self.ft_port}/big.bin"], self.ft,
-             {"verify": self.same_file(target, big)}),
-        ]
+
+        def ours(bin_dir, tag, srv, port):
+            ft = str(bin_dir / "ftclient")
+            return [
+                (f"ftserver + ftclient{tag}", [ft, "-q", "127.0.0.1", str(port), "-g", "big.bin", "-o", str(target)],
+                 srv, {"verify": self.same_file(target, big)}),
+                (f"ftserver + ftclient --no-verify{tag}",
+                 [ft, "-q", "--no-verify", "127.0.0.1", str(port), "-g", "big.bin", "-o", str(target)], srv,
+                 {"verify": self.same_file(target, big)}),
+                (f"ftserver + curl{tag}", ["curl", "-sS", "-o", str(target), f"ftp://127.0.0.1:{port}/big.bin"], srv,
+                 {"verify": self.same_file(target, big)}),
+            ]
+        c = [("cat big > file (write ceiling)", f"cat {big} > {target}", None, {"shell": True})] + self.per_build(ours)
         if self.vs:
             c.append(("vsftpd + curl", ["curl", "-sS", "-o", str(target), f"ftp://127.0.0.1:{self.vs_port}/big.bin"],
                       self.vs, {"verify": self.same_file(target, big)}))
@@ -433,20 +460,27 @@ class Bench:
             if dest.exists():
                 dest.rename(done / str(next(runs)))
             dest.mkdir(parents=True)
-        c = []
-        if self.ftclient_supports("--parallel"):
-            c.append((f"ftclient -r -g --parallel {self.args.parallel}",
-                      [str(self.bin / "ftclient"), "-q", "127.0.0.1", str(self.ft_port), "-r", "-g", "tree",
-                       "--parallel", str(self.args.parallel)], self.ft, {"cwd": str(dest)}))
-        else:
+        parallel = self.ftclient_supports("--parallel")
+        if not parallel:
             self.notes.append("case 4: ftclient has no -r/--parallel yet; only lftp measured")
-        if self.vs and shutil.which("lftp"):
+        lftp = self.vs and shutil.which("lftp")
+
+        def ours(bin_dir, tag, srv, port):
+            c = []
+            if parallel:
+                c.append((f"ftclient -r -g --parallel {self.args.parallel}{tag}",
+                          [str(bin_dir / "ftclient"), "-q", "127.0.0.1", str(port), "-r", "-g", "tree",
+                           "--parallel", str(self.args.parallel)], srv, {"cwd": str(dest)}))
+            if lftp:
+                c.append((f"lftp mirror --parallel=8 (ftserver){tag}",
+                          ["lftp", "-c", f"set cmd:fail-exit yes; open -p {port} 127.0.0.1; "
+                                         f"mirror --parallel=8 tree {dest}/tree"], srv, {}))
+            return c
+        c = self.per_build(ours)
+        if lftp:
             c.append(("lftp mirror --parallel=8 (vsftpd)",
                       ["lftp", "-c", f"set cmd:fail-exit yes; open -p {self.vs_port} 127.0.0.1; "
                                      f"mirror --parallel=8 tree {dest}/tree"], self.vs, {}))
-            c.append(("lftp mirror --parallel=8 (ftserver)",
-                      ["lftp", "-c", f"set cmd:fail-exit yes; open -p {self.ft_port} 127.0.0.1; "
-                                     f"mirror --parallel=8 tree {dest}/tree"], self.ft, {}))
         # Report files per second: size_bytes = files * 1e6 so that "MB/s" becomes files/s.
         self.measure("4. 1000 x 4 KiB files", c, files * 1e6, [self.data / "tree"], prepare=clean, unit="files/s")
         shutil.rmtree(dest, ignore_errors=True)
@@ -500,13 +534,14 @@ class Bench:
         r = subprocess.run([str(self.bin / "ftserver"), "--help"], capture_output=True, text=True)
         servers = []
         if "--tftp" in r.stdout:
-            port = free_port(socket.SOCK_DGRAM)
-            ftp_port = free_port()
-            s = Server("ftserver --tftp", [str(self.bin / "ftserver"), "--root", str(self.data), "-q", "--tftp",
-                                           f"127.0.0.1:{port}", str(ftp_port)])
-            s.wait_tcp(ftp_port)
-            self.servers.append(s)
-            servers.append(("ftserver", s, port))
+            for bin_dir, tag, *_ in self.builds:
+                port = free_port(socket.SOCK_DGRAM)
+                ftp_port = free_port()
+                s = Server(f"ftserver --tftp{tag}", [str(bin_dir / "ftserver"), "--root", str(self.data), "-q",
+                                                     "--tftp", f"127.0.0.1:{port}", str(ftp_port)])
+                s.wait_tcp(ftp_port)
+                self.servers.append(s)
+                servers.append(("ftserver", s, port, tag))
         else:
             self.notes.append("case 6: ftserver has no --tftp yet; only the peers measured")
         if shutil.which("in.tftpd"):
@@ -514,7 +549,7 @@ class Bench:
             s = Server("tftpd-hpa", ["in.tftpd", "-L", "-s", str(self.data), "-a", f"127.0.0.1:{port}"])
             time.sleep(0.3)  # in.tftpd has no readiness signal; this is setup, not a measurement.
             self.servers.append(s)
-            servers.append(("tftpd-hpa", s, port))
+            servers.append(("tftpd-hpa", s, port, ""))
         try:
             import py3tftp  # noqa: F401
             port = free_port(socket.SOCK_DGRAM)
@@ -522,7 +557,7 @@ class Bench:
                        cwd=str(self.data))
             time.sleep(0.5)
             self.servers.append(s)
-            servers.append(("py3tftp", s, port))
+            servers.append(("py3tftp", s, port, ""))
         except ImportError:
             self.notes.append("case 6: py3tftp not installed")
         target = self.out / "mid.copy"
@@ -531,17 +566,17 @@ class Bench:
             if target.exists():
                 target.unlink()
         for blksize in (512, 1468, 65464):
-            c = [(f"{name} + curl blksize {blksize}",
+            c = [(f"{name} + curl blksize {blksize}{tag}",
                   ["curl", "-sS", "--tftp-blksize", str(blksize), "-o", str(target), f"tftp://127.0.0.1:{port}/mid.bin"],
                   srv, {"verify": self.same_file(target, mid)})
-                 for name, srv, port in servers if name != "py3tftp" or blksize == 512]
+                 for name, srv, port, tag in servers if name != "py3tftp" or blksize == 512]
             self.measure(f"6. TFTP 100 MiB, curl, blksize {blksize}", c, size, [mid],
                          prepare=clean)
         if shutil.which("atftp"):
-            c = [(f"{name} + atftp blksize 1468 windowsize 16",
+            c = [(f"{name} + atftp blksize 1468 windowsize 16{tag}",
                   ["atftp", "--option", "blksize 1468", "--option", "windowsize 16", "-g", "-r", "mid.bin", "-l",
                    str(target), "127.0.0.1", str(port)], srv, {"verify": self.same_file(target, mid)})
-                 for name, srv, port in servers]
+                 for name, srv, port, tag in servers]
             self.measure("6. TFTP 100 MiB, atftp, blksize 1468 + windowsize 16", c, size, [mid],
                          prepare=clean)
         clean(None)
@@ -559,7 +594,7 @@ class Bench:
                       f"| contender | median {unit} | min-max | vs best peer | client CPU s/GiB | server CPU s/GiB | "
                       "client peak RSS MiB | server peak RSS MiB |",
                       "|---|---:|---:|---:|---:|---:|---:|---:|"]
-            ours = [r for r in rows if is_ours(r["label"])]
+            ours = [r for r in rows if is_ours(r["label"]) and not r["label"].endswith(BASELINE)]
             peers = [r for r in rows if not is_ours(r["label"])]
             best_peer = max((r["median"] for r in peers if not r["label"].startswith(REFERENCE)), default=None)
             for r in rows:
@@ -575,18 +610,27 @@ class Bench:
             for o in ours:
                 for p in peers:
                     lines.append(f"- {o['label']} / {p['label']}: **{o['median'] / p['median']:.2f}x**")
+            for old in (r for r in rows if r["label"].endswith(BASELINE)):
+                new = next(r for r in rows if r["label"] == old["label"][:-len(BASELINE)])
+                lines.append(f"- {new['label']} / its baseline: **{new['median'] / old['median']:.2f}x**")
             lines.append("")
         self.notes.append("every run starts after a sync and a read of the case's source files, because this "
                           "VM's host pages out memory left untouched for about a minute (DAMON pageout)")
         self.notes.append("tftpd-hpa forks a process per transfer and its children are reaped without being "
                           "accounted to the daemon, so its server CPU reads 0; lock-step TFTP (curl) on 2 vCPUs "
                           "swings with where the scheduler puts the two sides (same CPU or not), so compare medians")
+        if self.baseline:
+            self.notes.append(f"rows marked{BASELINE} ran the same command with the binaries in {self.baseline} "
+                              "(and a baseline ftserver of their own), next to their twin in the same alternation")
         if self.notes:
             lines += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         text = "\n".join(lines)
         Path(self.args.output).write_text(text)
         print(text)
 
+
+# The suffix of a row measured with the --baseline build.
+BASELINE = " (baseline)"
 
 # A row shown for scale only (a ceiling no file transfer reaches), never the "best peer".
 REFERENCE = "reference:"
@@ -600,6 +644,8 @@ def is_ours(label):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bin", default="target/release", help="directory with ftserver and ftclient")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another build's ftserver and ftclient, measured beside --bin's in cases 1, 2, 4 and 6")
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "ft-bench"), help="work directory")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=1024, help="size of the large file in MiB")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks ft against vsftpd, pyftpdlib, curl, lftp, tftpd-hpa, py3tftp, a raw TCP pipe and iperf3 on
-# loopback, and writes BENCHMARKS.md. Usage: scripts/bench.sh [--rounds N] [--cases 1,2,...]
+# loopback, and writes BENCHMARKS.md. Usage: scripts/bench.sh [--rounds N] [--cases 1,2,...] [--baseline DIR]
+# (DIR: another build's ftserver and ftclient, measured beside this one; see scripts/bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

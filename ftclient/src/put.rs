@@ -332,12 +332,21 @@ fn left_behind(session: &mut Session, remote: &str, fresh: bool, sent: u64) -> S
     }
 }
 
-/// Sends the data from `size.offset` on: `REST offset` + STOR when resuming (APPE when the
-/// server refuses REST), else STOR. Returns the bytes sent.
+/// Sends the data from `size.offset` on: `ALLO` with the bytes to come when the size is known,
+/// then `REST offset` + STOR when resuming (APPE when the server refuses REST), else STOR.
+/// Returns the bytes sent.
 fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn Read, size: &Size<'_>) -> Result<u64> {
     let remote = sanitize(&opts.remote);
     let offset = size.offset;
     let pending = transfer::prepare(session, mode)?;
+    if let Some(len) = size.len {
+        // The size this transfer will send: a server that knows it never takes a cut-off
+        // upload (a killed client closes its data connection as a finished one does) for the
+        // whole file, and needs not wait to see whether the client is still there. Servers
+        // that do not use it answer 202 (or refuse it); either way the upload goes on.
+        let reply = session.command(&Command::Allo(len.saturating_sub(offset).to_string()))?;
+        log::debug!("ALLO answered {}", reply.code);
+    }
     let cmd = if offset > 0 {
         let reply = session.command(&Command::Rest(offset))?;
         if reply.code == 350 {

@@ -13,7 +13,7 @@ const MAX_SECS: u64 = crate::config::MAX_TIMEOUT.as_secs();
 
 /// A standard FTP (and TFTP) server, safe by default: anonymous, read-only, confined to its root.
 ///
-/// Any USER/PASS logs in. Paths never leave --root (symlinks pointing outside are refused),
+/// Any USER/PASS logs in, unless --users names the accounts. Paths never leave --root (symlinks pointing outside are refused),
 /// data connections only go to or come from the client's own address, and every connection is
 /// limited in number and time. Uploads need --writable; replacing or deleting needs --overwrite.
 ///
@@ -35,18 +35,33 @@ const MAX_SECS: u64 = crate::config::MAX_TIMEOUT.as_secs();
 ///
 ///   ftserver --root /srv/tftpboot --tftp 69          (TFTP only)
 ///
+///   ftserver --root /srv --users users.toml --tls-self-signed --require-tls 2121
+///
 ///   RUST_LOG=debug ftserver --root /tmp 2121
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 pub struct Args {
     /// The FTP (TCP) port to listen on; 0 picks a free one (printed on stdout). Leave it out to
     /// serve only TFTP.
-    #[arg(value_name = "PORT", required_unless_present = "tftp")]
+    #[arg(value_name = "PORT", required_unless_present_any = ["tftp", "hash_password"])]
     pub port: Option<u16>,
 
     /// The directory to serve.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub root: PathBuf,
+
+    /// Serve a tree kept in a PostgreSQL database instead of a directory:
+    /// `postgres://USER[:PASS]@HOST[:PORT]/DB`, `postgresql://...`, or libpq's
+    /// `host=/run/postgresql dbname=ft`. Several ftserver instances can share one database.
+    /// The schema `ft` is created on first start.
+    #[arg(long, value_name = "URL", conflicts_with = "root")]
+    pub storage: Option<String>,
+
+    /// With --storage: the most database connections this instance opens (every upload in
+    /// progress holds one).
+    #[arg(long, value_name = "N", requires = "storage", default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub storage_pool: usize,
 
     /// The address to listen on; `::` listens on IPv6 (and IPv4 where the system allows).
     #[arg(long, value_name = "ADDR", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
@@ -66,6 +81,13 @@ pub struct Args {
     /// (1 to 31536000, a year).
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub idle_timeout: u64,
+
+    /// Disconnect a client that has not logged in this many seconds after connecting, whatever
+    /// it sends meanwhile (NOOP does not extend it), so silent connections cannot hold the
+    /// connection limits (1 to 31536000).
+    #[arg(long, value_name = "SECS", default_value_t = crate::config::DEFAULT_LOGIN_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
+    pub login_timeout: u64,
 
     /// How long to wait for a data connection to open, or to accept more bytes, in seconds (1 to
     /// 31536000).
@@ -101,6 +123,16 @@ pub struct Args {
     #[arg(long)]
     pub dotfiles: bool,
 
+    /// With --writable: how long, at least, to watch a client's control connection after an
+    /// upload whose size it did not announce (ALLO) before publishing it, in milliseconds: a
+    /// killed client's data connection ends like a finished one, and only its control
+    /// connection closing tells them apart. Longer over slow links (twice the retransmission
+    /// timeout). ftclient, and lftp with `set ftp:use-allo yes`, announce sizes and never wait.
+    #[arg(long, value_name = "MS", requires = "writable",
+          default_value_t = crate::config::DEFAULT_UNANNOUNCED_SETTLE.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub upload_settle: u64,
+
     /// With --writable: the largest file an upload may produce, in bytes (beyond it: FTP 552,
     /// TFTP error 3).
     #[arg(long, value_name = "BYTES", requires = "writable")]
@@ -125,6 +157,44 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "tftp", default_value_t = TftpConfig::default().max_transfers,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub tftp_max_transfers: usize,
+
+    /// Named accounts from this TOML file (`[[user]]` tables: name, password as an argon2id or
+    /// bcrypt hash, root inside --root, access read | write | full); anonymous logins are then
+    /// refused unless --anonymous. SIGHUP re-reads it (a bad file keeps the old accounts).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// With --users: also let `anonymous` and `ftp` in, read-only, to the whole of --root.
+    #[arg(long, requires = "users")]
+    pub anonymous: bool,
+
+    /// Print an argon2id hash (a PHC string for the users file) of a password read from
+    /// standard input, or asked for twice on a terminal, and exit.
+    #[arg(long, exclusive = true)]
+    pub hash_password: bool,
+
+    /// FTPS: the certificate chain (PEM, leaf first) for AUTH TLS and --implicit-tls. SIGHUP
+    /// re-reads it.
+    #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// FTPS with a throwaway self-signed certificate made at startup; its SHA-256 fingerprint
+    /// is printed (for `ftclient --pin`). Encryption without a certificate authority.
+    #[arg(long, group = "tls")]
+    pub tls_self_signed: bool,
+
+    /// Refuse USER before AUTH TLS (530) and data connections without PROT P (521).
+    #[arg(long, requires = "tls")]
+    pub require_tls: bool,
+
+    /// Also listen on this TCP port for implicit FTPS (TLS from the first byte, `ftps://`,
+    /// port 990 style); 0 picks a free one.
+    #[arg(long, value_name = "PORT", requires = "tls")]
+    pub implicit_tls: Option<u16>,
 
     /// Log more: -v adds each command, -vv everything. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]

@@ -6,12 +6,18 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The default for `--max-clients`: simultaneous control connections.
-pub const DEFAULT_MAX_CLIENTS: usize = 200;
+/// The default for `--max-clients`: simultaneous control connections (vsftpd's). Idle
+/// sessions are cheap (a thread that sleeps in a read: about 50 KiB each), and unauthenticated
+/// ones last at most `--login-timeout`, so a flood of silent connections is outlasted.
+pub const DEFAULT_MAX_CLIENTS: usize = 2000;
 /// The default for `--max-per-ip`: simultaneous control connections from one address.
 pub const DEFAULT_MAX_PER_IP: usize = 50;
 /// The default for `--idle-timeout` (vsftpd and RFC-era servers use 300 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default for `--login-timeout`: how long a connection may stay without logging in,
+/// whatever it sends meanwhile (vsftpd and pyftpdlib close idle ones; NOOP keeps an idle one
+/// open, but not this).
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default for `--data-timeout`: how long to wait for a data connection to be made, and
 /// for a stalled data connection to accept more bytes.
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,6 +28,10 @@ pub const DEFAULT_MAX_HASH_JOBS: usize = 4;
 /// killed client's two connections closing (one Linux clock tick, 4 ms at HZ=250; 10 ms at
 /// HZ=100 would still be covered).
 pub const DEFAULT_UPLOAD_SETTLE: Duration = Duration::from_millis(20);
+
+/// The default for [`Config::unannounced_settle`]: long enough for a lost FIN to be sent
+/// again (Linux's smallest retransmission timeout is 200 ms) several times over.
+pub const DEFAULT_UNANNOUNCED_SETTLE: Duration = Duration::from_secs(1);
 
 /// Everything a running server needs to know. Build it with [`Config::new`] and adjust the
 /// public fields.
@@ -36,6 +46,9 @@ pub struct Config {
     /// A client that has not completed its next command line this long after the server began
     /// waiting for it gets `421` and is closed (however many bytes of the line it sent).
     pub idle_timeout: Duration,
+    /// A connection that has not logged in this long after it was accepted gets `421` and is
+    /// closed, however many commands it sent.
+    pub login_timeout: Duration,
     /// Accept/connect timeout for data connections, and the write timeout while sending.
     pub data_timeout: Duration,
     /// Ports for passive data connections; `None` lets the kernel choose.
@@ -56,11 +69,22 @@ pub struct Config {
     /// The largest file an upload may produce, in bytes; beyond it the upload ends with `552`
     /// and its partial file is removed. `None`: no limit but the disk.
     pub max_upload_size: Option<u64>,
-    /// After an upload's data connection ends cleanly, how long to watch the control
-    /// connection before the upload counts as complete: a killed client's control connection
-    /// closes a few milliseconds after its data connection, and its upload must not be taken
-    /// for a whole file. Every upload takes this much longer.
+    /// After an upload whose size the client announced (`ALLO`) ends cleanly with that many
+    /// bytes, how long to watch the control connection before the upload counts as complete:
+    /// a killed client's control connection closes a few milliseconds after its data
+    /// connection. Every such upload takes this much longer.
     pub upload_settle: Duration,
+    /// The same for an upload whose size nobody announced: the data connection's end is then
+    /// all there is to go on, and a killed client's control FIN may be lost and sent again a
+    /// retransmission timeout later. At least this long, and at least twice the control
+    /// connection's retransmission timeout (see ARCHITECTURE.md, "what stream mode cannot
+    /// know").
+    pub unannounced_settle: Duration,
+    /// FTPS: the certificate and the sessions' TLS state (`AUTH TLS`, `PROT P`, implicit
+    /// TLS). `None`: TLS is refused (`502`).
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// Refuse `USER` before `AUTH TLS` (`530`) and data connections without `PROT P` (`521`).
+    pub require_tls: bool,
 }
 
 impl Config {
@@ -73,6 +97,7 @@ impl Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             max_per_ip: DEFAULT_MAX_PER_IP,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
             data_timeout: DEFAULT_DATA_TIMEOUT,
             pasv_ports: None,
             pasv_address: None,
@@ -82,6 +107,9 @@ impl Config {
             dotfiles: false,
             max_upload_size: None,
             upload_settle: DEFAULT_UPLOAD_SETTLE,
+            unannounced_settle: DEFAULT_UNANNOUNCED_SETTLE,
+            tls: None,
+            require_tls: false,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::data::PassiveShares;
 use crate::hash::{DigestCache, JobSlots};
 use crate::storage::Storage;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,8 @@ pub(crate) struct Context {
     pub(crate) auth: Arc<dyn Authenticator>,
     /// Recent digests of unchanged files.
     pub(crate) digests: DigestCache,
+    /// The passive listeners each client address holds.
+    pub(crate) passive: Arc<PassiveShares>,
     /// Limits concurrent HASH jobs across all sessions.
     pub(crate) hash_jobs: JobSlots,
     /// Set once by `ServerHandle::shutdown`.

@@ -29,9 +29,25 @@ impl Session<'_> {
         canonical_ip(self.local.ip())
     }
 
-    fn open_passive(&mut self) -> Result<PassiveListener, io::Error> {
+    /// Opens a passive listener and answers `code` with `text(port)` (227 or 229), or 425 when
+    /// no port can be had or the client's address holds its share of the range already.
+    fn offer_passive(&mut self, code: u16, text: impl FnOnce(u16) -> String) -> io::Result<()> {
         self.data = None;
-        PassiveListener::bind(self.passive_ip(), self.ctx.config.pasv_ports.as_ref())
+        let Some(share) = self.ctx.passive.claim(self.peer.ip()) else {
+            warn!("{}: refused a passive port: the address holds its share of --pasv-ports", self.peer);
+            return self.reply(425, "Too many passive data ports held from your address; try again later.");
+        };
+        match PassiveListener::bind(self.passive_ip(), self.ctx.config.pasv_ports.as_ref(), Some(share)) {
+            Ok(listener) => {
+                let text = text(listener.port());
+                self.data = Some(DataPlan::Passive(listener));
+                self.reply(code, text)
+            }
+            Err(e) => {
+                warn!("{}: cannot open a passive port: {e}", self.peer);
+                self.reply(425, "Cannot open a passive data port.")
+            }
+        }
     }
 
     pub(super) fn pasv(&mut self) -> io::Result<()> {
@@ -41,18 +57,8 @@ impl Session<'_> {
         let IpAddr::V4(local) = self.passive_ip() else {
             return self.reply(425, "PASV needs an IPv4 connection, use EPSV.");
         };
-        match self.open_passive() {
-            Ok(listener) => {
-                let shown = self.ctx.config.pasv_address.unwrap_or(local);
-                let text = format_227(std::net::SocketAddrV4::new(shown, listener.port()));
-                self.data = Some(DataPlan::Passive(listener));
-                self.reply(227, text)
-            }
-            Err(e) => {
-                warn!("{}: cannot open a passive port: {e}", self.peer);
-                self.reply(425, "Cannot open a passive data port.")
-            }
-        }
+        let shown = self.ctx.config.pasv_address.unwrap_or(local);
+        self.offer_passive(227, |port| format_227(std::net::SocketAddrV4::new(shown, port)))
     }
 
     pub(super) fn epsv(&mut self, arg: EpsvArg) -> io::Result<()> {
@@ -68,17 +74,7 @@ impl Session<'_> {
             }
             EpsvArg::Protocol(_) | EpsvArg::Any => {}
         }
-        match self.open_passive() {
-            Ok(listener) => {
-                let text = format_229(listener.port());
-                self.data = Some(DataPlan::Passive(listener));
-                self.reply(229, text)
-            }
-            Err(e) => {
-                warn!("{}: cannot open a passive port: {e}", self.peer);
-                self.reply(425, "Cannot open a passive data port.")
-            }
-        }
+        self.offer_passive(229, format_229)
     }
 
     /// PORT and EPRT. RFC 2577 section 3: the address must be the control peer's and the port
@@ -101,9 +97,14 @@ impl Session<'_> {
         self.reply(200, format!("{verb} command successful. Consider using EPSV."))
     }
 
-    /// Opens the data connection planned by PASV/EPSV/PORT/EPRT, replying 425 when that fails.
+    /// Opens the data connection planned by PASV/EPSV/PORT/EPRT, replying 425 when that fails
+    /// (and 521 when `--require-tls` wants `PROT P` first). Still plain: after its `150` the
+    /// caller passes it through [`Session::secure_data`].
     pub(super) fn open_data(&mut self) -> io::Result<Option<Conn>> {
         let timeout = self.ctx.config.data_timeout;
+        if self.data.is_some() && !self.data_protection_ok()? {
+            return Ok(None);
+        }
         let opened = match self.data.take() {
             None => return self.reply(425, "Use PORT, EPRT, PASV or EPSV first.").map(|()| None),
             Some(DataPlan::Passive(listener)) => listener.accept_from(self.peer.ip(), timeout, &self.ctx.stop),

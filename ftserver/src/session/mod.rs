@@ -26,7 +26,16 @@ mod dataconn;
 mod info;
 mod login;
 mod read;
+mod secure;
 mod write;
+
+/// Why waiting for a command ended without one.
+enum Expired {
+    /// Nothing for `--idle-timeout`.
+    Idle,
+    /// No login within `--login-timeout` of connecting (NOOPs do not extend it).
+    Login,
+}
 
 /// What to do after a command.
 enum Flow {
@@ -45,10 +54,14 @@ pub(crate) struct Session<'a> {
     user: Option<String>,
     /// Who logged in; `None` before PASS.
     principal: Option<crate::auth::Principal>,
+    /// When a client that has not logged in is disconnected.
+    login_deadline: Instant,
     cwd: VirtualPath,
     ascii: bool,
     /// The `REST` offset for the next transfer.
     rest: u64,
+    /// The size the client announced with `ALLO` for the next upload.
+    announced: Option<u64>,
     data: Option<DataPlan>,
     /// After `EPSV ALL` only EPSV may set up data connections (RFC 2428 section 4).
     epsv_all: bool,
@@ -64,6 +77,12 @@ pub(crate) struct Session<'a> {
     rename_from: Option<VirtualPath>,
     transfers: u64,
     bytes: u64,
+    /// Refused logins in this session (the delay grows with them).
+    failures: u32,
+    /// The control connection's TLS session, after `AUTH TLS` (or implicit TLS).
+    tls: Option<crate::tls::SessionTls>,
+    /// `PROT P`: data connections are encrypted.
+    protect: bool,
 }
 
 /// The commands a client may send before logging in (lftp sends FEAT first, FileZilla AUTH).
@@ -90,6 +109,10 @@ fn allowed_before_login(cmd: &Command) -> bool {
 /// connection can use (1 for IPv4, 2 for IPv6).
 fn parse_error_reply(err: &ParseError, family: u16) -> Reply {
     match err {
+        // RFC 4217 section 6: the control connection stays encrypted once it is.
+        ParseError::Unknown(verb) if verb == "CCC" => {
+            Reply::new(534, "CCC refused: the control connection stays encrypted.")
+        }
         ParseError::Unknown(verb) => Reply::new(500, format!("Unknown command {verb}.")),
         // RFC 2428 section 2: an unsupported EPRT network protocol gets 522.
         ParseError::BadArgument { verb: "EPRT", reason }
@@ -129,8 +152,9 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
 
 impl<'a> Session<'a> {
     /// Runs one session to its end. Never panics on client input; all errors end in a reply or
-    /// a closed connection.
-    pub(crate) fn run(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &'a Context) {
+    /// a closed connection. `implicit`: the connection came to the implicit-TLS port, and
+    /// the TLS handshake comes first.
+    pub(crate) fn run(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &'a Context, implicit: bool) {
         let started = Instant::now();
         info!("{peer}: session {id} started");
         let local = match stream.local_addr() {
@@ -159,9 +183,11 @@ impl<'a> Session<'a> {
             ctx,
             user: None,
             principal: None,
+            login_deadline: crate::config::deadline_after(ctx.config.login_timeout),
             cwd: VirtualPath::root(),
             ascii: true,
             rest: 0,
+            announced: None,
             data: None,
             epsv_all: false,
             facts: Facts::default(),
@@ -171,7 +197,16 @@ impl<'a> Session<'a> {
             rename_from: None,
             transfers: 0,
             bytes: 0,
+            failures: 0,
+            tls: None,
+            protect: false,
         };
+        if implicit {
+            if let Err(why) = session.implicit_tls() {
+                info!("{peer}: session {id} ended: {why}");
+                return;
+            }
+        }
         let outcome = session.serve();
         info!(
             "{peer}: session {id} ended after {:.1} s, {} transfer(s), {} bytes: {outcome}",
@@ -181,14 +216,51 @@ impl<'a> Session<'a> {
         );
     }
 
+    /// Waits for the next command until the idle timeout, or the login deadline before a
+    /// login. Meanwhile a passive listener nobody connected to is closed at its expiry (the
+    /// data timeout), so idle sessions do not hold ports of a small `--pasv-ports` range.
+    fn next_command(&mut self) -> Result<Result<Option<Result<Command, ParseError>>, ControlError>, Expired> {
+        let idle = crate::config::deadline_after(self.ctx.config.idle_timeout);
+        loop {
+            let login = self.principal.is_none().then_some(self.login_deadline).filter(|&l| l < idle);
+            let mut deadline = login.unwrap_or(idle);
+            let passive = match &self.data {
+                Some(DataPlan::Passive(listener)) => Some(listener.expires(self.ctx.config.data_timeout)),
+                _ => None,
+            };
+            let passive = passive.filter(|&p| p < deadline);
+            if let Some(p) = passive {
+                deadline = p;
+            }
+            self.ctrl.get_mut().deadline = deadline;
+            match self.ctrl.read_command() {
+                Err(e) if e.is_timeout() && passive.is_some() => {
+                    debug!("{}: closed a passive listener nobody connected to", self.peer);
+                    self.data = None;
+                }
+                Err(e) if e.is_timeout() => return Err(if login.is_some() { Expired::Login } else { Expired::Idle }),
+                read => return Ok(read),
+            }
+        }
+    }
+
     /// The command loop. Returns why the session ended, for the log.
     fn serve(&mut self) -> String {
         if let Err(e) = self.reply(220, "ft FTP server ready.") {
             return format!("cannot greet: {e}");
         }
         loop {
-            self.ctrl.get_mut().deadline = crate::config::deadline_after(self.ctx.config.idle_timeout);
-            let read = self.ctrl.read_command();
+            let read = match self.next_command() {
+                Ok(read) => read,
+                Err(Expired::Idle) => {
+                    let _ = self.reply(421, "Timeout: closing the control connection.");
+                    return "idle timeout".into();
+                }
+                Err(Expired::Login) => {
+                    let _ = self.reply(421, "Login timeout: closing the control connection.");
+                    return "no login within the login timeout".into();
+                }
+            };
             if self.ctx.stopping() {
                 let _ = self.reply(421, "Server shutting down.");
                 return "server shutting down".into();
@@ -203,10 +275,6 @@ impl<'a> Session<'a> {
                 Err(ControlError::LineTooLong(limit)) => {
                     debug!("{}: command line over {limit} bytes", self.peer);
                     self.reply(500, format!("Command line too long (limit {limit} bytes).")).map(|()| Flow::Continue)
-                }
-                Err(e) if e.is_timeout() => {
-                    let _ = self.reply(421, "Timeout: closing the control connection.");
-                    return "idle timeout".into();
                 }
                 Err(e) => return format!("control connection failed: {e}"),
             };
@@ -240,7 +308,11 @@ impl<'a> Session<'a> {
         let rename_from = self.rename_from.take();
         match cmd {
             Command::User(name) => self.user(name)?,
-            Command::Pass(password) => self.pass(&password)?,
+            Command::Pass(password) => {
+                if let Flow::Close = self.pass(&password)? {
+                    return Ok(Flow::Close);
+                }
+            }
             Command::Acct(_) => self.reply(202, "ACCT not needed.")?,
             Command::Quit => {
                 self.reply(221, "Goodbye.")?;
@@ -305,9 +377,13 @@ impl<'a> Session<'a> {
             }
             Command::Stat(None) => self.stat()?,
             Command::Stat(Some(arg)) => self.stat_path(&arg)?,
-            Command::Auth(_) | Command::Pbsz(_) | Command::Prot(_) => {
-                self.reply(502, "TLS is not supported by this server.")?
+            Command::Auth(mechanism) => {
+                if let Flow::Close = self.auth(&mechanism)? {
+                    return Ok(Flow::Close);
+                }
             }
+            Command::Pbsz(size) => self.pbsz(&size)?,
+            Command::Prot(level) => self.prot(&level)?,
             Command::Stor(arg) => self.store(write::StoreKind::Stor, Some(&arg))?,
             Command::Appe(arg) => self.store(write::StoreKind::Appe, Some(&arg))?,
             Command::Stou(arg) => self.store(write::StoreKind::Stou, arg.as_deref())?,
@@ -317,7 +393,7 @@ impl<'a> Session<'a> {
             Command::Rnfr(arg) => self.rnfr(&arg)?,
             Command::Rnto(arg) => self.rnto(rename_from, &arg)?,
             Command::Site(_) => self.reply(502, "SITE commands are not supported.")?,
-            Command::Allo(_) => self.reply(202, "ALLO not needed.")?,
+            Command::Allo(arg) => self.allo(&arg)?,
             Command::Rein => self.rein()?,
             Command::Hash(arg) => self.hash(&arg, self.hash_algorithm, false)?,
             Command::Xsha256(arg) => self.hash(&arg, Algorithm::Sha256, true)?,
@@ -349,6 +425,9 @@ impl<'a> Session<'a> {
             "XSHA256",
         ] {
             lines.push(format!(" {feature}"));
+        }
+        if self.ctx.config.tls.is_some() {
+            lines.extend([" AUTH TLS", " PBSZ", " PROT"].map(str::to_owned));
         }
         lines.push("End".to_owned());
         self.reply_multi(211, lines)
@@ -431,6 +510,9 @@ impl<'a> Session<'a> {
     }
 
     fn cwd(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),

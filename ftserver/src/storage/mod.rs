@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod local;
+pub mod postgres;
 
 pub use error::StorageError;
 pub use local::LocalStorage;

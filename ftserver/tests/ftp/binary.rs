@@ -171,6 +171,19 @@ fn exit_codes_and_error_lines() {
         run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(["--root", "/nonexistent/x", "0"]), TOOL_TIMEOUT);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "ftserver: root /nonexistent/x: no such file or directory\n");
+    // A bad database URL is a usage error; an unreachable database a one-line failure that never
+    // shows the password; --storage and --root together are a usage error.
+    for (args, code) in [
+        (&["--storage", "nonsense", "0"][..], 2),
+        (&["--storage", "postgres://ft:s3cret@127.0.0.1:1/ft", "0"][..], 1),
+        (&["--root", "/tmp", "--storage", "postgres://ft@127.0.0.1:1/ft", "0"][..], 2),
+    ] {
+        let out = run_tool(Command::new(env!("CARGO_BIN_EXE_ftserver")).args(args), TOOL_TIMEOUT);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("ftserver: ") && stderr.lines().count() == 1, "{args:?}: {stderr:?}");
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
     // The port is taken by another listener.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();

@@ -4,6 +4,7 @@
 mod certs;
 mod fake;
 mod ftps;
+mod ftps_ftserver;
 mod ftserver;
 mod habits;
 mod kill;

@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 # Debian/Ubuntu packages; the programs the tests run come from these.
 APT_PACKAGES=(curl lftp vsftpd tftpd-hpa atftp tftp-hpa socat iproute2 iptables nftables procps
     util-linux postgresql iperf3 aria2 iputils-ping)
-# Python modules (pip name = import name).
-PIP_PACKAGES=(pyftpdlib)
+# Python modules, as pip-name:import-name:debian-package (pyOpenSSL is what pyftpdlib's
+# TLS_FTPHandler needs).
+PIP_PACKAGES=(pyftpdlib:pyftpdlib:python3-pyftpdlib pyOpenSSL:OpenSSL:python3-openssl)
 
 say() { printf 'test: %s\n' "$*" >&2; }
 die() {
@@ -31,8 +32,10 @@ missing_apt() {
 
 missing_pip() {
     local p
-    for p in "${PIP_PACKAGES[@]}"; do
-        python3 -c "import $p" 2>/dev/null || printf '%s\n' "$p"
+    local entry pip module
+    for entry in "${PIP_PACKAGES[@]}"; do
+        IFS=: read -r pip module _ <<<"$entry"
+        python3 -c "import $module" 2>/dev/null || printf '%s\n' "$pip"
     done
 }
 
@@ -56,10 +59,10 @@ can_be_root() {
 install_peers() {
     command -v python3 >/dev/null || APT_PACKAGES+=(python3 python3-pip)
     { command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; } ||
-        die "apt-get not found: install these by hand, then run scripts/test.sh again: ${APT_PACKAGES[*]} (and pip install ${PIP_PACKAGES[*]})"
+        die "apt-get not found: install these by hand, then run scripts/test.sh again: ${APT_PACKAGES[*]} (and pip install ${PIP_PACKAGES[*]%%:*})"
     local apt pip
     mapfile -t apt < <(missing_apt)
-    mapfile -t pip < <(if command -v python3 >/dev/null; then missing_pip; else printf '%s\n' "${PIP_PACKAGES[@]}"; fi)
+    mapfile -t pip < <(if command -v python3 >/dev/null; then missing_pip; else printf '%s\n' "${PIP_PACKAGES[@]%%:*}"; fi)
     if [ ${#apt[@]} -eq 0 ] && [ ${#pip[@]} -eq 0 ]; then
         return 0
     fi
@@ -87,8 +90,12 @@ install_peers() {
             # Debian's own python3 refuses pip (PEP 668, "externally-managed-environment"):
             # take the distribution's package instead.
             if grep -q externally-managed "$log"; then
+                local debs=() entry
+                for entry in "${PIP_PACKAGES[@]}"; do
+                    [[ " ${pip[*]} " == *" ${entry%%:*} "* ]] && debs+=("${entry##*:}")
+                done
                 as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-                    "${pip[@]/#/python3-}" >/dev/null || die "apt-get install ${pip[*]/#/python3-} failed"
+                    "${debs[@]}" >/dev/null || die "apt-get install ${debs[*]} failed"
             else
                 say "pip install ${pip[*]} failed:"
                 cat "$log" >&2

@@ -1,6 +1,7 @@
 //! The command line: clap derive structs whose doc comments are the `--help` text.
 
 use crate::digest::{decode_hex, Algo};
+use crate::tls::{Fingerprint, Trust};
 use crate::url;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
@@ -12,7 +13,7 @@ const USAGE: &str = "ftclient [OPTIONS] <HOST> <PORT> -l [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -p <LOCAL_FILE> [DATA_PORT]
        ftclient [OPTIONS] <HOST> <PORT> -r -g <REMOTE_DIR> | -r -p <LOCAL_DIR> [DATA_PORT]
-       ftclient [OPTIONS] ftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH [DATA_PORT]
+       ftclient [OPTIONS] ftp[s]://[USER[:PASSWORD]@]HOST[:PORT]/PATH [DATA_PORT]
        ftclient --tftp [OPTIONS] <HOST> <PORT> -g <REMOTE_FILE> | -p <LOCAL_FILE>";
 
 const EXAMPLES: &str = "\
@@ -34,13 +35,27 @@ Examples:
   ftclient ftp://ftp.example.org/pub/            list pub/ (port 21, passive mode)
   ftclient ftp://bob@[::1]:2121/docs/a%20b.txt   get docs/a b.txt as user bob
   ftclient -r ftp://127.0.0.1:2121/photos/       copy the remote tree photos/ to ./photos
+  ftclient ftp.example.org 21 -l --tls --user ann   list over explicit FTPS, logged in as ann
+  ftclient ftps://h/a.txt --pin sha256:3cb9...   implicit FTPS (port 990), one known certificate
 
 URLs: ftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH lists PATH when it ends in '/' (or is empty)
 and gets it otherwise; with -r it copies the tree PATH, with -p it names where the upload
 goes (a directory when it ends in '/'). The port is 21 unless given; %XX escapes are decoded;
 an IPv6 address goes in brackets; PATH is relative to the login directory (%2F at its start
-makes it absolute). A number after the URL is the DATA_PORT for active mode. ftps:// is not
-supported yet.
+makes it absolute). A number after the URL is the DATA_PORT for active mode. ftps:// is
+implicit FTPS, port 990 unless given.
+
+Logins: --user NAME takes its password from --password, --password-file FILE, FTP_PASSWORD,
+the netrc entry for NAME, or a prompt on the terminal. Without --user, the netrc entry for
+the host ($NETRC, else ~/.netrc) is used when there is one (as curl -n, lftp and ftp do), else
+an anonymous login. Passwords never appear in logs (PASS **** at -vv) or error messages.
+
+Encryption: --tls (AUTH TLS), --implicit-tls or ftps:// encrypt the control connection before
+the login and every data connection (PROT P), each resuming the control connection's TLS
+session as servers that require it (vsftpd's require_ssl_reuse) expect. The server's
+certificate must chain to the system's roots and name the host, or to --cacert FILE, or have
+the --pin fingerprint; --insecure accepts any (and says so). A server that refuses AUTH TLS
+or PROT P is an error: nothing is sent in clear text instead.
 
 Downloads are written to a hidden temporary file .NAME.ftpart next to the target and renamed
 into place only when the size matches and the server confirmed the transfer. A file named with
@@ -188,13 +203,44 @@ pub struct Cli {
     #[arg(long, value_name = "BLOCKS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub windowsize: u16,
 
-    /// Login name.
-    #[arg(long, default_value = "anonymous", value_parser = parse_line_arg)]
-    pub user: String,
+    /// Login name. Without it: the netrc entry for the host ($NETRC, else ~/.netrc), else
+    /// anonymous. Its password comes from --password, --password-file, FTP_PASSWORD, the netrc
+    /// entry for this user, or a prompt on the terminal, in that order.
+    #[arg(long, value_parser = parse_line_arg)]
+    pub user: Option<String>,
 
-    /// Login password (anonymous servers conventionally ask for an e-mail address).
-    #[arg(long, default_value = "ftclient@", value_parser = parse_password)]
-    pub password: String,
+    /// Login password. Other local users can see it in `ps`: prefer --password-file or
+    /// FTP_PASSWORD. Anonymous logins send ftclient@ unless this is given.
+    #[arg(long, value_parser = parse_password)]
+    pub password: Option<String>,
+
+    /// Read the password from the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
+
+    /// Encrypt with explicit FTPS (AUTH TLS, RFC 4217): the login, the commands and every data
+    /// connection. Fails if the server refuses; never falls back to clear text.
+    #[arg(long, conflicts_with = "tftp")]
+    pub tls: bool,
+
+    /// Implicit FTPS: TLS from the first byte (usually on port 990), as an ftps:// URL.
+    #[arg(long, conflicts_with_all = ["tftp", "tls"])]
+    pub implicit_tls: bool,
+
+    /// With TLS: trust only the certificate authorities in this PEM file, instead of the
+    /// system's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pin", "insecure"])]
+    pub cacert: Option<PathBuf>,
+
+    /// With TLS: accept exactly the certificate with this SHA-256 fingerprint, whoever signed
+    /// it (e.g. the one `ftserver --tls-self-signed` prints).
+    #[arg(long, value_name = "sha256:HEX", value_parser = parse_pin, conflicts_with = "insecure")]
+    pub pin: Option<Fingerprint>,
+
+    /// With TLS: accept any certificate. The connection is encrypted but anyone on the path can
+    /// pretend to be the server.
+    #[arg(long)]
+    pub insecure: bool,
 
     /// Seconds to wait when connecting, for each reply and for the data connection (for the
     /// greeting at most 10: a port that says nothing for that long is likely not FTP). With
@@ -247,6 +293,20 @@ impl Cli {
         self.output.as_ref().map(|p| if p.as_os_str() == "-" { None } else { Some(p) })
     }
 
+    /// The certificate policy when TLS is asked for (`--tls`, `--implicit-tls`, `ftps://`),
+    /// else `None`.
+    pub fn trust(&self) -> Option<Trust> {
+        if !self.tls && !self.implicit_tls {
+            return None;
+        }
+        Some(match (&self.cacert, self.pin, self.insecure) {
+            (Some(file), _, _) => Trust::CaFile(file.clone()),
+            (None, Some(pin), _) => Trust::Pin(pin),
+            (None, None, true) => Trust::Insecure,
+            (None, None, false) => Trust::System,
+        })
+    }
+
     /// The server's control port ([`parse_args`] made sure there is one).
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(url::DEFAULT_PORT)
@@ -288,13 +348,20 @@ impl Cli {
             [Some(n), None] | [None, Some(n)] => self.data_port = Some(n),
             [None, None] => {}
         }
+        if found.implicit_tls && self.tls {
+            return conflict("--tls when it is ftps:// (implicit TLS); use ftp:// for explicit TLS");
+        }
         self.host = found.host.clone();
         self.port = Some(found.port);
+        self.implicit_tls |= found.implicit_tls;
         if let Some(user) = &found.user {
-            self.user = user.clone();
+            self.user = Some(user.clone());
         }
         if let Some(password) = &found.password {
-            self.password = password.clone();
+            if given("password_file") {
+                return conflict("--password-file when it holds a password too");
+            }
+            self.password = Some(password.clone());
         }
         let path = found.path.clone();
         let dir = || {
@@ -369,6 +436,12 @@ where
     if url::looks_like_url(&cli.host) {
         cli.resolve(&matches).map_err(|(kind, message)| Cli::command().error(kind, message))?;
     }
+    if (cli.cacert.is_some() || cli.pin.is_some() || cli.insecure) && cli.trust().is_none() {
+        return Err(Cli::command().error(
+            ErrorKind::MissingRequiredArgument,
+            "--cacert, --pin and --insecure need --tls, --implicit-tls or an ftps:// URL",
+        ));
+    }
     Ok(cli)
 }
 
@@ -401,6 +474,11 @@ fn parse_password(arg: &str) -> Result<String, String> {
         parse_line_arg(arg)
             .map_err(|_| "the password contains a CR, LF or NUL character, which FTP cannot carry".into())
     }
+}
+
+/// Parses `--pin sha256:HEX`.
+fn parse_pin(arg: &str) -> Result<Fingerprint, String> {
+    arg.parse()
 }
 
 /// Parses `sha256:HEX`, `crc32:HEX`, `sha1:HEX` or `md5:HEX` (the algorithm name is
@@ -453,13 +531,13 @@ mod tests {
     fn resolves_urls_beside_the_card_forms() {
         let cli = parse(&["ftp://h/"]).unwrap();
         assert!(cli.list && cli.dir.is_none() && cli.get.is_none());
-        assert_eq!((cli.host.as_str(), cli.port(), cli.user.as_str()), ("h", 21, "anonymous"));
+        assert_eq!((cli.host.as_str(), cli.port(), cli.user.as_deref()), ("h", 21, None));
         let cli = parse(&["ftp://h"]).unwrap();
         assert!(cli.list && cli.dir.is_none());
         let cli = parse(&["ftp://bob:pw@[::1]:2121/docs/", "--long"]).unwrap();
         assert!(cli.list && cli.long);
         assert_eq!((cli.host.as_str(), cli.port(), cli.dir.as_deref()), ("::1", 2121, Some("docs")));
-        assert_eq!((cli.user.as_str(), cli.password.as_str()), ("bob", "pw"));
+        assert_eq!((cli.user.as_deref(), cli.password.as_deref()), (Some("bob"), Some("pw")));
         let cli = parse(&["ftp://h/%2F/"]).unwrap();
         assert_eq!(cli.dir.as_deref(), Some("/"));
         let cli = parse(&["ftp://h:3555/a%20b.txt", "8555", "-o", "x"]).unwrap();
@@ -471,14 +549,19 @@ mod tests {
         let cli = parse(&["-p", "a.txt", "ftp://h/in/b.txt"]).unwrap();
         assert_eq!((cli.dir.as_deref(), cli.to.as_deref()), (None, Some("in/b.txt")));
         // --user still works when the URL names nobody.
-        assert_eq!(parse(&["ftp://h/f", "--user", "ann"]).unwrap().user, "ann");
+        assert_eq!(parse(&["ftp://h/f", "--user", "ann"]).unwrap().user.as_deref(), Some("ann"));
+        // ftps:// is implicit TLS on port 990 unless the URL names a port.
+        let cli = parse(&["ftps://h/f", "--pin", &format!("sha256:{}", "ab".repeat(32))]).unwrap();
+        assert!(cli.implicit_tls && !cli.tls && cli.port() == 990 && matches!(cli.trust(), Some(Trust::Pin(_))));
+        let cli = parse(&["ftp://h/", "--tls", "--insecure"]).unwrap();
+        assert_eq!((cli.port(), cli.trust()), (21, Some(Trust::Insecure)));
         // The card's forms are untouched.
         let cli = parse(&["h", "3555", "-g", "file", "8555"]).unwrap();
         assert_eq!((cli.port(), cli.get.as_deref(), cli.data_port), (3555, Some("file"), Some(8555)));
         assert_eq!(parse(&["h", "3555", "-l", "8555"]).unwrap().data_port, Some(8555));
         use clap::error::ErrorKind::*;
         for (args, kind) in [
-            (&["ftps://h/f"][..], ValueValidation),
+            (&["ftps://h/f", "--tls"][..], ArgumentConflict),
             (&["http://h/f"], ValueValidation),
             (&["ftp://h/f", "-g", "x"], ArgumentConflict),
             (&["ftp://h/", "-l"], ArgumentConflict),
@@ -500,6 +583,7 @@ mod tests {
     #[test]
     fn rejects_bad_usage() {
         use clap::error::ErrorKind::*;
+        let pin = format!("sha256:{}", "0".repeat(64));
         for (args, kind) in [
             (&["h", "0", "-l"][..], ValueValidation),
             (&["h", "65536", "-l"], ValueValidation),
@@ -534,6 +618,13 @@ mod tests {
             (&["h", "21", "-p", "a", "--to", "a\rb"], ValueValidation),
             (&["h", "21", "-r", "-g", "t", "--checksum", "md5:900150983cd24fb0d6963f7d28e17f72"], ArgumentConflict),
             (&["", "21", "-l"], ValueValidation),
+            (&["h", "21", "-l", "--tls", "--implicit-tls"], ArgumentConflict),
+            (&["h", "21", "-l", "--insecure"], MissingRequiredArgument),
+            (&["h", "21", "-l", "--tls", "--pin", "sha256:00"], ValueValidation),
+            (&["h", "21", "-l", "--tls", "--pin", &pin, "--insecure"], ArgumentConflict),
+            (&["h", "21", "-l", "--tls", "--cacert", "ca.pem", "--insecure"], ArgumentConflict),
+            (&["h", "69", "--tftp", "-g", "a", "--tls"], ArgumentConflict),
+            (&["h", "21", "-l", "--password", "p", "--password-file", "f"], ArgumentConflict),
             (&[" ", "21", "-l"], ValueValidation),
         ] {
             assert_eq!(parse(args).err(), Some(kind), "{args:?}");

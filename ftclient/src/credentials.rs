@@ -3,8 +3,6 @@
 //! `--user`, the netrc entry for the host (as curl `-n`, lftp and ftp do); else anonymous.
 //! Passwords are [`Secret`]s, which never show in `Debug`, `Display` or an error message.
 
-#![allow(dead_code)] // Until issue 16 wires it into the session; remove then.
-
 use crate::netrc::{self, Netrc};
 use std::fmt;
 use std::fs::File;
@@ -147,6 +145,8 @@ pub fn resolve(
     };
     let (password, source) = match given.or(netrc_password.map(|p| (p, Source::Netrc))) {
         Some(found) => found,
+        // `--user anonymous` or `ftp://ftp@host/`: the conventional address, not a prompt.
+        None if is_anonymous(&user) => (Secret::new(ANONYMOUS_PASSWORD), Source::Anonymous),
         None => match prompt(&format!("password for {user}@{}: ", inputs.host))
             .map_err(|e| CredentialsError::Prompt(io_problem(&e)))?
         {
@@ -155,6 +155,11 @@ pub fn resolve(
         },
     };
     checked(Credentials { user, password, source })
+}
+
+/// The names anonymous FTP accepts (RFC 1635).
+fn is_anonymous(user: &str) -> bool {
+    user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp")
 }
 
 fn checked(credentials: Credentials) -> Result<Credentials, CredentialsError> {

@@ -50,6 +50,19 @@ fn sources_in_order_of_precedence() {
 }
 
 #[test]
+fn anonymous_by_name_needs_no_password() {
+    // `ftp://anonymous@host/` and `--user ftp`: no prompt, the conventional address.
+    for user in ["anonymous", "FTP"] {
+        let (found, asked) = run(Inputs { host: "h", user: Some(user), ..Inputs::default() }, Some("typed"));
+        assert_eq!(ok(found), triple(user, ANONYMOUS_PASSWORD, Source::Anonymous));
+        assert!(asked.is_empty());
+    }
+    let env =
+        Inputs { host: "h", user: Some("anonymous"), env_password: Some(Secret::new("me@x")), ..Inputs::default() };
+    assert_eq!(ok(run(env, None).0), triple("anonymous", "me@x", Source::Environment));
+}
+
+#[test]
 fn without_user_netrc_then_anonymous() {
     let n = netrc("machine h login alice password pw\nmachine nopass login carol\n");
     let inputs = |host| Inputs { host, netrc: Some(&n), ..Inputs::default() };

@@ -3,6 +3,7 @@
 //! completions from the same definitions.
 
 pub mod cli;
+pub mod conn;
 pub mod credentials;
 pub mod digest;
 pub mod get;

@@ -7,6 +7,8 @@
 use anyhow::Result;
 use clap::error::ErrorKind;
 use cli::Cli;
+use ftclient::credentials::{self, Secret, Source};
+use ftclient::tls::{ClientTls, Trust};
 use ftclient::{cli, get, interrupt, list, localfile, progress, put, report, session, tftp, tftpfile, transfer, tree};
 use get::{GetOptions, Output};
 use list::ListOptions;
@@ -87,8 +89,11 @@ fn init_logger(cli: &Cli) {
         (false, 2) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
+    // rustls logs every handshake step at debug: only from -vvv.
+    let rustls = if cli.verbose >= 3 { level } else { level.min(log::LevelFilter::Warn) };
     env_logger::Builder::new()
         .filter_level(level)
+        .filter_module("rustls", rustls)
         .parse_default_env()
         .format(|buf, record| writeln!(buf, "ftclient: {}: {}", record.level().as_str().to_lowercase(), record.args()))
         .init();
@@ -101,13 +106,7 @@ fn run(cli: &Cli) -> Result<()> {
         return run_tftp(cli);
     }
     let mode = cli.data_port.map_or(Mode::Passive, Mode::Active);
-    let login = Login {
-        host: cli.host.clone(),
-        port: cli.port(),
-        user: cli.user.clone(),
-        password: cli.password.clone(),
-        timeout: Duration::from_secs(cli.timeout),
-    };
+    let login = login(cli)?;
     let mut session = login.connect()?;
     session.feat()?;
     if cli.recursive {
@@ -190,6 +189,45 @@ fn run(cli: &Cli) -> Result<()> {
     }
     session.quit();
     Ok(())
+}
+
+/// The login (user, password from wherever it comes, TLS) for the FTP run.
+fn login(cli: &Cli) -> Result<Login> {
+    let tls = match cli.trust() {
+        Some(trust) => {
+            if trust == Trust::Insecure {
+                log::warn!("--insecure: the server's certificate is not checked; anyone on the path can pretend to be the server");
+            }
+            Some(session::Tls { client: ClientTls::new(&trust)?, implicit: cli.implicit_tls })
+        }
+        None => None,
+    };
+    let found = credentials::from_environment(
+        &cli.host,
+        cli.user.as_deref(),
+        cli.password.clone().map(Secret::new),
+        cli.password_file.as_deref(),
+    )?;
+    let from = match found.source {
+        Source::Anonymous => "anonymous",
+        Source::CommandLine => "--password",
+        Source::PasswordFile => "--password-file",
+        Source::Environment => "FTP_PASSWORD",
+        Source::Netrc => "netrc",
+        Source::Prompt => "the terminal",
+    };
+    log::info!("logging in as {} (password from {from})", common::text::sanitize(&found.user));
+    if tls.is_none() && found.source != Source::Anonymous {
+        log::info!("the password travels in clear text (--tls encrypts it)");
+    }
+    Ok(Login {
+        host: cli.host.clone(),
+        port: cli.port(),
+        user: found.user.clone(),
+        password: found.password.clone(),
+        timeout: Duration::from_secs(cli.timeout),
+        tls,
+    })
 }
 
 /// `--tftp`: one get or put over TFTP.

@@ -3,8 +3,6 @@
 //! values skipped, `macdef NAME` macros skipped up to the next empty line, `#` comments, and
 //! curl's double-quoted values (`"a b\"c"`) for passwords with spaces.
 
-#![allow(dead_code)] // Until issue 16 wires it into the session; remove then.
-
 use crate::credentials::{io_problem, Secret};
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 //! `--resume` (REST n + STOR, or APPE), and a finished upload is checked by its size and, when
 //! the server offers HASH, by SHA-256.
 
+use crate::conn::Conn;
 use crate::digest;
 use crate::progress::{summary, Progress};
 use crate::session::{ServerError, Session};
@@ -14,7 +15,6 @@ use common::text::sanitize;
 use common::Command;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -417,7 +417,7 @@ struct Changed(String);
 /// final name. A source longer than announced is sent only up to the announced size (the
 /// change check then fails).
 fn send_all(
-    mut stream: TcpStream,
+    mut stream: Conn,
     source: &mut dyn Read,
     size: &Size<'_>,
     timeout: Duration,
@@ -447,8 +447,12 @@ fn send_all(
             Err(e)
         }
         None => {
-            // End of data is the end of the connection (RFC 959 stream mode).
-            let _ = stream.shutdown(std::net::Shutdown::Write);
+            // End of data is the end of the connection (RFC 959 stream mode). Over TLS this
+            // also takes in the server's session tickets, which the next upload resumes with;
+            // a failure here is judged by the server's reply, not by us.
+            if let Err(e) = stream.finish_sending(timeout) {
+                log::debug!("ending the data connection: {}", crate::report::io_reason(&e));
+            }
             Ok(())
         }
     }
@@ -501,7 +505,7 @@ pub fn remote_name(local: &Path, to: Option<&str>, dir: Option<&str>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     /// Runs [`send_all`] from `source` with `size` to a loopback peer; returns what the peer
     /// read and how its reading ended (`Ok(())` for a clean end of data).
@@ -516,7 +520,7 @@ mod tests {
             (got, end)
         });
         let mut count = size.offset;
-        let sent = send_all(stream, &mut &source[..], size, Duration::from_secs(20), &mut count, |_| {});
+        let sent = send_all(Conn::Plain(stream), &mut &source[..], size, Duration::from_secs(20), &mut count, |_| {});
         let (got, end) = reader.join().unwrap();
         (sent, got, end)
     }

@@ -1,8 +1,11 @@
 //! The control connection: connect, greeting, login, FEAT, and typed commands whose replies are
 //! checked here. It never moves file bytes; data connections are opened in `transfer`.
 
+use crate::conn::Conn;
+use crate::credentials::Secret;
 use crate::digest::Algo;
 use crate::interrupt;
+use crate::tls::{self, ClientTls};
 use anyhow::{anyhow, bail, Context, Result};
 use common::command::TransferType;
 use common::listing::parse_mlsx;
@@ -10,9 +13,12 @@ use common::path::unquote_257;
 use common::reply::ReplyBuilder;
 use common::text::sanitize;
 use common::{Command, Control, ControlError, Reply};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use std::fmt;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often blocking waits wake up to notice Ctrl-C.
@@ -99,25 +105,53 @@ pub struct Login {
     pub port: u16,
     /// Login name.
     pub user: String,
-    /// Password.
-    pub password: String,
+    /// Password (`Debug` shows `****`).
+    pub password: Secret,
     /// Connect/reply timeout.
     pub timeout: Duration,
+    /// FTPS, or `None` for clear text.
+    pub tls: Option<Tls>,
+}
+
+/// How a login uses TLS (RFC 4217).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The certificate policy, shared by all control connections of a run.
+    pub client: ClientTls,
+    /// TLS from the first byte (`--implicit-tls`, `ftps://`), else `AUTH TLS` after the
+    /// greeting (`--tls`).
+    pub implicit: bool,
 }
 
 impl Login {
-    /// Connects, reads the greeting and logs in.
+    /// Connects, reads the greeting and logs in; with TLS, encrypts the control connection
+    /// first (never logging in in clear when that fails) and protects data connections
+    /// (`PBSZ 0`, `PROT P`) after.
     pub fn connect(&self) -> Result<Session> {
-        let mut session = Session::connect(&self.host, self.port, self.timeout)?;
+        let mut session = Session::open(&self.host, self.port, self.timeout, self.tls.as_ref())?;
         session.login(&self.user, &self.password)?;
+        if self.tls.is_some() {
+            session.protect_data()?;
+        }
         Ok(session)
     }
+}
+
+/// The TLS state of one control connection: its configuration (whose session store data
+/// connections resume from) and the server's name.
+#[derive(Debug, Clone)]
+struct SessionTls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    /// `PROT P` was accepted: data connections are TLS too.
+    data: bool,
 }
 
 /// One logged-in control connection.
 #[derive(Debug)]
 pub struct Session {
-    ctrl: Control<TcpStream>,
+    ctrl: Control<Conn>,
+    tls: Option<SessionTls>,
     peer: SocketAddr,
     local: SocketAddr,
     timeout: Duration,
@@ -131,9 +165,20 @@ pub struct Session {
 
 impl Session {
     /// Connects to `host:port` (a name, an IPv4 or an IPv6 address), trying every address the
-    /// name resolves to, and reads the greeting.
+    /// name resolves to, and reads the greeting. In clear text.
     pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<Session> {
+        Session::open(host, port, timeout, None)
+    }
+
+    /// [`Session::connect`], with TLS from the first byte (`implicit`) or after the greeting
+    /// (`AUTH TLS`) when `tls` is given. A server that refuses `AUTH TLS` is an error: the
+    /// client never goes on in clear text.
+    pub fn open(host: &str, port: u16, timeout: Duration, tls: Option<&Tls>) -> Result<Session> {
         let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let session_tls = match tls {
+            Some(tls) => Some(SessionTls { config: tls.client.session(), name: tls::server_name(host)?, data: false }),
+            None => None,
+        };
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve host {}", sanitize(host)))?
@@ -163,8 +208,27 @@ impl Session {
         stream.set_read_timeout(Some(TICK)).context("cannot set the control connection's read timeout")?;
         stream.set_write_timeout(Some(timeout)).context("cannot set the control connection's write timeout")?;
         log::info!("connected to {peer} from {local}");
+        let conn = match (&session_tls, tls) {
+            (Some(st), Some(Tls { implicit: true, .. })) => {
+                let conn = Conn::tls(stream, Arc::clone(&st.config), st.name.clone(), timeout.min(GREETING_WAIT))
+                    .map_err(|e| {
+                        // A clear-text greeting where a ServerHello should be.
+                        if e.0.contains("corrupt message") {
+                            anyhow!("{e}; {peer} may expect AUTH TLS on this port (--tls), not implicit TLS")
+                        } else {
+                            anyhow!(e)
+                        }
+                    })
+                    .with_context(|| format!("tls with {peer} failed"))?;
+                log::info!("encrypted the connection (implicit tls)");
+                conn
+            }
+            _ => Conn::Plain(stream),
+        };
+        let explicit = tls.is_some_and(|t| !t.implicit);
         let mut session = Session {
-            ctrl: Control::new(stream, common::MAX_REPLY_LINE),
+            ctrl: Control::new(conn, common::MAX_REPLY_LINE),
+            tls: session_tls,
             peer,
             local,
             timeout,
@@ -173,7 +237,51 @@ impl Session {
             hash_selected: None,
         };
         session.greeting()?;
+        if explicit {
+            session.auth_tls()?;
+        }
         Ok(session)
+    }
+
+    /// `AUTH TLS` (RFC 4217 section 4) and the handshake on the control connection.
+    fn auth_tls(&mut self) -> Result<()> {
+        let reply = self.command(&Command::Auth("TLS".into()))?;
+        if reply.code != 234 {
+            return Err(ServerError(reply))
+                .context("the server refused AUTH TLS; not logging in without encryption (--tls)");
+        }
+        // Bytes after the 234 were sent before the handshake: nothing may be taken from them.
+        if self.ctrl.has_buffered() {
+            bail!("the server sent more after accepting AUTH TLS; not logging in");
+        }
+        let Some(st) = &self.tls else { bail!("no tls configuration") };
+        let (config, name) = (Arc::clone(&st.config), st.name.clone());
+        self.ctrl.get_mut().upgrade(config, name, self.timeout).context("tls on the control connection failed")?;
+        log::info!("encrypted the control connection (AUTH TLS)");
+        Ok(())
+    }
+
+    /// `PBSZ 0` and `PROT P` (RFC 4217 sections 8-9): data connections are encrypted too, and
+    /// resume this control connection's TLS session. Refusal is an error, never clear data.
+    fn protect_data(&mut self) -> Result<()> {
+        self.expect_success(&Command::Pbsz("0".into()), || "the server refused PBSZ 0".into())?;
+        self.expect_success(&Command::Prot("P".into()), || {
+            "the server refused PROT P (encrypted data connections)".into()
+        })?;
+        if let Some(st) = &mut self.tls {
+            st.data = true;
+        }
+        Ok(())
+    }
+
+    /// Wraps a freshly established data connection in TLS when `PROT P` is in force (resuming
+    /// the control connection's session); else it stays plain.
+    pub fn data_conn(&self, stream: TcpStream) -> Result<Conn> {
+        match &self.tls {
+            Some(st) if st.data => Conn::tls(stream, Arc::clone(&st.config), st.name.clone(), self.timeout)
+                .context("tls on the data connection failed"),
+            _ => Ok(Conn::Plain(stream)),
+        }
     }
 
     /// The server's address on the control connection: the only address data connections may
@@ -229,11 +337,11 @@ impl Session {
     }
 
     /// Logs in with USER, then PASS when asked (331).
-    pub fn login(&mut self, user: &str, password: &str) -> Result<()> {
+    pub fn login(&mut self, user: &str, password: &Secret) -> Result<()> {
         let reply = self.command(&Command::User(user.to_owned()))?;
         let reply = match reply.code {
             230 | 202 => return Ok(()),
-            331 => self.command(&Command::Pass(password.to_owned()))?,
+            331 => self.command(&Command::Pass(password.expose().to_owned()))?,
             _ => return Err(ServerError(reply)).context(format!("login as {} failed", sanitize(user))),
         };
         match reply.code {
@@ -350,12 +458,12 @@ impl Session {
 
     /// Has the server sent something on the control connection? Waits at most one [`TICK`].
     /// EOF counts as something: [`Session::read_reply`] then reports the closed connection.
-    pub fn reply_waiting(&self) -> Result<bool> {
+    pub fn reply_waiting(&mut self) -> Result<bool> {
         if self.ctrl.has_buffered() {
             return Ok(true);
         }
-        match self.ctrl.get_ref().peek(&mut [0u8; 1]) {
-            Ok(_) => Ok(true),
+        match self.ctrl.get_mut().readable() {
+            Ok(found) => Ok(found),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(false),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
             Err(e) => Err(e).context("control connection failed"),
@@ -416,6 +524,20 @@ mod tests {
         // Free text on the first and last lines is not a feature (RFC 2389 section 3.2).
         let reply = Reply::multi(211, vec!["MLST is great".into(), " SIZE".into(), "MLST".into()]);
         assert_eq!(Features::parse(&reply), Features::default());
+    }
+
+    #[test]
+    fn login_debug_hides_the_password() {
+        let login = Login {
+            host: "h".into(),
+            port: 21,
+            user: "u".into(),
+            password: Secret::new("hunter2"),
+            timeout: Duration::from_secs(1),
+            tls: None,
+        };
+        let shown = format!("{login:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("****"), "{shown}");
     }
 
     #[test]

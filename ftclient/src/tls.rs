@@ -11,8 +11,6 @@
 //! sees when it reads from that connection: end an upload with [`finish_sending`], or the
 //! tickets run out after two uploads.
 
-#![allow(dead_code)] // Until issue 16 wires it into the session; remove then.
-
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -237,8 +235,17 @@ pub fn describe(err: &rustls::Error) -> String {
         other => return other.to_string(),
     };
     let why = match certificate {
-        C::Other(OtherError(inner)) => return inner.to_string(),
-        C::UnknownIssuer | C::BadSignature => "is not signed by a trusted authority".to_owned(),
+        C::Other(OtherError(inner)) if inner.is::<PinMismatch>() => return inner.to_string(),
+        C::Other(OtherError(inner)) => format!("was refused: {inner}"),
+        // webpki reports the last candidate path's failure: a signature that a root with the
+        // same name did not make (or could not make, with another key type) is still an
+        // unknown issuer to the user.
+        C::UnknownIssuer
+        | C::BadSignature
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "is not signed by a trusted authority".to_owned()
+        }
         C::Expired | C::ExpiredContext { .. } => "has expired".to_owned(),
         C::NotValidYet | C::NotValidYetContext { .. } => "is not valid yet".to_owned(),
         C::NotValidForName | C::NotValidForNameContext { .. } => "is for another host name".to_owned(),

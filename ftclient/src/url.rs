@@ -1,9 +1,12 @@
-//! `ftp://[user[:password]@]host[:port]/path` URLs (RFC 1738 section 3.2, RFC 3986 for the
+//! `ftp://[user[:password]@]host[:port]/path` URLs (and `ftps://`, implicit FTPS) (RFC 1738 section 3.2, RFC 3986 for the
 //! host and percent-encoding), parsed with no I/O. What a URL asks for (list or get) is decided
 //! in `cli`.
 
 /// FTP's standard control port, used when a URL names none.
 pub const DEFAULT_PORT: u16 = 21;
+
+/// The implicit FTPS port, used when an `ftps://` URL names none (as curl does).
+pub const DEFAULT_FTPS_PORT: u16 = 990;
 
 /// A parsed `ftp://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct FtpUrl {
     /// RFC 1738 (`%2F` at its start makes it absolute). Empty for `ftp://host` and
     /// `ftp://host/`.
     pub path: String,
+    /// `ftps://`: TLS from the first byte (implicit FTPS).
+    pub implicit_tls: bool,
 }
 
 impl FtpUrl {
@@ -39,13 +44,11 @@ pub fn looks_like_url(arg: &str) -> bool {
 /// Parses an `ftp://` URL. Messages never repeat the user part, which may hold a password.
 pub fn parse(text: &str) -> Result<FtpUrl, String> {
     let (scheme, rest) = text.split_once("://").ok_or("expected a URL such as ftp://host/path")?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "ftp" => {}
-        // When TLS comes, this becomes a field of `FtpUrl` (implicit FTPS, port 990 by
-        // default) that the session reads.
-        "ftps" => return Err("ftps:// is not supported yet: ftclient has no TLS (ftp:// works)".into()),
-        other => return Err(format!("unsupported URL scheme {other}://, expected ftp://")),
-    }
+    let implicit_tls = match scheme.to_ascii_lowercase().as_str() {
+        "ftp" => false,
+        "ftps" => true,
+        other => return Err(format!("unsupported URL scheme {other}://, expected ftp:// or ftps://")),
+    };
     let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(at) if rest[at..].starts_with('/') => (&rest[..at], &rest[at + 1..]),
         Some(_) => return Err("an ftp:// URL cannot have a query (?) or a fragment (#)".into()),
@@ -73,13 +76,14 @@ pub fn parse(text: &str) -> Result<FtpUrl, String> {
             (Some(user), password)
         }
     };
-    let (host, port) = split_host_port(hostport)?;
+    let default_port = if implicit_tls { DEFAULT_FTPS_PORT } else { DEFAULT_PORT };
+    let (host, port) = split_host_port(hostport, default_port)?;
     let path = decode(path).map_err(|e| format!("bad path in the URL: {e}"))?;
-    Ok(FtpUrl { user, password, host, port, path })
+    Ok(FtpUrl { user, password, host, port, path, implicit_tls })
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn split_host_port(text: &str) -> Result<(String, u16), String> {
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; `default_port` when there is none.
+fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']').ok_or("missing ']' after the IPv6 address in the URL")?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
@@ -105,7 +109,7 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
         return Err(format!("{} is not a host name", common::text::sanitize(host)));
     }
     let port = match port {
-        None | Some("") => DEFAULT_PORT,
+        None | Some("") => default_port,
         Some(port) => match port.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(format!("invalid port {} in the URL, expected 1-65535", common::text::sanitize(port))),
@@ -150,6 +154,7 @@ mod tests {
             host: host.to_owned(),
             port,
             path: path.to_owned(),
+            implicit_tls: false,
         }
     }
 
@@ -169,6 +174,8 @@ mod tests {
             ("ftp://h/%2Fetc/motd", url(None, None, "h", 21, "/etc/motd")),
             ("ftp://h/%C3%BCn%C3%AF%20%F0%9F%9A%80.txt", url(None, None, "h", 21, "ünï 🚀.txt")),
             ("ftp://127.0.0.1:3555/big.bin", url(None, None, "127.0.0.1", 3555, "big.bin")),
+            ("ftps://h/f", FtpUrl { implicit_tls: true, ..url(None, None, "h", 990, "f") }),
+            ("FTPS://u:p@[::1]:2990/", FtpUrl { implicit_tls: true, ..url(Some("u"), Some("p"), "::1", 2990, "") }),
         ] {
             assert_eq!(parse(text), Ok(expected), "{text}");
         }
@@ -180,7 +187,6 @@ mod tests {
     #[test]
     fn refuses_bad_urls_without_showing_secrets() {
         for (text, needle) in [
-            ("ftps://h/f", "ftps:// is not supported yet"),
             ("http://h/f", "unsupported URL scheme http://"),
             ("ftp:///f", "no host"),
             ("ftp://h:0/f", "invalid port 0"),

@@ -13,7 +13,7 @@ const MAX_SECS: u64 = crate::config::MAX_TIMEOUT.as_secs();
 
 /// A standard FTP (and TFTP) server, safe by default: anonymous, read-only, confined to its root.
 ///
-/// Any USER/PASS logs in. Paths never leave --root (symlinks pointing outside are refused),
+/// Any USER/PASS logs in, unless --users names the accounts. Paths never leave --root (symlinks pointing outside are refused),
 /// data connections only go to or come from the client's own address, and every connection is
 /// limited in number and time. Uploads need --writable; replacing or deleting needs --overwrite.
 ///
@@ -35,13 +35,15 @@ const MAX_SECS: u64 = crate::config::MAX_TIMEOUT.as_secs();
 ///
 ///   ftserver --root /srv/tftpboot --tftp 69          (TFTP only)
 ///
+///   ftserver --root /srv --users users.toml --tls-self-signed --require-tls 2121
+///
 ///   RUST_LOG=debug ftserver --root /tmp 2121
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 pub struct Args {
     /// The FTP (TCP) port to listen on; 0 picks a free one (printed on stdout). Leave it out to
     /// serve only TFTP.
-    #[arg(value_name = "PORT", required_unless_present = "tftp")]
+    #[arg(value_name = "PORT", required_unless_present_any = ["tftp", "hash_password"])]
     pub port: Option<u16>,
 
     /// The directory to serve.
@@ -155,6 +157,44 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "tftp", default_value_t = TftpConfig::default().max_transfers,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub tftp_max_transfers: usize,
+
+    /// Named accounts from this TOML file (`[[user]]` tables: name, password as an argon2id or
+    /// bcrypt hash, root inside --root, access read | write | full); anonymous logins are then
+    /// refused unless --anonymous. SIGHUP re-reads it (a bad file keeps the old accounts).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// With --users: also let `anonymous` and `ftp` in, read-only, to the whole of --root.
+    #[arg(long, requires = "users")]
+    pub anonymous: bool,
+
+    /// Print an argon2id hash (a PHC string for the users file) of a password read from
+    /// standard input, or asked for twice on a terminal, and exit.
+    #[arg(long, exclusive = true)]
+    pub hash_password: bool,
+
+    /// FTPS: the certificate chain (PEM, leaf first) for AUTH TLS and --implicit-tls. SIGHUP
+    /// re-reads it.
+    #[arg(long, value_name = "PEM", requires = "tls_key", group = "tls")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// FTPS with a throwaway self-signed certificate made at startup; its SHA-256 fingerprint
+    /// is printed (for `ftclient --pin`). Encryption without a certificate authority.
+    #[arg(long, group = "tls")]
+    pub tls_self_signed: bool,
+
+    /// Refuse USER before AUTH TLS (530) and data connections without PROT P (521).
+    #[arg(long, requires = "tls")]
+    pub require_tls: bool,
+
+    /// Also listen on this TCP port for implicit FTPS (TLS from the first byte, `ftps://`,
+    /// port 990 style); 0 picks a free one.
+    #[arg(long, value_name = "PORT", requires = "tls")]
+    pub implicit_tls: Option<u16>,
 
     /// Log more: -v adds each command, -vv everything. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]

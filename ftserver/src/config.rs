@@ -80,6 +80,11 @@ pub struct Config {
     /// connection's retransmission timeout (see ARCHITECTURE.md, "what stream mode cannot
     /// know").
     pub unannounced_settle: Duration,
+    /// FTPS: the certificate and the sessions' TLS state (`AUTH TLS`, `PROT P`, implicit
+    /// TLS). `None`: TLS is refused (`502`).
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// Refuse `USER` before `AUTH TLS` (`530`) and data connections without `PROT P` (`521`).
+    pub require_tls: bool,
 }
 
 impl Config {
@@ -103,6 +108,8 @@ impl Config {
             max_upload_size: None,
             upload_settle: DEFAULT_UPLOAD_SETTLE,
             unannounced_settle: DEFAULT_UNANNOUNCED_SETTLE,
+            tls: None,
+            require_tls: false,
         })
     }
 }

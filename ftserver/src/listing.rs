@@ -1,7 +1,7 @@
 //! Turning file metadata into `common::listing::Entry` values and whole LIST, NLST and MLSD
 //! bodies (CRLF-terminated lines, as they go over the data connection).
 
-use crate::auth::Rights;
+use crate::auth::{Perm, Rights};
 use crate::storage::{Kind, Meta};
 use common::listing::{format_list_line, format_mlsx, Entry, EntryKind, Facts};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,31 +25,47 @@ pub fn now() -> i64 {
     }
 }
 
-/// The `perm` fact of a file (RFC 3659 section 7.5.5): `r`, plus `adfw` when files may be
-/// changed.
-fn file_perm(rights: Rights) -> &'static str {
-    if rights.change {
-        "adfrw"
-    } else {
-        "r"
-    }
+/// The `perm` fact of a file (RFC 3659 section 7.5.5): `r` to download, `a` and `w` to append
+/// and replace, `d` to delete, `f` to rename.
+fn file_perm(rights: Rights) -> String {
+    letters(
+        rights,
+        &[
+            ('a', Perm::Overwrite),
+            ('d', Perm::Delete),
+            ('f', Perm::Rename),
+            ('r', Perm::Download),
+            ('w', Perm::Overwrite),
+        ],
+    )
 }
 
-/// The `perm` fact of a directory: `el`, plus `cm` (create files and directories) with uploads
-/// and `dfp` (delete, rename, purge) with changes.
-fn dir_perm(rights: Rights) -> &'static str {
-    match (rights.upload, rights.change) {
-        (false, _) => "el",
-        (true, false) => "celm",
-        (true, true) => "cdeflmp",
-    }
+/// The `perm` fact of a directory: `e` and `l` to enter and list, `c` to create files, `m` to
+/// make directories, `d`, `f` and `p` to delete, rename and purge.
+fn dir_perm(rights: Rights) -> String {
+    letters(
+        rights,
+        &[
+            ('c', Perm::Upload),
+            ('d', Perm::Delete),
+            ('e', Perm::List),
+            ('f', Perm::Rename),
+            ('l', Perm::List),
+            ('m', Perm::CreateDirs),
+            ('p', Perm::Delete),
+        ],
+    )
+}
+
+fn letters(rights: Rights, table: &[(char, Perm)]) -> String {
+    table.iter().filter(|(_, perm)| rights.allows(*perm)).map(|(c, _)| *c).collect()
 }
 
 /// Describes one file or directory; `perm` says what `rights` allow on it.
 pub fn entry(name: String, meta: &Meta, rights: Rights) -> Entry {
     let (kind, perm) = match meta.kind {
-        Kind::Dir => (EntryKind::Dir, Some(dir_perm(rights).to_owned())),
-        Kind::File => (EntryKind::File, Some(file_perm(rights).to_owned())),
+        Kind::Dir => (EntryKind::Dir, Some(dir_perm(rights))),
+        Kind::File => (EntryKind::File, Some(file_perm(rights))),
         Kind::Other => (EntryKind::Other, None),
     };
     Entry { name, kind, size: meta.len, modified: meta.modified, mode: meta.mode, perm }
@@ -83,10 +99,10 @@ mod tests {
         let file = Meta { kind: Kind::File, len: 5, modified: Some(now()), mode: Some(0o644) };
         let dir = Meta { kind: Kind::Dir, len: 4096, modified: Some(now()), mode: Some(0o755) };
         let entries = vec![entry("a b".into(), &file, Rights::READ), entry("d".into(), &dir, Rights::READ)];
-        let upload = Rights { upload: true, change: false };
+        let upload = crate::auth::Access::Write.rights();
         assert_eq!(entry("d".into(), &dir, upload).perm.as_deref(), Some("celm"));
         assert_eq!(entry("a b".into(), &file, upload).perm.as_deref(), Some("r"));
-        let all = Rights { upload: true, change: true };
+        let all = crate::auth::Access::Full.rights();
         assert_eq!(entry("a b".into(), &file, all).perm.as_deref(), Some("adfrw"));
         let t = now();
         assert_eq!(body(ListKind::Nlst, &entries, Facts::default(), t), b"a b\r\nd\r\n");

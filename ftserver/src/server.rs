@@ -117,6 +117,21 @@ impl Server {
         storage: Arc<dyn Storage>,
         auth: Option<Arc<dyn Authenticator>>,
     ) -> io::Result<ServerHandle> {
+        Self::spawn_with_implicit(listener, None, config, storage, auth)
+    }
+
+    /// [`Server::spawn_with`], and with `implicit` (which needs `config.tls`) a second
+    /// listener whose connections start with the TLS handshake (`--implicit-tls`, `ftps://`).
+    pub fn spawn_with_implicit(
+        listener: TcpListener,
+        implicit: Option<TcpListener>,
+        config: Config,
+        storage: Arc<dyn Storage>,
+        auth: Option<Arc<dyn Authenticator>>,
+    ) -> io::Result<ServerHandle> {
+        if implicit.is_some() && config.tls.is_none() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "implicit tls needs a certificate"));
+        }
         let auth = auth
             .unwrap_or_else(|| Arc::new(Anonymous { rights: Rights::from_options(config.writable, config.overwrite) }));
         let local_addr = listener.local_addr()?;
@@ -137,11 +152,23 @@ impl Server {
             ended: Condvar::new(),
         });
         let waker = listener.try_clone()?;
+        let implicit = match implicit {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                let waker = listener.try_clone()?;
+                let shared = Arc::clone(&shared);
+                let acceptor = thread::Builder::new()
+                    .name("ftps-accept".into())
+                    .spawn(move || accept_loop(&listener, &shared, true))?;
+                Some(Implicit { addr, waker, acceptor })
+            }
+            None => None,
+        };
         let acceptor = {
             let shared = Arc::clone(&shared);
-            thread::Builder::new().name("ftp-accept".into()).spawn(move || accept_loop(&listener, &shared))?
+            thread::Builder::new().name("ftp-accept".into()).spawn(move || accept_loop(&listener, &shared, false))?
         };
-        Ok(ServerHandle { local_addr, shared, waker, acceptor: Some(acceptor) })
+        Ok(ServerHandle { local_addr, shared, waker, acceptor: Some(acceptor), implicit })
     }
 }
 
@@ -153,12 +180,47 @@ pub struct ServerHandle {
     /// A clone of the listening socket, used to wake the blocked `accept`.
     waker: TcpListener,
     acceptor: Option<JoinHandle<()>>,
+    /// The implicit-TLS listener, when there is one.
+    implicit: Option<Implicit>,
+}
+
+/// The implicit-TLS listener's address, waker and accept thread.
+#[derive(Debug)]
+struct Implicit {
+    addr: SocketAddr,
+    waker: TcpListener,
+    acceptor: JoinHandle<()>,
 }
 
 impl ServerHandle {
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The implicit-TLS address, when there is one.
+    pub fn implicit_addr(&self) -> Option<SocketAddr> {
+        self.implicit.as_ref().map(|i| i.addr)
+    }
+
+    /// Re-reads the users file and the certificate (SIGHUP). What cannot be read is kept as it
+    /// was; each line of the result says what happened, for the log.
+    pub fn reload(&self) -> Vec<Result<String, String>> {
+        let ctx = &self.shared.ctx;
+        let mut outcome = Vec::new();
+        if ctx.auth.has_accounts() {
+            outcome.push(match ctx.auth.reload() {
+                Ok(n) => Ok(format!("reloaded {n} account(s)")),
+                Err(e) => Err(format!("kept the old accounts: {e}")),
+            });
+        }
+        if let Some(tls) = &ctx.config.tls {
+            outcome.push(match tls.reload() {
+                Ok(fingerprint) => Ok(format!("reloaded the certificate, {fingerprint}")),
+                Err(e) => Err(format!("kept the old certificate: {e}")),
+            });
+        }
+        outcome
     }
 
     /// What is served (the canonical root directory, or another storage's description).
@@ -183,6 +245,12 @@ impl ServerHandle {
         wake_accept(&self.waker, self.local_addr);
         if acceptor.join().is_err() {
             log::error!("the accept thread panicked");
+        }
+        if let Some(implicit) = self.implicit.take() {
+            wake_accept(&implicit.waker, implicit.addr);
+            if implicit.acceptor.join().is_err() {
+                log::error!("the implicit-tls accept thread panicked");
+            }
         }
         // Half-close each control stream for reading: the session's blocked read returns EOF,
         // it sees the stop flag, says 421 and ends.
@@ -222,14 +290,14 @@ fn wake_accept(listener: &TcpListener, addr: SocketAddr) {
     let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, implicit: bool) {
     loop {
         let accepted = listener.accept();
         if shared.ctx.stopping() {
             return;
         }
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, shared),
+            Ok((stream, peer)) => admit(stream, peer, shared, implicit),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 // Typically EMFILE: out of descriptors. Back off instead of spinning; the
@@ -242,7 +310,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 }
 
 /// Applies the connection limits and starts a session thread, or answers 421 and closes.
-fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
+fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, implicit: bool) {
     let ip = canonical_ip(peer.ip());
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let refusal = {
@@ -265,14 +333,19 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     };
     if let Some(text) = refusal {
         shared.refusals.log(peer, text);
-        refuse(stream, text);
+        if implicit {
+            // A TLS client would take a clear-text 421 for a broken handshake: just close.
+            let _ = stream.shutdown(Shutdown::Both);
+        } else {
+            refuse(stream, text);
+        }
         return;
     }
     let registration = Registration { shared: Arc::clone(shared), id, ip };
     let session_shared = Arc::clone(shared);
     let spawned = thread::Builder::new().name(format!("ftp-session-{id}")).spawn(move || {
         let _registration = registration;
-        Session::run(stream, peer, id, &session_shared.ctx);
+        Session::run(stream, peer, id, &session_shared.ctx, implicit);
     });
     if let Err(e) = spawned {
         // The closure (and with it the registration and the stream) was dropped.

@@ -74,7 +74,7 @@ impl Identity {
         let cert_pem = read(cert)?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(cert, format!("not a PEM certificate file: {e}")))?;
+            .map_err(|e| bad(cert, format!("not a PEM certificate file: {}", pem_problem(&e))))?;
         if chain.is_empty() {
             return Err(bad(cert, "no certificate (expected -----BEGIN CERTIFICATE-----)".into()));
         }
@@ -83,7 +83,7 @@ impl Identity {
             rustls::pki_types::pem::Error::NoItemsFound => {
                 bad(key, "no private key (expected -----BEGIN PRIVATE KEY-----)".into())
             }
-            e => bad(key, format!("not a PEM private key file: {e}")),
+            e => bad(key, format!("not a PEM private key file: {}", pem_problem(&e))),
         })?;
         Ok(Identity { chain, key: key_der })
     }
@@ -152,6 +152,18 @@ impl fmt::Debug for Identity {
     }
 }
 
+/// A PEM parsing error in words: the markers as text, not as the bytes rustls shows.
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    let text = |bytes: &[u8]| common::text::sanitize(&String::from_utf8_lossy(bytes));
+    match e {
+        Error::MissingSectionEnd { end_marker } => format!("no -----END {}----- line", text(end_marker)),
+        Error::IllegalSectionStart { line } => format!("malformed line {}", text(line)),
+        Error::Base64Decode(why) => format!("bad base64: {}", why.to_lowercase()),
+        other => other.to_string(),
+    }
+}
+
 /// The crypto provider: rustls on *ring*. rustls 0.23.48 deprecated *ring*'s provider because
 /// it lacks post-quantum key exchange (X25519MLKEM768, which aws-lc-rs has); *ring* is kept for
 /// now because aws-lc-rs takes several times as long to build on the project's 2 cores.
@@ -168,8 +180,9 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     format!("sha256:{hex}")
 }
 
-/// PEM (RFC 7468): base64 in 64-character lines between the markers.
-fn pem(label: &str, der: &[u8]) -> String {
+/// PEM (RFC 7468): base64 in 64-character lines between the markers (`label`: `CERTIFICATE`,
+/// `PRIVATE KEY`).
+pub fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64(der);
     let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))

@@ -129,10 +129,10 @@ fn ftp_urls_take_ipv6_addresses_in_brackets() {
 }
 
 #[test]
-fn usage_errors_point_to_help_and_ftps_is_refused_for_now() {
+fn usage_errors_point_to_help() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (&["ftps://127.0.0.1/f"][..], "ftclient: ftps:// is not supported yet: ftclient has no TLS (ftp:// works)"),
+        (&["ftps://127.0.0.1/f", "--tls"][..], "ftclient: an ftp:// URL cannot be used with --tls when it is ftps://"),
         (&["http://127.0.0.1/f"], "unsupported URL scheme http://"),
         (&["ftp://127.0.0.1/f", "-g", "x"], "an ftp:// URL cannot be used with -l or -g"),
         (&["ftp://bob:hunter2@127.0.0.1/f", "--password", "x"], "--password"),

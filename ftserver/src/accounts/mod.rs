@@ -3,7 +3,8 @@
 //! instead of a server-wide flag.
 //!
 //! Login is one function, [`Accounts::login`]: (user, password, peer address) in, a
-//! [`Principal`] or a [`LoginRefused`] out. An unknown user and a wrong password give the same
+//! [`Principal`] or a [`Refused`] out; [`Accounts`] is the server's `auth::Authenticator`
+//! when `--users` is given. An unknown user and a wrong password give the same
 //! refusal after the same work (a dummy hash, made like the accounts' own, is verified for
 //! unknown users).
 
@@ -12,158 +13,20 @@ mod throttle;
 mod users;
 
 pub use password::{hash_password, read_password, HashError, PasswordHash, MAX_ARGON2_MEMORY_KIB};
-pub use throttle::{AddressTracker, AfterFailure, LoginPolicy, SessionFailures};
+pub use throttle::{AddressTracker, LoginPolicy, SessionFailures};
 pub use users::{User, UserSet, UsersError};
 
+pub use crate::auth::{Access, Perm, Rights};
+use crate::auth::{AfterFailure, Attempt, Authenticator, Principal, Refused};
 use common::path::VirtualPath;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// One right, in SFTPGo's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Perm {
-    /// LIST, NLST, MLSD, MLST, STAT of a path, SIZE, MDTM, CWD.
-    List,
-    /// RETR and the HASH family.
-    Download,
-    /// STOR, STOU and APPE of a file that does not exist yet.
-    Upload,
-    /// STOR or APPE onto an existing file, REST+STOR.
-    Overwrite,
-    /// DELE and RMD.
-    Delete,
-    /// RNFR/RNTO.
-    Rename,
-    /// MKD.
-    CreateDirs,
-}
-
-/// A set of [`Perm`]s.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Perms(u8);
-
-impl Perms {
-    /// No rights at all.
-    pub const NONE: Perms = Perms(0);
-
-    /// A set of the given rights.
-    pub const fn of(perms: &[Perm]) -> Perms {
-        let mut bits = 0;
-        let mut i = 0;
-        while i < perms.len() {
-            bits |= 1 << perms[i] as u8;
-            i += 1;
-        }
-        Perms(bits)
-    }
-
-    /// Is `perm` in the set?
-    pub fn allows(self, perm: Perm) -> bool {
-        self.0 & (1 << perm as u8) != 0
-    }
-
-    /// The rights in the set, in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = Perm> {
-        ALL_PERMS.into_iter().filter(move |&p| self.allows(p))
-    }
-}
-
-const ALL_PERMS: [Perm; 7] =
-    [Perm::List, Perm::Download, Perm::Upload, Perm::Overwrite, Perm::Delete, Perm::Rename, Perm::CreateDirs];
-
-impl fmt::Debug for Perms {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
-    }
-}
-
-/// The `access` word of a users file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Access {
-    /// List and download.
-    Read,
-    /// Also upload new files and make directories; never replace, delete or rename.
-    Write,
-    /// Also replace, delete and rename.
-    Full,
-}
-
-impl Access {
-    /// The rights the word grants.
-    pub fn perms(self) -> Perms {
-        const READ: &[Perm] = &[Perm::List, Perm::Download];
-        const WRITE: &[Perm] = &[Perm::List, Perm::Download, Perm::Upload, Perm::CreateDirs];
-        match self {
-            Access::Read => Perms::of(READ),
-            Access::Write => Perms::of(WRITE),
-            Access::Full => Perms::of(&ALL_PERMS),
-        }
-    }
-
-    /// The word as the users file spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Read => "read",
-            Access::Write => "write",
-            Access::Full => "full",
-        }
-    }
-
-    /// The server-wide flags of today's `Config` (`writable`, `overwrite`) as an access word,
-    /// for anonymous sessions without `--users`.
-    pub fn from_flags(writable: bool, overwrite: bool) -> Access {
-        match (writable, overwrite) {
-            (false, _) => Access::Read,
-            (true, false) => Access::Write,
-            (true, true) => Access::Full,
-        }
-    }
-}
-
-/// A logged-in user: the root every path is confined to and the rights there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The login name (`anonymous` for anonymous logins, whichever name was given).
-    pub name: String,
-    /// The user's root, relative to the served root; the user sees it as `/`.
-    pub root: VirtualPath,
-    /// What the user may do.
-    pub perms: Perms,
-    /// Logged in as `anonymous` or `ftp`.
-    pub anonymous: bool,
-}
-
-impl Principal {
-    /// The anonymous user: the whole served root with `access`.
-    pub fn anonymous(access: Access) -> Principal {
-        Principal { name: "anonymous".into(), root: VirtualPath::root(), perms: access.perms(), anonymous: true }
-    }
-
-    /// May the user do `perm`?
-    pub fn allows(&self, perm: Perm) -> bool {
-        self.perms.allows(perm)
-    }
-}
-
-/// Why a login was refused. [`LoginRefused::BadCredentials`] covers both an unknown user and a
-/// wrong password, so the reply cannot tell them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum LoginRefused {
-    /// Unknown user or wrong password (reply `530`).
-    #[error("login incorrect")]
-    BadCredentials,
-    /// `anonymous`/`ftp` while anonymous logins are off (reply `530`).
-    #[error("anonymous logins are not allowed")]
-    AnonymousDisabled,
-    /// Too many failures from this address; no password was checked (reply `421` and close).
-    #[error("too many failed logins from this address; try again later")]
-    LockedOut {
-        /// How much longer the lockout lasts.
-        remaining: Duration,
-    },
+/// The anonymous user: the whole served root with `access`.
+pub fn anonymous_principal(access: Access) -> Principal {
+    Principal { name: "anonymous".into(), root: VirtualPath::root(), rights: access.rights(), anonymous: true }
 }
 
 /// The accounts a server accepts: the users file (replaced whole by [`Accounts::reload`]), the
@@ -174,6 +37,28 @@ pub struct Accounts {
     current: RwLock<Arc<Loaded>>,
     anonymous: Option<Access>,
     tracker: AddressTracker,
+    roots: RootCheck,
+}
+
+/// Says whether a user's root exists in the served tree (`Ok`) or why not; applied at load and
+/// at every reload.
+pub type RootExists = Box<dyn Fn(&VirtualPath) -> Result<(), String> + Send + Sync>;
+
+struct RootCheck(Option<RootExists>);
+
+impl std::fmt::Debug for RootCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "RootCheck(on)" } else { "RootCheck(off)" })
+    }
+}
+
+impl RootCheck {
+    fn apply(&self, path: &Path, users: &UserSet) -> Result<(), UsersError> {
+        match &self.0 {
+            Some(exists) => users.check_roots(&path.display().to_string(), exists),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A user set with the dummy hash verified for names it lacks.
@@ -220,7 +105,24 @@ impl Accounts {
             current: RwLock::new(Arc::new(Loaded::new(users))),
             anonymous,
             tracker: AddressTracker::new(policy),
+            roots: RootCheck(None),
         }
+    }
+
+    /// Accounts from the users file at `path`, each user's root checked with `exists` now and
+    /// at every [`Accounts::reload`].
+    pub fn load_checked(
+        path: &Path,
+        anonymous: Option<Access>,
+        policy: LoginPolicy,
+        exists: RootExists,
+    ) -> Result<Accounts, UsersError> {
+        let users = UserSet::load(path)?;
+        let roots = RootCheck(Some(exists));
+        roots.apply(path, &users)?;
+        let mut accounts = Accounts::with_users(Some(path.to_owned()), users, anonymous, policy);
+        accounts.roots = roots;
+        Ok(accounts)
     }
 
     /// Only anonymous logins (no `--users`): any name is taken for `anonymous`, as today.
@@ -234,10 +136,16 @@ impl Accounts {
     pub fn reload(&self) -> Result<usize, UsersError> {
         let Some(path) = &self.path else { return Ok(0) };
         let users = UserSet::load(path)?;
+        self.roots.apply(path, &users)?;
         let count = users.len();
         let loaded = Arc::new(Loaded::new(users));
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
         Ok(count)
+    }
+
+    /// How many accounts the users file has now.
+    pub fn count(&self) -> usize {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).users.len()
     }
 
     /// The throttling policy (for [`SessionFailures::record`]).
@@ -254,19 +162,19 @@ impl Accounts {
     /// Checks a login from `peer`. Slow by design (one argon2id or bcrypt verification) except
     /// for anonymous logins and locked-out addresses; call it off any shared lock. The caller
     /// sleeps for [`SessionFailures::record`]'s delay after a refusal.
-    pub fn login(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, LoginRefused> {
+    pub fn login(&self, user: &str, password: &str, peer: IpAddr) -> Result<Principal, Refused> {
         self.login_at(user, password, peer, Instant::now())
     }
 
-    fn login_at(&self, user: &str, password: &str, peer: IpAddr, now: Instant) -> Result<Principal, LoginRefused> {
+    fn login_at(&self, user: &str, password: &str, peer: IpAddr, now: Instant) -> Result<Principal, Refused> {
         if let Some(remaining) = self.tracker.locked_out(peer, now) {
-            return Err(LoginRefused::LockedOut { remaining });
+            return Err(Refused::LockedOut { remaining });
         }
         let loaded = Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()));
         if self.path.is_none() || Accounts::is_anonymous_name(user) {
             return match self.anonymous {
-                Some(access) => Ok(Principal::anonymous(access)),
-                None => Err(LoginRefused::AnonymousDisabled),
+                Some(access) => Ok(anonymous_principal(access)),
+                None => Err(Refused::AnonymousDisabled),
             };
         }
         let account = loaded.users.get(user);
@@ -277,16 +185,34 @@ impl Accounts {
             Some(account) if matched => Ok(Principal {
                 name: account.name.clone(),
                 root: account.root.clone(),
-                perms: account.access.perms(),
+                rights: account.access.rights(),
                 anonymous: false,
             }),
             _ => {
                 if self.tracker.record_failure(peer, now) {
                     log::warn!("{peer}: locked out after repeated failed logins");
                 }
-                Err(LoginRefused::BadCredentials)
+                Err(Refused::Incorrect)
             }
         }
+    }
+}
+
+impl Authenticator for Accounts {
+    fn login(&self, attempt: &Attempt<'_>) -> Result<Principal, Refused> {
+        Accounts::login(self, attempt.user, attempt.password, attempt.peer)
+    }
+
+    fn after_failure(&self, failures: u32) -> AfterFailure {
+        self.policy().after_failures(failures)
+    }
+
+    fn has_accounts(&self) -> bool {
+        self.path.is_some()
+    }
+
+    fn reload(&self) -> Result<usize, String> {
+        Accounts::reload(self).map_err(|e| e.to_string())
     }
 }
 
@@ -319,19 +245,6 @@ mod tests {
     }
 
     #[test]
-    fn access_words_map_to_sftpgo_permissions() {
-        use Perm::*;
-        let words = |a: Access| a.perms().iter().collect::<Vec<_>>();
-        assert_eq!(words(Access::Read), [List, Download]);
-        assert_eq!(words(Access::Write), [List, Download, Upload, CreateDirs]);
-        assert_eq!(words(Access::Full), [List, Download, Upload, Overwrite, Delete, Rename, CreateDirs]);
-        assert!(!Access::Write.perms().allows(Overwrite), "write never replaces");
-        assert_eq!(format!("{:?}", Access::Read.perms()), "{List, Download}");
-        assert_eq!(Access::from_flags(true, false), Access::Write);
-        assert_eq!(Access::Full.as_str(), "full");
-    }
-
-    #[test]
     fn a_good_login_yields_the_principal() {
         let (_dir, accounts) = accounts(None, LoginPolicy::default());
         let alice = accounts.login("alice", "wonder", PEER).unwrap();
@@ -345,9 +258,9 @@ mod tests {
         let (_dir, accounts) = accounts(None, LoginPolicy::default());
         let wrong = accounts.login("alice", "wonderland", PEER);
         let unknown = accounts.login("mallory", "wonder", PEER);
-        assert_eq!(wrong, Err(LoginRefused::BadCredentials));
+        assert_eq!(wrong, Err(Refused::Incorrect));
         assert_eq!(unknown, wrong);
-        assert_eq!(accounts.login("Alice", "wonder", PEER), Err(LoginRefused::BadCredentials));
+        assert_eq!(accounts.login("Alice", "wonder", PEER), Err(Refused::Incorrect));
         // The dummy hash carries the accounts' parameters, so both cost one equal verification.
         let loaded = accounts.current.read().unwrap();
         assert_eq!(loaded.dummy().argon2_params(), loaded.users.get("alice").unwrap().password.argon2_params());
@@ -356,14 +269,14 @@ mod tests {
     #[test]
     fn anonymous_only_when_configured() {
         let (_dir, closed) = accounts(None, LoginPolicy::default());
-        assert_eq!(closed.login("anonymous", "me@example.com", PEER), Err(LoginRefused::AnonymousDisabled));
-        assert_eq!(closed.login("FTP", "", PEER), Err(LoginRefused::AnonymousDisabled));
+        assert_eq!(closed.login("anonymous", "me@example.com", PEER), Err(Refused::AnonymousDisabled));
+        assert_eq!(closed.login("FTP", "", PEER), Err(Refused::AnonymousDisabled));
         let (_dir, open) = accounts(Some(Access::Read), LoginPolicy::default());
         let anon = open.login("ftp", "", PEER).unwrap();
-        assert_eq!(anon, Principal::anonymous(Access::Read));
+        assert_eq!(anon, anonymous_principal(Access::Read));
         assert!(anon.root.is_root() && anon.anonymous && !anon.allows(Perm::Upload));
         let today = Accounts::anonymous_only(Access::Full, LoginPolicy::default());
-        assert_eq!(today.login("whoever", "x", PEER).unwrap().perms, Access::Full.perms());
+        assert_eq!(today.login("whoever", "x", PEER).unwrap().rights, Access::Full.rights());
     }
 
     #[test]
@@ -372,10 +285,10 @@ mod tests {
         let (_dir, accounts) = accounts(None, policy.clone());
         let now = Instant::now();
         for _ in 0..3 {
-            assert_eq!(accounts.login_at("bob", "nope", PEER, now), Err(LoginRefused::BadCredentials));
+            assert_eq!(accounts.login_at("bob", "nope", PEER, now), Err(Refused::Incorrect));
         }
         let refused = accounts.login_at("bob", "builder", PEER, now);
-        assert_eq!(refused, Err(LoginRefused::LockedOut { remaining: policy.lockout_duration }));
+        assert_eq!(refused, Err(Refused::LockedOut { remaining: policy.lockout_duration }));
         let elsewhere = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
         assert!(accounts.login_at("bob", "builder", elsewhere, now).is_ok());
         assert!(accounts.login_at("bob", "builder", PEER, now + policy.lockout_duration).is_ok());
@@ -388,11 +301,42 @@ mod tests {
         std::fs::write(&path, users_file(&[("carol", "c4rol", ".", "full")])).unwrap();
         assert_eq!(accounts.reload(), Ok(1));
         assert!(accounts.login("carol", "c4rol", PEER).unwrap().root.is_root());
-        assert_eq!(accounts.login("alice", "wonder", PEER), Err(LoginRefused::BadCredentials));
+        assert_eq!(accounts.login("alice", "wonder", PEER), Err(Refused::Incorrect));
         std::fs::write(&path, "[[user]]\nname = \"dave\"\n").unwrap();
         let err = accounts.reload().unwrap_err();
         assert_eq!(err.to_string(), format!("{}:1: missing key `password`", path.display()));
         assert!(accounts.login("carol", "c4rol", PEER).is_ok(), "the old set stays");
+    }
+
+    #[test]
+    fn the_authenticator_delays_and_disconnects() {
+        let (_dir, accounts) = accounts(None, LoginPolicy::default());
+        let auth: &dyn Authenticator = &accounts;
+        let attempt = Attempt { user: "bob", password: "builder", peer: PEER, encrypted: true };
+        assert_eq!(auth.login(&attempt).unwrap().name, "bob");
+        let wrong = Attempt { password: "nope", ..attempt };
+        assert_eq!(auth.login(&wrong), Err(Refused::Incorrect));
+        assert!(auth.has_accounts());
+        let third = auth.after_failure(3);
+        assert!(third.disconnect && !auth.after_failure(2).disconnect);
+        assert!(third.delay > auth.after_failure(1).delay);
+    }
+
+    #[test]
+    fn roots_must_exist_at_load_and_reload() {
+        let (dir, _) = accounts(None, LoginPolicy::default());
+        let path = dir.path().join("users.toml");
+        let exists = |missing: &'static str| -> RootExists {
+            Box::new(
+                move |root: &VirtualPath| if root.to_string() == missing { Err("not found".into()) } else { Ok(()) },
+            )
+        };
+        let err = Accounts::load_checked(&path, None, LoginPolicy::default(), exists("/bob")).unwrap_err();
+        assert_eq!(err.to_string(), format!("{}:9: root of user `bob` (/bob): not found", path.display()));
+        let accounts = Accounts::load_checked(&path, None, LoginPolicy::default(), exists("/carol")).unwrap();
+        std::fs::write(&path, users_file(&[("carol", "c4rol", "carol", "full")])).unwrap();
+        assert!(accounts.reload().unwrap_err().to_string().ends_with(":4: root of user `carol` (/carol): not found"));
+        assert!(accounts.login("bob", "builder", PEER).is_ok(), "the old set stays");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Slowing down password guessing: the growing delay and the disconnect within one session
 //! ([`SessionFailures`]), and the lockout of an address across sessions ([`AddressTracker`]).
 
+pub use crate::auth::AfterFailure;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -28,6 +29,15 @@ pub struct LoginPolicy {
     pub max_addresses: usize,
 }
 
+impl LoginPolicy {
+    /// What follows a session's `count`-th failed login (1 for the first).
+    pub fn after_failures(&self, count: u32) -> AfterFailure {
+        let doublings = count.saturating_sub(1).min(16);
+        let delay = self.failure_delay.saturating_mul(1 << doublings).min(self.max_failure_delay);
+        AfterFailure { delay, disconnect: count >= self.session_failures }
+    }
+}
+
 impl Default for LoginPolicy {
     fn default() -> Self {
         LoginPolicy {
@@ -40,16 +50,6 @@ impl Default for LoginPolicy {
             max_addresses: 10_000,
         }
     }
-}
-
-/// What a session does after a refused login: sleep `delay` before replying `530`, then close
-/// the connection if `disconnect` is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AfterFailure {
-    /// How long to wait before the `530` reply.
-    pub delay: Duration,
-    /// Close the control connection after the reply.
-    pub disconnect: bool,
 }
 
 /// The failed logins of one control connection. Each session owns one.
@@ -68,9 +68,7 @@ impl SessionFailures {
     /// to `max_failure_delay`); the `session_failures`-th failure also disconnects.
     pub fn record(&mut self, policy: &LoginPolicy) -> AfterFailure {
         self.count = self.count.saturating_add(1);
-        let doublings = (self.count - 1).min(16);
-        let delay = policy.failure_delay.saturating_mul(1 << doublings).min(policy.max_failure_delay);
-        AfterFailure { delay, disconnect: self.count >= policy.session_failures }
+        policy.after_failures(self.count)
     }
 
     /// Failures so far.

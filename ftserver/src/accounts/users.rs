@@ -11,7 +11,7 @@
 //! ```
 
 use super::password::PasswordHash;
-use super::Access;
+use crate::auth::Access;
 use common::path::VirtualPath;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -31,6 +31,8 @@ pub struct User {
     pub root: VirtualPath,
     /// What the user may do there.
     pub access: Access,
+    /// The line of the `root` key, for errors found after parsing (a root that does not exist).
+    pub root_line: usize,
 }
 
 /// Every account of a users file, by name.
@@ -65,7 +67,7 @@ impl UserSet {
         let mut set = UserSet::default();
         let mut name_offsets = Vec::new();
         for entry in raw.user {
-            let user = check(entry.into_inner()).map_err(|(span, problem)| fail(Some(span), problem))?;
+            let user = check(entry.into_inner(), text).map_err(|(span, problem)| fail(Some(span), problem))?;
             let (user, name_span) = user;
             if let Some(&first) = set.by_name.get(&user.name) {
                 let first_line = line_of(text, name_offsets[first]);
@@ -92,6 +94,23 @@ impl UserSet {
     /// How many accounts.
     pub fn len(&self) -> usize {
         self.users.len()
+    }
+
+    /// Checks every root with `exists` (does the directory exist in the served tree?); the
+    /// first that does not is an error at its line of `file`.
+    pub fn check_roots(
+        &self,
+        file: &str,
+        exists: &dyn Fn(&VirtualPath) -> Result<(), String>,
+    ) -> Result<(), UsersError> {
+        for user in &self.users {
+            exists(&user.root).map_err(|problem| UsersError {
+                file: file.to_owned(),
+                line: Some(user.root_line),
+                problem: format!("root of user `{}` ({}): {problem}", user.name, user.root),
+            })?;
+        }
+        Ok(())
     }
 
     /// No accounts (only for [`UserSet::default`]: a file must have one).
@@ -137,7 +156,7 @@ struct RawUser {
 }
 
 /// Checks one `[[user]]` table; the span is the name's, for a duplicate.
-fn check(raw: RawUser) -> Result<(User, Range<usize>), (Range<usize>, String)> {
+fn check(raw: RawUser, text: &str) -> Result<(User, Range<usize>), (Range<usize>, String)> {
     let name = raw.name.get_ref();
     let name_span = raw.name.span();
     if name.is_empty() {
@@ -157,7 +176,8 @@ fn check(raw: RawUser) -> Result<(User, Range<usize>), (Range<usize>, String)> {
         "full" => Access::Full,
         other => return Err((raw.access.span(), format!("access `{other}` is not read, write or full"))),
     };
-    Ok((User { name: name.clone(), password, root, access }, name_span))
+    let root_line = line_of(text, raw.root.span().start);
+    Ok((User { name: name.clone(), password, root, access, root_line }, name_span))
 }
 
 /// A root relative to the served root: `alice`, `teams/blue`, `.` for all of it. Absolute

@@ -127,6 +127,18 @@ fn write_watched(out: &mut Conn, mut buf: &[u8], watch: &mut Watch<impl FnMut() 
     Ok(())
 }
 
+/// Flushes what `out` still holds (a TLS connection keeps the last records it could not send
+/// before a wake-up) under `watch`.
+fn flush_watched(out: &mut Conn, watch: &mut Watch<impl FnMut() -> bool>) -> io::Result<()> {
+    loop {
+        match out.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if is_wake(&e) => watch.moved(0)?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Sends at most `limit` bytes of a file from its current position. TYPE I sends bytes exactly;
 /// TYPE A converts line endings to CRLF on the way (RFC 959 3.1.1.1). Memory use is one buffer,
 /// whatever the file size.
@@ -167,7 +179,8 @@ pub fn send_file(
             other => return (sent, other),
         }
     }
-    let result = send_counted(file, limit, out, ascii, &mut watch, &mut sent);
+    let result =
+        send_counted(file, limit, out, ascii, &mut watch, &mut sent).and_then(|()| flush_watched(out, &mut watch));
     (sent, result)
 }
 
@@ -362,6 +375,7 @@ fn receive_counted(
 /// Sends an in-memory body (a listing). Returns the bytes written.
 pub fn send_bytes(body: &[u8], out: &mut Conn) -> io::Result<u64> {
     out.write_all(body)?;
+    out.flush()?;
     Ok(body.len() as u64)
 }
 

@@ -97,14 +97,18 @@ pub(super) fn client_spoke(ctrl: &mut ControlConn, before: usize) -> bool {
 pub(super) fn abor_pending(ctrl: &mut ControlConn) -> bool {
     read_ahead(ctrl);
     let mut pending = ctrl.pending();
-    // A Telnet IAC (the IP that precedes an urgent ABOR) or "ABOR" starting a line is enough
-    // to know: a read stops at the urgent-data mark, so the line may not be complete yet.
-    let starts_abor =
-        |line: &[u8]| line.first() == Some(&0xff) || line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ABOR"));
+    // An urgent ABOR comes as `IAC IP IAC DM ABOR`, and a read stops at the urgent mark, so
+    // the last line may not be complete yet: a Telnet interrupt (IP) or "ABOR" starting it is
+    // enough. Other Telnet commands (option negotiation) say nothing.
+    let starts_abor = |line: &[u8]| {
+        let text = common::command::strip_telnet(line);
+        text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ABOR"))
+            || (text.is_empty() && line.windows(2).any(|w| w == [0xff, 0xf4]))
+    };
     loop {
         match find_line(pending, READ_AHEAD) {
             Line::Complete { line, consumed } => {
-                if common::command::parse(line) == Ok(Command::Abor) || line.first() == Some(&0xff) {
+                if common::command::parse(line) == Ok(Command::Abor) {
                     return true;
                 }
                 pending = &pending[consumed..];

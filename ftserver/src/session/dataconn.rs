@@ -97,9 +97,14 @@ impl Session<'_> {
         self.reply(200, format!("{verb} command successful. Consider using EPSV."))
     }
 
-    /// Opens the data connection planned by PASV/EPSV/PORT/EPRT, replying 425 when that fails.
+    /// Opens the data connection planned by PASV/EPSV/PORT/EPRT, replying 425 when that fails
+    /// (and 521 when `--require-tls` wants `PROT P` first). Still plain: after its `150` the
+    /// caller passes it through [`Session::secure_data`].
     pub(super) fn open_data(&mut self) -> io::Result<Option<Conn>> {
         let timeout = self.ctx.config.data_timeout;
+        if self.data.is_some() && !self.data_protection_ok()? {
+            return Ok(None);
+        }
         let opened = match self.data.take() {
             None => return self.reply(425, "Use PORT, EPRT, PASV or EPSV first.").map(|()| None),
             Some(DataPlan::Passive(listener)) => listener.accept_from(self.peer.ip(), timeout, &self.ctx.stop),

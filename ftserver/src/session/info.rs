@@ -15,6 +15,9 @@ use std::time::Instant;
 
 impl Session<'_> {
     pub(super) fn mlst(&mut self, arg: Option<String>) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let arg = arg.unwrap_or_default();
         let vp = match self.vpath(&arg) {
             Ok(vp) => vp,
@@ -38,6 +41,9 @@ impl Session<'_> {
     }
 
     pub(super) fn size(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
@@ -46,16 +52,21 @@ impl Session<'_> {
         match self.storage().stat(&stored) {
             Ok(meta) if meta.is_file() => self.reply(213, meta.len.to_string()),
             Ok(_) => self.storage_error(arg, &StorageError::NotAFile),
-            Err(StorageError::NotFound) if self.rights().upload => match self.storage().partial_size(&stored) {
-                // An interrupted upload: its size is where a resuming client continues.
-                Some(size) => self.reply(213, size.to_string()),
-                None => self.storage_error(arg, &StorageError::NotFound),
-            },
+            Err(StorageError::NotFound) if self.rights().allows(crate::auth::Perm::Upload) => {
+                match self.storage().partial_size(&stored) {
+                    // An interrupted upload: its size is where a resuming client continues.
+                    Some(size) => self.reply(213, size.to_string()),
+                    None => self.storage_error(arg, &StorageError::NotFound),
+                }
+            }
             Err(e) => self.storage_error(arg, &e),
         }
     }
 
     pub(super) fn mdtm(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
@@ -75,6 +86,9 @@ impl Session<'_> {
     /// friends (`250 <hex>`). Only regular files inside the root; at most `max_hash_jobs` at once
     /// (450 otherwise); anything the client sends meanwhile, or a hang-up, aborts the job.
     pub(super) fn hash(&mut self, arg: &str, algorithm: Algorithm, legacy: bool) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::Download)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),
@@ -119,14 +133,15 @@ impl Session<'_> {
     }
 
     pub(super) fn stat(&mut self) -> io::Result<()> {
+        let tls = self.tls_status();
         let lines = vec![
             "FTP server status:".to_owned(),
             format!(" Connected to {}", self.peer),
             format!(" Logged in as {}", self.principal.as_ref().map_or("nobody", |who| &who.name)),
             format!(" TYPE: {}", if self.ascii { "ASCII" } else { "BINARY" }),
             format!(" Session timeout in seconds is {}", self.ctx.config.idle_timeout.as_secs()),
-            " Control connection is plain text".to_owned(),
-            " Data connections will be plain text".to_owned(),
+            tls[0].clone(),
+            tls[1].clone(),
             format!(" Access: {}", self.rights().describe()),
             format!(" Hash jobs running: {} of {}", self.ctx.hash_jobs.running(), self.ctx.hash_jobs.max()),
             "End of status".to_owned(),
@@ -136,6 +151,9 @@ impl Session<'_> {
 
     /// `STAT path`: a LIST-style listing over the control connection (RFC 959 4.1.3).
     pub(super) fn stat_path(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let arg = strip_ls_options(arg).to_owned();
         let vp = match self.vpath(&arg) {
             Ok(vp) => vp,

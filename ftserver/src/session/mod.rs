@@ -26,6 +26,7 @@ mod dataconn;
 mod info;
 mod login;
 mod read;
+mod secure;
 mod write;
 
 /// Why waiting for a command ended without one.
@@ -76,6 +77,12 @@ pub(crate) struct Session<'a> {
     rename_from: Option<VirtualPath>,
     transfers: u64,
     bytes: u64,
+    /// Refused logins in this session (the delay grows with them).
+    failures: u32,
+    /// The control connection's TLS session, after `AUTH TLS` (or implicit TLS).
+    tls: Option<crate::tls::SessionTls>,
+    /// `PROT P`: data connections are encrypted.
+    protect: bool,
 }
 
 /// The commands a client may send before logging in (lftp sends FEAT first, FileZilla AUTH).
@@ -102,6 +109,10 @@ fn allowed_before_login(cmd: &Command) -> bool {
 /// connection can use (1 for IPv4, 2 for IPv6).
 fn parse_error_reply(err: &ParseError, family: u16) -> Reply {
     match err {
+        // RFC 4217 section 6: the control connection stays encrypted once it is.
+        ParseError::Unknown(verb) if verb == "CCC" => {
+            Reply::new(534, "CCC refused: the control connection stays encrypted.")
+        }
         ParseError::Unknown(verb) => Reply::new(500, format!("Unknown command {verb}.")),
         // RFC 2428 section 2: an unsupported EPRT network protocol gets 522.
         ParseError::BadArgument { verb: "EPRT", reason }
@@ -141,8 +152,9 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
 
 impl<'a> Session<'a> {
     /// Runs one session to its end. Never panics on client input; all errors end in a reply or
-    /// a closed connection.
-    pub(crate) fn run(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &'a Context) {
+    /// a closed connection. `implicit`: the connection came to the implicit-TLS port, and
+    /// the TLS handshake comes first.
+    pub(crate) fn run(stream: TcpStream, peer: SocketAddr, id: u64, ctx: &'a Context, implicit: bool) {
         let started = Instant::now();
         info!("{peer}: session {id} started");
         let local = match stream.local_addr() {
@@ -185,7 +197,16 @@ impl<'a> Session<'a> {
             rename_from: None,
             transfers: 0,
             bytes: 0,
+            failures: 0,
+            tls: None,
+            protect: false,
         };
+        if implicit {
+            if let Err(why) = session.implicit_tls() {
+                info!("{peer}: session {id} ended: {why}");
+                return;
+            }
+        }
         let outcome = session.serve();
         info!(
             "{peer}: session {id} ended after {:.1} s, {} transfer(s), {} bytes: {outcome}",
@@ -287,7 +308,11 @@ impl<'a> Session<'a> {
         let rename_from = self.rename_from.take();
         match cmd {
             Command::User(name) => self.user(name)?,
-            Command::Pass(password) => self.pass(&password)?,
+            Command::Pass(password) => {
+                if let Flow::Close = self.pass(&password)? {
+                    return Ok(Flow::Close);
+                }
+            }
             Command::Acct(_) => self.reply(202, "ACCT not needed.")?,
             Command::Quit => {
                 self.reply(221, "Goodbye.")?;
@@ -352,9 +377,13 @@ impl<'a> Session<'a> {
             }
             Command::Stat(None) => self.stat()?,
             Command::Stat(Some(arg)) => self.stat_path(&arg)?,
-            Command::Auth(_) | Command::Pbsz(_) | Command::Prot(_) => {
-                self.reply(502, "TLS is not supported by this server.")?
+            Command::Auth(mechanism) => {
+                if let Flow::Close = self.auth(&mechanism)? {
+                    return Ok(Flow::Close);
+                }
             }
+            Command::Pbsz(size) => self.pbsz(&size)?,
+            Command::Prot(level) => self.prot(&level)?,
             Command::Stor(arg) => self.store(write::StoreKind::Stor, Some(&arg))?,
             Command::Appe(arg) => self.store(write::StoreKind::Appe, Some(&arg))?,
             Command::Stou(arg) => self.store(write::StoreKind::Stou, arg.as_deref())?,
@@ -396,6 +425,9 @@ impl<'a> Session<'a> {
             "XSHA256",
         ] {
             lines.push(format!(" {feature}"));
+        }
+        if self.ctx.config.tls.is_some() {
+            lines.extend([" AUTH TLS", " PBSZ", " PROT"].map(str::to_owned));
         }
         lines.push("End".to_owned());
         self.reply_multi(211, lines)
@@ -478,6 +510,9 @@ impl<'a> Session<'a> {
     }
 
     fn cwd(&mut self, arg: &str) -> io::Result<()> {
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let vp = match self.vpath(arg) {
             Ok(vp) => vp,
             Err(text) => return self.reply(550, text),

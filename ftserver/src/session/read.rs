@@ -16,6 +16,9 @@ use std::time::Instant;
 impl Session<'_> {
     pub(super) fn retr(&mut self, arg: &str) -> io::Result<()> {
         let offset = std::mem::take(&mut self.rest);
+        if self.denied(crate::auth::Perm::Download)? {
+            return Ok(());
+        }
         let vp = match self.file_vpath(arg) {
             Ok(vp) => vp,
             Err(text) => {
@@ -42,7 +45,7 @@ impl Session<'_> {
             self.data = None;
             return self.reply(550, ASCII_RESUME);
         }
-        let Some(mut stream) = self.open_data()? else { return Ok(()) };
+        let Some(stream) = self.open_data()? else { return Ok(()) };
         let name = vp.file_name().unwrap_or("/").to_owned();
         if self.ascii {
             // The count on the wire differs from the file's (LF becomes CRLF): none is given.
@@ -50,6 +53,7 @@ impl Session<'_> {
         } else {
             self.reply(150, format!("Opening BINARY mode data connection for {name} ({} bytes).", size - offset))?;
         }
+        let Some(mut stream) = self.secure_data(stream)? else { return Ok(()) };
         let started = Instant::now();
         let announced = size - offset;
         let mut abor = false;
@@ -115,6 +119,9 @@ impl Session<'_> {
 
     pub(super) fn listing(&mut self, kind: ListKind, arg: Option<String>) -> io::Result<()> {
         self.rest = 0;
+        if self.denied(crate::auth::Perm::List)? {
+            return Ok(());
+        }
         let arg = match kind {
             ListKind::List | ListKind::Nlst => strip_ls_options(arg.as_deref().unwrap_or("")),
             ListKind::Mlsd => arg.as_deref().unwrap_or(""),
@@ -138,8 +145,9 @@ impl Session<'_> {
                 return self.storage_error(&arg, &e);
             }
         };
-        let Some(mut stream) = self.open_data()? else { return Ok(()) };
+        let Some(stream) = self.open_data()? else { return Ok(()) };
         self.reply(150, "Here comes the directory listing.")?;
+        let Some(mut stream) = self.secure_data(stream)? else { return Ok(()) };
         let started = Instant::now();
         let sent = data::send_bytes(&body, &mut stream);
         stream.finish();

@@ -4,6 +4,7 @@
 
 use super::control::{abor_pending, control_state, unannounced_settle, ControlState};
 use super::{capitalise, Session};
+use crate::auth::Perm;
 use crate::data::{self, ReceiveError};
 use crate::hash;
 use crate::storage::{Protocol, Start, StorageError, UploadSpec, Uploader};
@@ -49,6 +50,34 @@ impl Session<'_> {
         self.reply(550, text)
     }
 
+    /// Refuses (550) a command that needs `perm` when the principal lacks it, and says so
+    /// with `true`. Anonymous logins hear what the server's options allow; accounts hear
+    /// what their account may not do.
+    pub(super) fn denied(&mut self, perm: Perm) -> io::Result<bool> {
+        let rights = self.rights();
+        if rights.allows(perm) {
+            return Ok(false);
+        }
+        let anonymous = self.principal.as_ref().map_or(true, |who| who.anonymous);
+        let text = if !anonymous {
+            let what = match perm {
+                Perm::List => "list",
+                Perm::Download => "download",
+                Perm::Upload => "upload",
+                Perm::Overwrite => "replace files",
+                Perm::Delete => "delete",
+                Perm::Rename => "rename",
+                Perm::CreateDirs => "create directories",
+            };
+            format!("Permission denied: your account may not {what}.")
+        } else if !rights.allows(Perm::Upload) {
+            READ_ONLY.to_owned()
+        } else {
+            NO_CHANGES.to_owned()
+        };
+        self.refuse(&text).map(|()| true)
+    }
+
     fn upload_error(&mut self, verb: &str, shown: &str, err: &StorageError) -> io::Result<()> {
         info!("{}: {verb} {} refused: {err}", self.peer, sanitize(shown));
         self.reply(err.reply_code(), format!("{}: {}.", sanitize(shown), capitalise(&err.to_string())))
@@ -74,10 +103,10 @@ impl Session<'_> {
         let announced = self.announced.take();
         let ctx = self.ctx;
         let config = &ctx.config;
-        let rights = self.rights();
-        if !rights.upload {
-            return self.refuse(READ_ONLY);
+        if self.denied(Perm::Upload)? {
+            return Ok(());
         }
+        let rights = self.rights();
         if offset > 0 && self.ascii {
             self.data = None;
             return self.reply(550, super::ASCII_RESUME);
@@ -103,7 +132,9 @@ impl Session<'_> {
         };
         let opened = match kind {
             StoreKind::Stou => ctx.storage.begin_unique(&stored, uploader),
-            _ => ctx.storage.begin_upload(&stored, UploadSpec { start, overwrite: rights.change, uploader }),
+            _ => ctx
+                .storage
+                .begin_upload(&stored, UploadSpec { start, overwrite: rights.allows(Perm::Overwrite), uploader }),
         };
         let mut upload = match opened {
             Ok(upload) => upload,
@@ -113,7 +144,7 @@ impl Session<'_> {
             }
         };
         let vp = vp.parent().join(upload.name()).unwrap_or(vp);
-        let Some(mut stream) = self.open_data()? else {
+        let Some(stream) = self.open_data()? else {
             if upload.offset() == 0 {
                 // Nothing was there to resume and nothing arrived: leave no trace.
                 upload.discard();
@@ -125,6 +156,12 @@ impl Session<'_> {
             _ => format!("Ok to send data for {}.", upload.name()),
         };
         self.reply(150, opening)?;
+        let Some(mut stream) = self.secure_data(stream)? else {
+            if upload.offset() == 0 {
+                upload.discard();
+            }
+            return Ok(());
+        };
         let started = Instant::now();
         let room = config.max_upload_size.map(|max| max.saturating_sub(upload.offset()));
         let mut abor = false;
@@ -235,8 +272,8 @@ impl Session<'_> {
 
     /// MKD: creates one directory (never replaces anything, so the right to upload suffices).
     pub(super) fn mkd(&mut self, arg: &str) -> io::Result<()> {
-        if !self.rights().upload {
-            return self.refuse(READ_ONLY);
+        if self.denied(Perm::CreateDirs)? {
+            return Ok(());
         }
         let vp = match self.vpath(arg) {
             Ok(vp) => vp,
@@ -252,16 +289,12 @@ impl Session<'_> {
         }
     }
 
-    /// The path DELE, RMD, RNFR or RNTO acts on, when the principal may change files; else the
+    /// The path DELE, RMD, RNFR or RNTO acts on, when the principal has `perm`; else the
     /// refusal is sent and `None` returned. `dir`: the name may end in `/` without naming an
     /// existing directory (RNTO of a directory).
-    fn change_path(&mut self, arg: &str, dir: bool) -> io::Result<Option<VirtualPath>> {
-        let rights = self.rights();
-        if !rights.upload {
-            return self.refuse(READ_ONLY).map(|()| None);
-        }
-        if !rights.change {
-            return self.refuse(NO_CHANGES).map(|()| None);
+    fn change_path(&mut self, arg: &str, dir: bool, perm: Perm) -> io::Result<Option<VirtualPath>> {
+        if self.denied(perm)? {
+            return Ok(None);
         }
         match if dir { self.vpath(arg) } else { self.file_vpath(arg) } {
             Ok(vp) => Ok(Some(vp)),
@@ -271,7 +304,7 @@ impl Session<'_> {
 
     /// DELE: removes a file (a symlink itself, never its target).
     pub(super) fn dele(&mut self, arg: &str) -> io::Result<()> {
-        let Some(vp) = self.change_path(arg, false)? else { return Ok(()) };
+        let Some(vp) = self.change_path(arg, false, Perm::Delete)? else { return Ok(()) };
         match self.storage().remove_file(&self.stored(&vp)) {
             Ok(()) => {
                 info!("{}: DELE {}", self.peer, sanitize(&vp.to_string()));
@@ -283,7 +316,7 @@ impl Session<'_> {
 
     /// RMD: removes an empty directory.
     pub(super) fn rmd(&mut self, arg: &str) -> io::Result<()> {
-        let Some(vp) = self.change_path(arg, false)? else { return Ok(()) };
+        let Some(vp) = self.change_path(arg, false, Perm::Delete)? else { return Ok(()) };
         match self.storage().remove_dir(&self.stored(&vp)) {
             Ok(()) => {
                 info!("{}: RMD {}", self.peer, sanitize(&vp.to_string()));
@@ -296,7 +329,7 @@ impl Session<'_> {
 
     /// RNFR: remembers what the next command (RNTO) renames.
     pub(super) fn rnfr(&mut self, arg: &str) -> io::Result<()> {
-        let Some(vp) = self.change_path(arg, false)? else { return Ok(()) };
+        let Some(vp) = self.change_path(arg, false, Perm::Rename)? else { return Ok(()) };
         if let Err(e) = self.storage().check_rename_source(&self.stored(&vp)) {
             return self.storage_error(arg, &e);
         }
@@ -309,7 +342,7 @@ impl Session<'_> {
     pub(super) fn rnto(&mut self, from: Option<VirtualPath>, arg: &str) -> io::Result<()> {
         // A directory may be renamed to `new/`, as rename(2) allows.
         let from_dir = from.as_ref().is_some_and(|vp| self.storage().stat(&self.stored(vp)).is_ok_and(|m| m.is_dir()));
-        let Some(vp) = self.change_path(arg, from_dir)? else { return Ok(()) };
+        let Some(vp) = self.change_path(arg, from_dir, Perm::Rename)? else { return Ok(()) };
         let Some(from_vp) = from else { return self.reply(503, "RNFR required first.") };
         match self.storage().rename(&self.stored(&from_vp), &self.stored(&vp)) {
             Ok(()) => {

@@ -237,6 +237,13 @@ fn refuse(socket: &UdpSocket, peer: SocketAddr, code: ErrorCode, message: &str) 
     let _ = socket.send_to(&tftp::error_bytes(code, message), peer);
 }
 
+/// The share of one client address once half the transfer slots are taken: an eighth of the
+/// slots, at least 4. 64 silent requests from one address (1.3 KB of UDP) no longer refuse
+/// everyone else, and a lab of clients behind one address still gets half the slots.
+fn per_client_limit(max_transfers: usize) -> usize {
+    (max_transfers / 8).max(4).min(max_transfers)
+}
+
 /// A running transfer as the listener knows it.
 struct Active {
     id: u64,
@@ -273,6 +280,15 @@ fn start(
             drop(active);
             log::info!("tftp: {peer}: refused, {} transfers running", shared.config.max_transfers);
             refuse(socket, peer, ErrorCode::NotDefined, "server busy, try again later");
+            return;
+        }
+        let (max, per_client) = (shared.config.max_transfers, per_client_limit(shared.config.max_transfers));
+        // While half the slots are free anyone may start more; past that an address that holds
+        // its share already must wait, so the other half stays open to new clients.
+        if active.len() * 2 >= max && active.keys().filter(|a| a.ip() == peer.ip()).count() >= per_client {
+            drop(active);
+            log::info!("tftp: {peer}: refused, {per_client} transfers running for this address");
+            refuse(socket, peer, ErrorCode::NotDefined, "too many transfers from your address, try again later");
             return;
         }
         // The transfer's socket is bound here, so the listener knows where to wake it.

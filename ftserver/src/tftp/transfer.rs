@@ -91,6 +91,7 @@ pub(super) fn run(
         name,
         read_timeout: common::timer::SocketTimeout::new(),
         asked_again: 0,
+        answered: false,
     };
     let result = match request.direction {
         tftp::Direction::Read => read(&mut t, &request).map(|()| None),
@@ -140,6 +141,9 @@ fn size_buffers(socket: &UdpSocket, n: &Negotiated) {
     let _ = sock.set_recv_buffer_size(size);
 }
 
+/// Retransmissions in a row before a transfer whose peer never answered is given up.
+const SILENT_RETRIES: u32 = 2;
+
 /// Longest a receive blocks before the stop flag is looked at again.
 const STOP_POLL: Duration = Duration::from_millis(500);
 
@@ -171,6 +175,8 @@ struct Transfer<'a> {
     /// Copies of the request seen since our last send and since the peer last sent something
     /// other than an ERROR.
     asked_again: u32,
+    /// The peer has sent us something on this transfer's socket.
+    answered: bool,
 }
 
 impl Transfer<'_> {
@@ -211,6 +217,9 @@ impl Transfer<'_> {
             }
             let copies = self.repeats.swap(0, Ordering::AcqRel);
             if copies > 0 {
+                // The client repeating its request is an answer too: it is there, waiting for
+                // our first reply (a write waits for exactly that, see `receive`).
+                self.answered = true;
                 self.asked_again = self.asked_again.saturating_add(copies);
                 return Ok(Wait::RequestAgain);
             }
@@ -223,6 +232,7 @@ impl Transfer<'_> {
             }
             match self.socket.recv_from(buf) {
                 Ok((len, from)) if from == self.peer => {
+                    self.answered = true;
                     if !is_error(&buf[..len]) {
                         self.asked_again = 0;
                     }
@@ -263,11 +273,22 @@ impl Transfer<'_> {
         crate::config::deadline_after(tftp::backoff(self.timeout, retries))
     }
 
+    /// The retransmissions allowed in a row: the configured number once the peer has answered
+    /// at all, fewer before. A request whose sender never answers (a spoofed address, a
+    /// flood of requests to fill the transfer slots) is given up after about 7 s instead of 47.
+    fn retry_limit(&self) -> u32 {
+        if self.answered {
+            self.config().retries
+        } else {
+            self.config().retries.min(SILENT_RETRIES)
+        }
+    }
+
     /// Counts one retransmission; fails once the retries are exhausted.
     fn retry(&mut self, retries: &mut u32) -> Result<(), Failure> {
         *retries += 1;
-        if *retries > self.config().retries {
-            return Err(Failure::TimedOut(self.config().retries));
+        if *retries > self.retry_limit() {
+            return Err(Failure::TimedOut(self.retry_limit()));
         }
         tftp::Link::timed_out(self, *retries);
         Ok(())
@@ -312,7 +333,7 @@ impl tftp::Link for Transfer<'_> {
     }
 
     fn retries(&self) -> u32 {
-        self.config().retries
+        self.retry_limit()
     }
 
     fn progress(&mut self, bytes: u64) {

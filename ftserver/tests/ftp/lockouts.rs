@@ -132,3 +132,17 @@ fn refused_connections_do_not_flood_the_log() {
     let lines = text.lines().filter(|l| l.contains("refused")).count();
     assert!((1..=10).contains(&lines), "{lines} lines for 50 refusals:\n{text}");
 }
+
+/// Telnet option negotiation (`IAC WILL x`, as a Telnet client sends) is not part of the
+/// command that follows it (RFC 959 section 4.1, RFC 854); it was answered `500 Unknown command
+/// \x01NOOP`. During a download it is not taken for the urgent ABOR either.
+#[test]
+fn telnet_negotiation_is_not_part_of_the_command() {
+    let server = TestServer::start();
+    let mut raw = server.login();
+    raw.send(b"\xff\xfb\x01\xff\xfd\x03NOOP");
+    raw.expect_reply(200);
+    raw.expect("TYPE I", 200);
+    let body = raw.passive_transfer("RETR hello.txt");
+    assert_eq!(body, b"hello, world\n");
+}

@@ -1,6 +1,7 @@
 //! Integration tests: the server runs in-process on a loopback port and real clients (Python
-//! ftplib, curl, lftp) or a raw control connection drive it.
+//! ftplib, curl, lftp) or a raw control connection drive it, in clear or over TLS.
 
+mod accounts;
 mod binary;
 mod curl;
 mod cutoff;
@@ -12,4 +13,5 @@ mod protocol;
 mod resume;
 mod security;
 mod support;
+mod tls;
 mod upload;

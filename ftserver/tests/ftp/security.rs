@@ -109,7 +109,8 @@ fn hostile_lines_get_errors_and_the_server_stays_up() {
     long.extend(std::iter::repeat(b'x').take(100_000));
     raw.send(&long);
     raw.expect_reply(500);
-    raw.send(b"RETR \xff\xfe.txt");
+    // Not UTF-8 (0xFF would be a Telnet command, stripped as RFC 854 says).
+    raw.send(b"RETR \xc3\x28.txt");
     raw.expect_reply(500);
     raw.send(b"RETR hello\0.txt");
     raw.expect_reply(500);

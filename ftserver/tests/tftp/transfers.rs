@@ -233,3 +233,69 @@ fn shutdown_ends_transfers_and_deletes_unfinished_uploads() {
     assert!(names.is_empty(), "left behind: {names:?}");
     assert_eq!(raw.expect_error(0), tid);
 }
+
+/// A request whose sender never answers is given up after 2 retransmissions, whatever the
+/// configured retries (a transfer that made progress keeps them all): silent requests no longer
+/// hold a slot for 47 s.
+#[test]
+fn a_request_nobody_answers_is_given_up_sooner() {
+    let server = Server::start(|c| {
+        c.timeout = Duration::from_millis(20);
+        c.retries = 5;
+    });
+    server.put_file("f", b"data");
+    let raw = Raw::new(&server);
+    raw.rrq("f", &[]);
+    let (_, first_tid) = raw.expect_data(1);
+    // With 5 retries the next copies would come 40, 80, 160, 320 and 640 ms apart: two
+    // seconds without one means the transfer has ended.
+    raw.sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 1024];
+    let mut retransmissions = 0;
+    while let Ok((len, from)) = raw.sock.recv_from(&mut buf) {
+        assert_eq!((Packet::parse(&buf[..len]), from), (Ok(Packet::Data { block: 1, data: &b"data"[..] }), first_tid));
+        retransmissions += 1;
+    }
+    assert_eq!(retransmissions, 2, "retransmissions to a peer that never answered");
+}
+
+/// Silent requests from one address fill at most half the transfer slots plus nothing more
+/// (past half, an address holding its share, an eighth or at least 4, waits); a client from
+/// another address is served at once.
+#[test]
+fn one_address_cannot_fill_the_transfer_slots() {
+    let server = Server::start(|c| {
+        c.max_transfers = 16;
+        c.timeout = Duration::from_secs(60);
+    });
+    server.put_file("f", b"data");
+    let request = Packet::Request(tftp::Request {
+        direction: tftp::Direction::Read,
+        filename: "f".into(),
+        mode: "octet".into(),
+        options: Vec::new(),
+    })
+    .to_bytes();
+    let flood: Vec<std::net::UdpSocket> = (0..16)
+        .map(|_| {
+            let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            sock.send_to(&request, server.addr()).unwrap();
+            sock
+        })
+        .collect();
+    let mut served = 0;
+    for sock in &flood {
+        let mut buf = [0u8; 1024];
+        let (len, _) = sock.recv_from(&mut buf).unwrap();
+        match Packet::parse(&buf[..len]) {
+            Ok(Packet::Data { .. }) => served += 1,
+            Ok(Packet::Error { code: 0, message }) => assert!(message.contains("your address"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(served, 8);
+    let raw = Raw::new(&server);
+    raw.rrq("f", &[]);
+    raw.expect_data(1);
+}

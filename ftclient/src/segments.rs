@@ -497,7 +497,7 @@ impl Shared<'_> {
     fn read(
         &self,
         session: &Session,
-        stream: &mut std::net::TcpStream,
+        stream: &mut crate::conn::Conn,
         buf: &mut [u8],
         deadline: &mut Instant,
     ) -> Result<usize> {

@@ -309,7 +309,8 @@ impl Download<'_> {
             remote: &self.opts.remote,
             size,
             segments: connections,
-            resume: self.opts.resume,
+            // A record without its temporary file describes nothing: start over.
+            resume: self.opts.resume && !lock.created(),
             login,
             mode: self.mode,
             fsync: self.opts.fsync,

@@ -28,7 +28,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Files at least this big are downloaded in segments without `--segments` (when the server
@@ -193,7 +193,11 @@ pub fn download(session: &mut Session, job: &Job<'_>, part: &Path, file: &File) 
     log::info!("downloading {name} over {} connections ({} ranges)", job.segments, record.ranges.len());
     let already = job.size - remaining;
     let shared = Shared {
-        queue: Mutex::new((0..record.ranges.len()).filter(|&i| !record.ranges[i].complete()).collect()),
+        queue: Mutex::new(Queue {
+            waiting: (0..record.ranges.len()).filter(|&i| !record.ranges[i].complete()).collect(),
+            live: job.segments,
+        }),
+        changed: Condvar::new(),
         state: Mutex::new(State {
             record,
             saved_at: Instant::now(),
@@ -264,6 +268,17 @@ fn plan(job: &Job<'_>, part: &Path, file: &File, side: &Path) -> Result<Record> 
                         part.display()
                     );
                 }
+                // The first run made the file full size before its first byte: anything else
+                // means the file is not the one the record describes.
+                let held = file.metadata().with_context(|| format!("cannot read {}", part.display()))?.len();
+                if held != old.size {
+                    bail!(
+                        "{} holds {held} bytes but its segment record {} expects {}; delete both to start over",
+                        part.display(),
+                        side.display(),
+                        old.size
+                    );
+                }
                 // What is left of each range becomes a range of its own.
                 let mut ranges: Vec<Range> = old
                     .ranges
@@ -317,14 +332,31 @@ struct Stopped;
 
 /// What the connections share while they run.
 struct Shared<'a> {
-    /// Indexes of the ranges nobody has taken yet.
-    queue: Mutex<VecDeque<usize>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a range is handed back or a connection ends.
+    changed: Condvar,
     state: Mutex<State>,
     /// Set on the first failure: the others stop at their next read.
     stop: AtomicBool,
     side: &'a Path,
     file: &'a File,
     job: &'a Job<'a>,
+}
+
+/// The ranges nobody has taken yet, and how many connections still run.
+struct Queue {
+    waiting: VecDeque<usize>,
+    live: usize,
+}
+
+/// Counts a connection out of [`Queue::live`] however it ends.
+struct Leaving<'s, 'a>(&'s Shared<'a>);
+
+impl Drop for Leaving<'_, '_> {
+    fn drop(&mut self) {
+        self.0.queue().live -= 1;
+        self.0.changed.notify_all();
+    }
 }
 
 /// The record, when it was last saved, and the progress bar.
@@ -364,18 +396,31 @@ impl Shared<'_> {
         Ok(())
     }
 
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The next range for connection `index`: the main connection (`index` 0) prefers the one
     /// that ends the file (its transfer ends with a clean 226, so the connection stays usable
-    /// for the check afterwards); the others take from the front.
+    /// for the check afterwards); the others take from the front. The main connection also
+    /// waits while others run, since one that cannot log in hands its range back.
     fn take(&self, index: usize) -> Option<usize> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if index == 0 {
-            let state = self.state();
-            if let Some(at) = queue.iter().position(|&i| state.record.ranges[i].end == self.job.size) {
-                return queue.remove(at);
+        let mut queue = self.queue();
+        loop {
+            if index == 0 {
+                let state = self.state();
+                if let Some(at) = queue.waiting.iter().position(|&i| state.record.ranges[i].end == self.job.size) {
+                    return queue.waiting.remove(at);
+                }
             }
+            if let Some(range) = queue.waiting.pop_front() {
+                return Some(range);
+            }
+            if index != 0 || queue.live <= 1 || self.stop.load(Ordering::SeqCst) || interrupt::check().is_err() {
+                return None;
+            }
+            queue = self.changed.wait_timeout(queue, crate::session::TICK).unwrap_or_else(|e| e.into_inner()).0;
         }
-        queue.pop_front()
     }
 
     /// Connection `index`: fetches ranges until none is left. `main` is the caller's session
@@ -385,6 +430,7 @@ impl Shared<'_> {
             Mode::Active(port) => Mode::Active(port.saturating_add(index as u16)),
             Mode::Passive => Mode::Passive,
         };
+        let _leaving = Leaving(self);
         while let Some(range) = self.take(index) {
             let result = (|| {
                 let ends_file = self.state().record.ranges[range].end == self.job.size;
@@ -443,7 +489,8 @@ impl Shared<'_> {
 
     /// Puts range `index` back for another connection.
     fn hand_back(&self, index: usize) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_front(index);
+        self.queue().waiting.push_front(index);
+        self.changed.notify_all();
     }
 
     /// REST, RETR, and exactly the bytes of range `index` into the file at their offsets. A

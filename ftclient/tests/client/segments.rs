@@ -279,3 +279,24 @@ fn a_server_that_allows_fewer_connections_still_gets_every_range_fetched() {
     assert!(run.stderr.contains("could not log in"), "{}", run.stderr);
     assert!(std::fs::read(dir.path().join("few.bin")).unwrap() == data);
 }
+
+#[test]
+fn a_record_whose_temporary_file_is_gone_or_changed_is_not_trusted() {
+    let tree = Tree::new();
+    let data = make(tree.root.path(), "s.bin", 1024 * 1024 + 1, 6);
+    let server = start(tree.root.path());
+    let port = server.local_addr().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // A record that claims the first half is done, but no temporary file: everything is fetched.
+    let record = format!("ftclient segments 1\nsize {}\n0 {} 524288\n", data.len(), data.len());
+    std::fs::write(dir.path().join(".s.bin.ftpart.segs"), &record).unwrap();
+    let args = ["-q", "127.0.0.1", &port, "-g", "s.bin", "--resume", "--segments", "2", "--no-verify"];
+    ftclient(dir.path(), &args).ok();
+    assert!(std::fs::read(dir.path().join("s.bin")).unwrap() == data);
+    assert_eq!(crate::support::dir_names(dir.path()), vec!["s.bin".to_owned()]);
+    // A temporary file of another size than the record's: refused, both kept.
+    std::fs::remove_file(dir.path().join("s.bin")).unwrap();
+    std::fs::write(dir.path().join(".s.bin.ftpart.segs"), &record).unwrap();
+    std::fs::write(dir.path().join(".s.bin.ftpart"), b"short").unwrap();
+    ftclient(dir.path(), &args).fails_with("expects 1048577");
+}

@@ -65,7 +65,13 @@ fn ftserver_killed_mid_download_then_resume_completes_a_verified_file() {
 
     let (mut server, port) = serve(root.path());
     let dir = tempfile::tempdir().unwrap();
-    let child = crate::support::spawn_ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin"]);
+    // One stream (a file this big is otherwise segmented): the temporary file then grows from its
+    // start, which this test relies on; segments.rs interrupts segmented downloads.
+    let one = ["--segments", "1"];
+    let child = crate::support::spawn_ftclient(
+        dir.path(),
+        &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", one[0], one[1]],
+    );
     let part = dir.path().join(".big.bin.ftpart");
     crate::support::wait_for_len(&part, 4 << 20);
     server.0.kill().unwrap(); // SIGKILL: no 426, no goodbye, sockets reset by the kernel
@@ -83,14 +89,15 @@ fn ftserver_killed_mid_download_then_resume_completes_a_verified_file() {
     prefix[1000] ^= 0xff;
     std::fs::write(&part, &prefix).unwrap();
     let (_server, port) = serve(root.path());
-    let run = ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume"]);
+    let run =
+        ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume", one[0], one[1]]);
     assert_eq!(run.code(), 1, "a corrupt prefix must not pass verification: {}", run.stderr);
     assert_eq!(dir_names(dir.path()), vec![".big.bin.ftpart"]);
 
     // Repair the byte, resume again: the whole file arrives and matches.
     prefix[1000] ^= 0xff;
     std::fs::write(&part, &prefix).unwrap();
-    ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume"]).ok();
+    ftclient(dir.path(), &["-q", "127.0.0.1", &port.to_string(), "-g", "big.bin", "--resume", one[0], one[1]]).ok();
     assert_eq!(dir_names(dir.path()), vec!["big.bin"]);
     assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data, "resumed file differs");
 }

@@ -329,6 +329,10 @@ impl Storage for LocalStorage {
         Ok(fs::rename(from.path(), to.path())?)
     }
 
+    fn expire_partials(&self, age: std::time::Duration) -> Result<u64, StorageError> {
+        Ok(upload::expire(&self.base, &self.busy, age))
+    }
+
     fn free_space(&self, dir: &VirtualPath) -> Option<u64> {
         let real = self.resolve(dir).ok()?;
         let stat = nix::sys::statvfs::statvfs(&real).ok()?;

@@ -164,3 +164,13 @@ fn deep_listings_stay_cheap_and_leave_out_loops() {
     raw.expect(&format!("CWD /{}", vec!["d"; 1500].join("/")), 250);
     assert_eq!(raw.passive_transfer("NLST"), b"leaf.txt\r\n");
 }
+
+/// The default per-address limit serves a classroom behind one NAT address: 50 sessions from
+/// one address are greeted, the 51st gets 421 (vsftpd's default is 50 too).
+#[test]
+fn fifty_sessions_from_one_address_are_served_by_default() {
+    let server = TestServer::start();
+    let sessions: Vec<Raw> = (0..50).map(|_| server.raw()).collect();
+    assert!(sessions.iter().all(|raw| raw.greeting.code == 220));
+    assert_eq!(server.raw().greeting.code, 421);
+}

@@ -45,7 +45,7 @@ def log(msg):
 class Link:
     """One linkem between two fresh namespaces, with the servers started in A."""
 
-    def __init__(self, name, linkem, work, bin_dir, vsftpd=True, tftpd=False):
+    def __init__(self, name, linkem, work, bin_dir, vsftpd=True, tftpd=False, cc=None):
         self.name = name
         base = f"wb{os.getpid()}{name.replace('%', 'p').replace('-', '')}"
         self.ns_a, self.ns_b = base + "A", base + "B"
@@ -55,6 +55,12 @@ class Link:
         line = self.proc.stdout.readline()
         if not line.startswith("ready "):
             raise SystemExit(f"wan-bench: linkem did not start for link {name}: {line!r}")
+        self.cc = cc
+        if cc:
+            # The congestion control is per namespace and the sender's counts: set it on both sides.
+            for ns in (self.ns_a, self.ns_b):
+                subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.tcp_congestion_control={cc}"],
+                               check=True)
         data = work / "data"
         self.serve([str(bin_dir / "ftserver"), "--root", str(data), "--bind", SERVER, "-q", "--writable",
                     "--overwrite", "--max-clients", "500", "--max-per-ip", "500", "--tftp", str(FT_TFTP),
@@ -223,7 +229,8 @@ class Bench:
             mib = f"{sizes[label] / MiB:g}"
             rows.append(f"| {label} | {mib} | {m:.2f} | {fmt_rate(sizes[label], m)} | {ratio} | {runs} |" if m else
                         f"| {label} | {mib} | failed | - | - | {runs} |")
-        head = (f"### {title}\n\nLink {link.name}: {LINK_TEXT[link.name]}. {self.args.rounds} round(s),"
+        cc = f" TCP congestion control {link.cc}." if link.cc else ""
+        head = (f"### {title}\n\nLink {link.name}: {LINK_TEXT[link.name]}.{cc} {self.args.rounds} round(s),"
                 f" medians; ratio = rate against {reference}.\n\n"
                 "| contender | MiB | median s | MB/s | ratio | runs (s) |\n|---|---|---|---|---|---|\n")
         self.tables.append(head + "\n".join(rows) + "\n")
@@ -330,9 +337,9 @@ class Bench:
     def run(self):
         self.prepare()
         cases = set(self.args.cases.split(","))
-        servers = [("ftserver", FT_PORT), ("vsftpd", VS_PORT)]
+        servers = [("ftserver", FT_PORT), ("vsftpd", VS_PORT)][: self.args.a_servers]
         if cases & {"dl", "tree", "upload", "sweep"}:
-            link = Link("a", self.linkem, self.work, self.bin)
+            link = Link("a", self.linkem, self.work, self.bin, cc=self.args.cc)
             try:
                 if "dl" in cases:
                     self.downloads(link, "big.bin", self.args.big_mib * MiB, servers)
@@ -345,7 +352,7 @@ class Bench:
             finally:
                 link.close()
         if cases & {"dlb", "sweep"}:
-            link = Link("b", self.linkem, self.work, self.bin)
+            link = Link("b", self.linkem, self.work, self.bin, cc=self.args.cc)
             try:
                 if "dlb" in cases:
                     self.downloads(link, "bigb.bin", self.args.big_b_mib * MiB, servers[: self.args.b_servers])
@@ -355,7 +362,7 @@ class Bench:
                 link.close()
         if "tftp" in cases:
             for name in ("a-noloss", "a-1%"):
-                link = Link(name, self.linkem, self.work, self.bin, vsftpd=False, tftpd=True)
+                link = Link(name, self.linkem, self.work, self.bin, vsftpd=False, tftpd=True, cc=self.args.cc)
                 try:
                     self.tftp(link)
                 finally:
@@ -374,6 +381,7 @@ def main():
     p.add_argument("--cases", default="dl,dlb,tree,tftp,upload,sweep")
     p.add_argument("--big-mib", type=int, default=256, help="download size on link a")
     p.add_argument("--big-b-mib", type=int, default=64, help="download size on link b")
+    p.add_argument("--a-servers", type=int, default=2, help="1: link a downloads from ftserver only")
     p.add_argument("--b-servers", type=int, default=2, help="1: link b downloads from ftserver only")
     p.add_argument("--tree-files", type=int, default=500)
     p.add_argument("--tftp-mib", type=int, default=16, help="windowed TFTP size (and link a sweep)")
@@ -382,6 +390,7 @@ def main():
     p.add_argument("--windows", type=lambda s: [int(w) for w in s.split(",")], default=[4, 8, 16, 32, 64])
     p.add_argument("--upload-mib", type=int, default=64)
     p.add_argument("--timeout", type=int, default=900, help="seconds before one run counts as failed")
+    p.add_argument("--cc", help="TCP congestion control in both namespaces (e.g. cubic; default: the system's)")
     p.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "ft-wan-bench"))
     p.add_argument("--markdown", default="wan-bench.md")
     p.add_argument("--svg", default="docs/wan-download.svg")

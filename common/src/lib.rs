@@ -13,6 +13,7 @@ pub mod line;
 pub mod listing;
 pub mod path;
 pub mod reply;
+pub mod telnet;
 pub mod text;
 pub mod tftp;
 pub mod timer;

@@ -133,6 +133,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub upload_settle: u64,
 
+    /// With --writable: interrupted uploads untouched for this many hours are removed (checked
+    /// at startup and every hour), so partial files no listing shows cannot fill the disk.
+    #[arg(long, value_name = "HOURS", requires = "writable", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=87600))]
+    pub partial_max_age: u64,
+
     /// With --writable: the largest file an upload may produce, in bytes (beyond it: FTP 552,
     /// TFTP error 3).
     #[arg(long, value_name = "BYTES", requires = "writable")]

@@ -24,10 +24,11 @@ pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default for `--max-hash-jobs`: files being hashed (HASH, XSHA256...) at once.
 pub const DEFAULT_MAX_HASH_JOBS: usize = 4;
 
-/// The default for [`Config::upload_settle`]: five times the largest gap measured between a
-/// killed client's two connections closing (one Linux clock tick, 4 ms at HZ=250; 10 ms at
-/// HZ=100 would still be covered).
-pub const DEFAULT_UPLOAD_SETTLE: Duration = Duration::from_millis(20);
+/// The default for [`Config::upload_settle`]: none. An upload that brought exactly the bytes
+/// the client announced is complete whatever becomes of the client, so it is published at once
+/// (after a look at what the control connection holds right now: an ABOR). This is what lets
+/// trees of small files from ftclient go at full speed.
+pub const DEFAULT_UPLOAD_SETTLE: Duration = Duration::ZERO;
 
 /// The default for [`Config::unannounced_settle`]: long enough for a lost FIN to be sent
 /// again (Linux's smallest retransmission timeout is 200 ms) several times over.
@@ -70,9 +71,8 @@ pub struct Config {
     /// and its partial file is removed. `None`: no limit but the disk.
     pub max_upload_size: Option<u64>,
     /// After an upload whose size the client announced (`ALLO`) ends cleanly with that many
-    /// bytes, how long to watch the control connection before the upload counts as complete:
-    /// a killed client's control connection closes a few milliseconds after its data
-    /// connection. Every such upload takes this much longer.
+    /// bytes, how long to watch the control connection before the upload counts as complete
+    /// (none by default: the bytes are all there).
     pub upload_settle: Duration,
     /// The same for an upload whose size nobody announced: the data connection's end is then
     /// all there is to go on, and a killed client's control FIN may be lost and sent again a

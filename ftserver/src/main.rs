@@ -122,6 +122,22 @@ fn bind_error(what: &str, addr: SocketAddr, err: &io::Error) -> anyhow::Error {
     }
 }
 
+/// Removes interrupted uploads older than `age` now and every hour after, on a thread of its
+/// own for the life of the process.
+fn expire_partials(storage: Arc<dyn Storage>, age: Duration) {
+    let janitor = std::thread::Builder::new().name("expire-partials".into()).spawn(move || loop {
+        match storage.expire_partials(age) {
+            Ok(0) => {}
+            Ok(n) => log::info!("removed {n} interrupted upload(s) older than {} h", age.as_secs() / 3600),
+            Err(e) => log::warn!("cannot remove old interrupted uploads: {e}"),
+        }
+        std::thread::sleep(Duration::from_secs(3600));
+    });
+    if let Err(e) = janitor {
+        log::warn!("cannot start the thread that removes old interrupted uploads: {}", lower(&e));
+    }
+}
+
 /// What the ready line says is exposed: who may log in, what they may do, whether it is
 /// encrypted, and from where. `accounts`: the users file and how many accounts it has.
 fn exposure(
@@ -263,6 +279,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .map(|socket| ftserver::tftp::spawn_with(socket, tftp_config, storage.clone()))
         .transpose()
         .map_err(|e| anyhow!("cannot start tftp: {}", lower(&e)))?;
+
+    if args.writable {
+        expire_partials(storage.clone(), Duration::from_secs(args.partial_max_age * 3600));
+    }
 
     let mut stdout = io::stdout().lock();
     let mut ready = String::new();

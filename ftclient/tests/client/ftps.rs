@@ -3,13 +3,12 @@
 //! without `AUTH TLS`, which must get no clear-text login.
 
 use crate::certs::{Certs, Leaf};
-use crate::support::{client_bin, free_port, ftclient, ftclient_active, require, wait_output, ChildGuard, Run, LIMIT};
+use crate::support::{client_bin, ftclient, ftclient_active, wait_output, ChildGuard, Run, LIMIT};
 use crate::trees::{assert_same, build_tree, digest, run_fresh};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A running vsftpd with TLS required for anonymous logins and their data, and session reuse
 /// required on data connections; anonymous users may upload new files and make directories.
@@ -20,44 +19,16 @@ struct Vsftpd {
 }
 
 fn vsftpd(root: &Path, leaf: &Leaf, implicit: bool) -> Vsftpd {
-    let state = tempfile::tempdir().unwrap();
-    let empty = state.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
-    let port = free_port();
-    let config = format!(
-        "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
-         anonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\nlocal_enable=NO\n\
-         write_enable=YES\nanon_upload_enable=YES\nanon_mkdir_write_enable=YES\nanon_umask=022\n\
-         pasv_enable=YES\nport_enable=YES\nbackground=NO\nrun_as_launching_user=YES\n\
-         seccomp_sandbox=NO\nsecure_chroot_dir={empty}\nxferlog_enable=NO\n\
+    let extra = format!(
+        "write_enable=YES\nanon_upload_enable=YES\nanon_mkdir_write_enable=YES\nanon_umask=022\n\
          ssl_enable=YES\nrsa_cert_file={cert}\nrsa_private_key_file={key}\nrequire_ssl_reuse=YES\n\
          allow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n\
          ssl_ciphers=HIGH\nimplicit_ssl={implicit}\n",
-        root = root.display(),
-        empty = empty.display(),
         cert = leaf.cert.display(),
         key = leaf.key.display(),
         implicit = if implicit { "YES" } else { "NO" },
     );
-    let conf = state.path().join("vsftpd.conf");
-    std::fs::write(&conf, config).unwrap();
-    let child = Command::new(require("vsftpd"))
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start vsftpd");
-    let mut guard = ChildGuard(child);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + LIMIT;
-    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-        if let Some(status) = guard.wait_until(Instant::now()) {
-            panic!("vsftpd exited with {status} (config {})", conf.display());
-        }
-        assert!(Instant::now() < deadline, "vsftpd did not start listening");
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    let (guard, port, state) = crate::vsftpd::launch(root, "127.0.0.1", &extra);
     Vsftpd { _guard: guard, _state: state, port }
 }
 

@@ -14,6 +14,12 @@ pub(crate) fn start(tree: &Tree, ip: &str) -> (ChildGuard, u16, tempfile::TempDi
 
 /// Starts vsftpd serving `root` anonymously on `ip` and waits (bounded) until it accepts.
 fn start_in(root: &Path, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
+    launch(root, ip, "write_enable=NO\n")
+}
+
+/// Starts vsftpd serving `root` anonymously on `ip`, with `extra` configuration lines, and waits
+/// (bounded) until it accepts. Returns the process, its port and its state directory.
+pub fn launch(root: &Path, ip: &str, extra: &str) -> (ChildGuard, u16, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
     let empty = state.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -25,8 +31,8 @@ fn start_in(root: &Path, ip: &str) -> (ChildGuard, u16, tempfile::TempDir) {
     };
     let config = format!(
         "{listen}listen_port={port}\nanonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\n\
-         local_enable=NO\nwrite_enable=NO\npasv_enable=YES\nport_enable=YES\nbackground=NO\n\
-         run_as_launching_user=YES\nseccomp_sandbox=NO\nsecure_chroot_dir={empty}\nxferlog_enable=NO\n",
+         local_enable=NO\npasv_enable=YES\nport_enable=YES\nbackground=NO\n\
+         run_as_launching_user=YES\nseccomp_sandbox=NO\nsecure_chroot_dir={empty}\nxferlog_enable=NO\n{extra}",
         root = root.display(),
         empty = empty.display(),
     );

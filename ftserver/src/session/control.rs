@@ -101,7 +101,7 @@ pub(super) fn abor_pending(ctrl: &mut ControlConn) -> bool {
     // the last line may not be complete yet: a Telnet interrupt (IP) or "ABOR" starting it is
     // enough. Other Telnet commands (option negotiation) say nothing.
     let starts_abor = |line: &[u8]| {
-        let text = common::command::strip_telnet(line);
+        let text = common::telnet::strip(line);
         text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"ABOR"))
             || (text.is_empty() && line.windows(2).any(|w| w == [0xff, 0xf4]))
     };

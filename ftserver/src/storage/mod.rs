@@ -232,6 +232,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Free bytes for an upload into `dir`, when known.
     fn free_space(&self, dir: &VirtualPath) -> Option<u64>;
+
+    /// Removes interrupted uploads untouched for longer than `age` that nobody is writing now,
+    /// so anonymous uploaders cannot fill the storage with partial files no listing shows.
+    /// Returns how many went.
+    fn expire_partials(&self, age: std::time::Duration) -> Result<u64, StorageError>;
 }
 
 /// For a command that acts on a file: `arg`, which resolved to `path`, may end in `/` or `/.`

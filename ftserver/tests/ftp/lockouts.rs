@@ -146,3 +146,31 @@ fn telnet_negotiation_is_not_part_of_the_command() {
     let body = raw.passive_transfer("RETR hello.txt");
     assert_eq!(body, b"hello, world\n");
 }
+
+/// A listing deep in the tree resolves its path once per component (it canonicalised every
+/// prefix from the root again: cubic, 23 s at depth 1600), and still leaves out a link back to
+/// a directory it came through.
+#[test]
+fn deep_listings_stay_cheap_and_leave_out_loops() {
+    let server = TestServer::start();
+    let mut deep = server.root.path().to_owned();
+    for _ in 0..1500 {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("leaf.txt"), b"leaf").unwrap();
+    std::os::unix::fs::symlink("../..", deep.join("up")).unwrap();
+    let mut raw = server.login();
+    raw.expect(&format!("CWD /{}", vec!["d"; 1500].join("/")), 250);
+    assert_eq!(raw.passive_transfer("NLST"), b"leaf.txt\r\n");
+}
+
+/// The default per-address limit serves a classroom behind one NAT address: 50 sessions from
+/// one address are greeted, the 51st gets 421 (vsftpd's default is 50 too).
+#[test]
+fn fifty_sessions_from_one_address_are_served_by_default() {
+    let server = TestServer::start();
+    let sessions: Vec<Raw> = (0..50).map(|_| server.raw()).collect();
+    assert!(sessions.iter().all(|raw| raw.greeting.code == 220));
+    assert_eq!(server.raw().greeting.code, 421);
+}

@@ -81,13 +81,12 @@ fn a_second_upload_of_the_same_name_waits_its_turn() {
 
 /// A writable server for tests that kill a client mid-upload. The kernel closes a killed
 /// client's two connections one after the other, and on a loaded machine the dying process can
-/// be preempted in between for a scheduler tick or more; the default 20 ms
-/// `upload_settle` covers an idle machine, a test server waits longer so that a busy test
-/// machine cannot make it flaky.
+/// be preempted in between for a scheduler tick or more; the test servers' short
+/// `unannounced_settle` (100 ms, for speed) is raised to 500 ms here so that a busy test
+/// machine cannot make it flaky (the default, 1 s, is tested in `cutoff.rs`).
 fn for_killed_clients() -> TestServer {
     TestServer::start_with("127.0.0.1", |c| {
         c.writable = true;
-        c.upload_settle = std::time::Duration::from_millis(500);
         c.unannounced_settle = std::time::Duration::from_millis(500);
     })
 }

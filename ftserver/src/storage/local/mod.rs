@@ -82,27 +82,77 @@ impl LocalStorage {
     }
 
     /// Turns a virtual path into the canonical real path, refusing what does not exist and what
-    /// resolves outside the root.
+    /// resolves outside the root (see [`LocalStorage::walk`]).
     fn resolve(&self, vpath: &VirtualPath) -> Result<PathBuf, StorageError> {
         // Partial uploads (and dot-files, unless served) are invisible: no command reads,
         // lists or names them directly.
         if vpath.components().any(|c| hidden(c, self.dotfiles)) {
             return Err(StorageError::NotFound);
         }
-        let mut joined = self.base.clone();
-        // VirtualPath guarantees its components are plain names (no `/`, `.`, `..`, or empty).
-        joined.extend(vpath.components());
-        self.contain(&joined)
+        let (mut prefixes, stopped) = self.walk(vpath);
+        match stopped {
+            Some(e) => Err(e),
+            None => Ok(prefixes.pop().unwrap_or_else(|| self.base.clone())),
+        }
     }
 
-    /// Canonicalises `path` and checks it is still under the root, and not (through a link)
-    /// inside a hidden directory.
-    fn contain(&self, path: &Path) -> Result<PathBuf, StorageError> {
-        let real = path.canonicalize()?;
+    /// Walks `vpath` from the root one component at a time: each directory is opened from the
+    /// one before with `openat` (following a symlink, as a path lookup does) and named by the
+    /// kernel (`/proc/self/fd`), and must still be inside the root and not hidden. Returns the
+    /// real path of every prefix reached (`/`, `/a`, `/a/l`, ...), and why the walk stopped
+    /// early, if it did. Linear in the depth: canonicalising every prefix from the root again
+    /// was cubic (an NLST at depth 1600 took 23 s).
+    fn walk(&self, vpath: &VirtualPath) -> (Vec<PathBuf>, Option<StorageError>) {
+        use nix::fcntl::{openat, readlink, OFlag, AT_FDCWD};
+        use std::os::fd::AsRawFd;
+        let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        let mode = nix::sys::stat::Mode::empty();
+        let mut out = vec![self.base.clone()];
+        let fail = |e: nix::errno::Errno| match e {
+            nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::ELOOP => StorageError::NotFound,
+            nix::errno::Errno::EACCES | nix::errno::Errno::EPERM => StorageError::PermissionDenied,
+            other => StorageError::Io(other.into()),
+        };
+        let mut dir = match openat(AT_FDCWD, &self.base, flags | OFlag::O_DIRECTORY, mode) {
+            Ok(dir) => dir,
+            Err(e) => return (out, Some(fail(e))),
+        };
+        let count = vpath.components().count();
+        for (i, part) in vpath.components().enumerate() {
+            // Every component but the last must be a directory.
+            let flags = if i + 1 < count { flags | OFlag::O_DIRECTORY } else { flags };
+            let next = match openat(&dir, part, flags, mode) {
+                Ok(next) => next,
+                Err(e) => return (out, Some(fail(e))),
+            };
+            let real = match readlink(format!("/proc/self/fd/{}", next.as_raw_fd()).as_str()) {
+                Ok(real) => PathBuf::from(real),
+                Err(e) => return (out, Some(fail(e))),
+            };
+            if let Err(e) = self.inside(&real) {
+                return (out, Some(e));
+            }
+            out.push(real);
+            dir = next;
+        }
+        (out, None)
+    }
+
+    /// Checks that a real path is under the root and not (through a link) inside a hidden
+    /// directory.
+    fn inside(&self, real: &Path) -> Result<(), StorageError> {
         let Ok(inside) = real.strip_prefix(&self.base) else { return Err(StorageError::OutsideRoot) };
         if inside.components().any(|c| !c.as_os_str().to_str().is_some_and(|name| !hidden(name, self.dotfiles))) {
             return Err(StorageError::NotFound);
         }
+        Ok(())
+    }
+
+    /// Canonicalises `path` (a symlink in a listing) and checks it is still under the root,
+    /// and not (through a link) inside a hidden directory.
+    fn contain(&self, path: &Path) -> Result<PathBuf, StorageError> {
+        let real = path.canonicalize()?;
+        self.inside(&real)?;
         Ok(real)
     }
 
@@ -152,16 +202,7 @@ impl LocalStorage {
     /// the path is too long. They can still be entered by name.
     fn read_dir(&self, vpath: &VirtualPath) -> Result<Vec<(String, Metadata)>, StorageError> {
         let dir = self.resolve(vpath)?;
-        // The real directories of the path's prefixes: `/`, `/a`, `/a/l`, ...
-        let mut came_through = vec![self.base.clone()];
-        let mut prefix = VirtualPath::root();
-        for part in vpath.components() {
-            let Ok(next) = prefix.join(part) else { break };
-            prefix = next;
-            if let Ok(real) = self.resolve(&prefix) {
-                came_through.push(real);
-            }
-        }
+        let (came_through, _) = self.walk(vpath);
         let mut out = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
@@ -327,6 +368,10 @@ impl Storage for LocalStorage {
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
         let (from, to) = (self.target(from)?, self.target(to)?);
         Ok(fs::rename(from.path(), to.path())?)
+    }
+
+    fn expire_partials(&self, age: std::time::Duration) -> Result<u64, StorageError> {
+        Ok(upload::expire(&self.base, &self.busy, age))
     }
 
     fn free_space(&self, dir: &VirtualPath) -> Option<u64> {

@@ -117,6 +117,36 @@ impl Busy {
     }
 }
 
+/// Removes the partial files under `base` (the whole tree, symlinks not followed) last
+/// written more than `age` ago that no upload holds now. Returns how many went.
+pub(super) fn expire(base: &Path, busy: &Busy, age: std::time::Duration) -> u64 {
+    let Some(before) = std::time::SystemTime::now().checked_sub(age) else { return 0 };
+    let mut removed = 0;
+    let mut dirs = vec![base.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let stale = kind.is_file()
+                && entry.file_name().to_str().is_some_and(is_partial_name)
+                && entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < before);
+            // Claimed while it is removed, so no upload can start writing it meanwhile.
+            if stale {
+                if let Some(_claim) = busy.claim(&entry.path()) {
+                    if fs::remove_file(entry.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
+
 /// Holds a partial file busy; dropping it frees it.
 #[derive(Debug)]
 struct Claim {
@@ -482,5 +512,24 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["cfg"]);
         assert_eq!(partial_size(&t()), None);
+    }
+
+    #[test]
+    fn stale_partials_expire_unless_an_upload_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let busy = Busy::default();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+        for name in [".a.ftpart", "sub/.b.ftpart", ".held.ftpart", "keep.txt"] {
+            let file = File::create(dir.path().join(name)).unwrap();
+            file.set_modified(old).unwrap();
+        }
+        std::fs::write(dir.path().join(".fresh.ftpart"), b"x").unwrap();
+        let _held = busy.claim(&dir.path().join(".held.ftpart")).unwrap();
+        assert_eq!(expire(dir.path(), &busy, std::time::Duration::from_secs(86400)), 2);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, [".fresh.ftpart", ".held.ftpart", "keep.txt", "sub"]);
+        assert!(!dir.path().join("sub/.b.ftpart").exists());
     }
 }

@@ -447,6 +447,11 @@ impl Storage for PgStorage {
     fn free_space(&self, _dir: &VirtualPath) -> Option<u64> {
         None
     }
+
+    fn expire_partials(&self, age: std::time::Duration) -> Result<u64, StorageError> {
+        let mut conn = self.conn()?;
+        upload::expire(&mut conn, age)
+    }
 }
 
 #[cfg(test)]

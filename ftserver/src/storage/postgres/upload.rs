@@ -46,6 +46,21 @@ pub(super) fn sweep_private(client: &mut postgres::Client) -> Result<u64, Storag
     Ok(gone)
 }
 
+/// Removes interrupted uploads started more than `age` ago whose lock nobody holds (no
+/// instance is writing them). Returns how many.
+pub(super) fn expire(client: &mut postgres::Client, age: std::time::Duration) -> Result<u64, StorageError> {
+    let mut tx = client.transaction().map_err(db_error)?;
+    let gone = tx
+        .execute(
+            "DELETE FROM ft.uploads WHERE started < now() - make_interval(secs => $2) \
+             AND pg_try_advisory_xact_lock($1, (id % 2147483647)::integer)",
+            &[&UPLOAD_LOCK, &age.as_secs_f64()],
+        )
+        .map_err(db_error)?;
+    tx.commit().map_err(db_error)?;
+    Ok(gone)
+}
+
 /// An upload in progress; see the module documentation.
 pub(super) struct PgUpload {
     /// Present until the upload ends (commit, discard or drop).

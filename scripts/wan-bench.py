@@ -390,7 +390,7 @@ def main():
     p.add_argument("--windows", type=lambda s: [int(w) for w in s.split(",")], default=[4, 8, 16, 32, 64])
     p.add_argument("--upload-mib", type=int, default=64)
     p.add_argument("--timeout", type=int, default=900, help="seconds before one run counts as failed")
-    p.add_argument("--cc", help="TCP congestion control in both namespaces (e.g. cubic; default: the system's)")
+    p.add_argument("--cc", help="TCP congestion control in both namespaces, one of net.ipv4.tcp_allowed_congestion_control (e.g. reno; default: the system's, here bbr)")
     p.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "ft-wan-bench"))
     p.add_argument("--markdown", default="wan-bench.md")
     p.add_argument("--svg", default="docs/wan-download.svg")

@@ -38,6 +38,10 @@ pub const AUTO_MIN: u64 = 64 << 20;
 /// How many segments a large file gets without `--segments`.
 pub const AUTO_SEGMENTS: usize = 4;
 
+/// A connection left idle takes half of the largest range still running when that range has
+/// at least this much left: less is not worth a login (several round trips) and a slow start.
+const STEAL_MIN: u64 = 4 << 20;
+
 /// The first line of a sidecar file: its format and version.
 const MAGIC: &str = "ftclient segments 1";
 
@@ -382,10 +386,15 @@ impl Shared<'_> {
     }
 
     /// Counts `n` more bytes of range `index` as written; saves the sidecar now and then.
-    fn advance(&self, index: usize, n: u64) -> Result<()> {
+    /// Returns where the range ends now: another connection may have taken its second half
+    /// (bytes read past that end before it was moved are right, only not counted here).
+    fn advance(&self, index: usize, n: u64) -> Result<u64> {
         let mut state = self.state();
-        state.record.ranges[index].done += n;
-        state.moved_since_save += n;
+        let range = &mut state.record.ranges[index];
+        let counted = n.min(range.end - range.next());
+        range.done += counted;
+        let end = range.end;
+        state.moved_since_save += counted;
         let have = self.job.size - state.record.remaining();
         state.bar.set(have);
         if state.moved_since_save >= SAVE_EVERY || state.saved_at.elapsed() >= SAVE_AFTER {
@@ -393,7 +402,26 @@ impl Shared<'_> {
             state.saved_at = Instant::now();
             state.moved_since_save = 0;
         }
-        Ok(())
+        Ok(end)
+    }
+
+    /// Splits the range with the most bytes left (when at least [`STEAL_MIN`]): its connection
+    /// stops half way, and the second half becomes a new range, returned, for an idle
+    /// connection. Without it the download waits for its slowest connection, and on a lossy
+    /// link one of them is always slow.
+    fn steal(&self) -> Option<usize> {
+        let mut state = self.state();
+        let (victim, left) =
+            state.record.ranges.iter().enumerate().map(|(i, r)| (i, r.end - r.next())).max_by_key(|&(_, left)| left)?;
+        if left < STEAL_MIN {
+            return None;
+        }
+        let range = state.record.ranges[victim];
+        let middle = range.next() + left / 2;
+        state.record.ranges[victim].end = middle;
+        state.record.ranges.push(Range { start: middle, end: range.end, done: 0 });
+        log::debug!("split {}..{} at {middle}", range.start, range.end);
+        Some(state.record.ranges.len() - 1)
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -416,6 +444,9 @@ impl Shared<'_> {
             if let Some(range) = queue.waiting.pop_front() {
                 return Some(range);
             }
+            if let Some(range) = self.steal() {
+                return Some(range);
+            }
             if index != 0 || queue.live <= 1 || self.stop.load(Ordering::SeqCst) || interrupt::check().is_err() {
                 return None;
             }
@@ -435,7 +466,13 @@ impl Shared<'_> {
             let result = (|| {
                 let ends_file = self.state().record.ranges[range].end == self.job.size;
                 match main.as_deref_mut() {
-                    Some(session) if ends_file => self.fetch(session, mode, range).map(|()| true),
+                    Some(session) if ends_file => {
+                        // Its second half may have been taken: then it ended with ABOR.
+                        if !self.fetch(session, mode, range)? {
+                            resync(session)?;
+                        }
+                        Ok(true)
+                    }
                     _ => {
                         let connected = self.job.login.connect().and_then(|mut session| {
                             session.binary()?;
@@ -450,8 +487,9 @@ impl Shared<'_> {
                                     "no more connections ({}); continuing on the main one",
                                     crate::report::render(&e)
                                 );
-                                self.fetch(session, mode, range)?;
-                                resync(session)?;
+                                if !self.fetch(session, mode, range)? {
+                                    resync(session)?;
+                                }
                                 return Ok(true);
                             }
                             (Err(e), None) => {
@@ -466,8 +504,7 @@ impl Shared<'_> {
                                 return Ok(false);
                             }
                         };
-                        self.fetch(&mut session, mode, range)?;
-                        if ends_file {
+                        if self.fetch(&mut session, mode, range)? {
                             session.quit();
                         }
                         // Otherwise the connection, aborted, is just closed.
@@ -495,9 +532,10 @@ impl Shared<'_> {
 
     /// REST, RETR, and exactly the bytes of range `index` into the file at their offsets. A
     /// range that ends the file ends with the server's 226; any other with ABOR once its last
-    /// byte is here, which leaves the connection fit only to be closed.
-    fn fetch(&self, session: &mut Session, mode: Mode, index: usize) -> Result<()> {
-        let Range { end, .. } = self.state().record.ranges[index];
+    /// byte is here, which leaves the connection fit only to be closed or resynchronised.
+    /// Returns whether it ended cleanly (226).
+    fn fetch(&self, session: &mut Session, mode: Mode, index: usize) -> Result<bool> {
+        let Range { mut end, .. } = self.state().record.ranges[index];
         let mut pos = self.state().record.ranges[index].next();
         let remote = self.job.remote;
         let pending = transfer::prepare(session, mode)?;
@@ -520,7 +558,7 @@ impl Shared<'_> {
             };
             self.file.write_all_at(&buf[..n], pos).context("cannot write the data")?;
             pos += n as u64;
-            self.advance(index, n as u64)?;
+            end = self.advance(index, n as u64)?;
         }
         if end == self.job.size {
             // The server closes the data connection after the last byte: anything more is an error.
@@ -534,8 +572,9 @@ impl Shared<'_> {
             // A reset tells the server at once that the rest is not wanted.
             transfer::abort(stream);
             abort_transfer(session);
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// One read from the data connection into `buf`, waiting through the read timeout's ticks

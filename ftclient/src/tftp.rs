@@ -41,7 +41,7 @@ pub struct TftpOptions {
 impl Default for TftpOptions {
     /// Defaults for speed: Ethernet-sized blocks (1468 fits a 1500-byte MTU) and a window of
     /// 64. Measured through linkem (scripts/wan-bench.py, 8 MiB and 2 MiB gets), windows of 16,
-    /// 32, 64, 128 and 256 blocks ran at 0.43, 0.84, 1.54, 2.03 and 2.04 MB/s on a 50 ms,
+    /// 32, 64, 128 and 256 blocks ran at 0.43, 0.84, 1.54, 2.03 and 2.03 MB/s on a 50 ms,
     /// 100 Mbit/s, 0.1% loss link and at 0.10, 0.18, 0.28, 0.28 and 0.34 MB/s on a 200 ms,
     /// 20 Mbit/s, 1% loss link. 64 (94 KB in flight) takes most of the gain while staying under
     /// Linux's default 208 KiB socket receive buffer, which a server or relay may keep.

@@ -6,6 +6,12 @@ case runs its commands in alternation (ours, a peer, ours, ...) for several roun
 table reports medians with min/max, plus ratios against the peers measured in the same run.
 Nothing here is a test: numbers are printed and written to a Markdown file, never asserted.
 
+Cases 1-6 run by default. Case 7 (FTPS: ftserver --tls-self-signed against vsftpd ssl_enable=YES,
+and 50 idle FTPS sessions) and case 8 (ftserver --storage on a throwaway PostgreSQL cluster,
+against the local backend and the database's own COPY) run when --cases names them; case 8
+needs PostgreSQL's initdb and pg_ctl, and keeps its cluster under --dir (a tmpfs --dir keeps
+the database in memory: say so when quoting its figures).
+
 With --baseline DIR (another build's ftserver and ftclient, e.g. the commit before a refactor),
 cases 1, 2, 4 and 6 also run every contender that uses ft with DIR's binaries, against a
 baseline ftserver of its own, labelled "(baseline)", next to its twin in the same alternation;
@@ -147,6 +153,30 @@ class Server:
                 self.proc.wait()
 
 
+def start_ftserver(name, bin_dir, args):
+    """Starts ftserver on 127.0.0.1 port 0 and reads the port it picked (and, with TLS, the
+    certificate fingerprint) from the lines it prints once ready: a port found free by binding
+    127.0.0.1 can still be in use on 0.0.0.0, where ftserver listens by default.
+
+    Returns (server, port, fingerprint or None)."""
+    srv = Server(name, [str(bin_dir / "ftserver"), *args, "-q", "--bind", "127.0.0.1", "--max-clients", "500",
+                        "--max-per-ip", "500", "0"])
+    port = pin = None
+    for line in srv.proc.stdout:
+        if line.startswith("ftserver: serving") and port is None:
+            port = int(line.split(" on ", 1)[1].split()[0].rsplit(":", 1)[1])
+            if "--tls-self-signed" not in args:
+                break
+        elif "tls certificate" in line:
+            pin = line.split()[-1]
+            break
+    if port is None:
+        srv.stop()
+        raise RuntimeError(f"{name} did not start (exit status {srv.proc.poll()})")
+    srv.wait_tcp(port)
+    return srv, port, pin
+
+
 def run_timed(argv, cwd=None, stdout=subprocess.DEVNULL, server=None, shell=False):
     """Runs one client command to completion; fails if it fails.
 
@@ -230,10 +260,7 @@ class Bench:
         os.chmod(self.upload_root, 0o777)
 
     def start_ft(self, bin_dir, name):
-        port = free_port()
-        srv = Server(name, [str(bin_dir / "ftserver"), "--root", str(self.data), "-q", "--max-clients", "500",
-                            "--max-per-ip", "500", str(port)])
-        srv.wait_tcp(port)
+        srv, port, _ = start_ftserver(name, bin_dir, ["--root", str(self.data)])
         return srv, port
 
     def start_servers(self):
@@ -247,16 +274,7 @@ class Bench:
         # vsftpd
         if shutil.which("vsftpd"):
             port = free_port()
-            conf = self.work / "vsftpd.conf"
-            os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
-            conf.write_text("\n".join([
-                "listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", f"listen_port={port}",
-                "anonymous_enable=YES", "local_enable=NO", f"anon_root={self.data}", "no_anon_password=YES",
-                "write_enable=NO", "background=NO", "seccomp_sandbox=NO", "run_as_launching_user=YES",
-                "pasv_enable=YES", "pasv_min_port=30000", "pasv_max_port=30999", "max_clients=500",
-                "max_per_ip=500", "use_sendfile=YES", "xferlog_enable=NO", "dirmessage_enable=NO",
-                "secure_chroot_dir=/var/run/vsftpd/empty", "anon_world_readable_only=NO",
-            ]) + "\n")
+            conf = self.vsftpd_conf("vsftpd.conf", port, [])
             self.vs = Server("vsftpd", ["vsftpd", str(conf)])
             self.vs.wait_tcp(port)
             self.vs_port = port
@@ -269,6 +287,20 @@ class Bench:
         self.py.wait_tcp(port)
         self.py_port = port
         self.servers += [s for s in (self.ft, self.vs, self.py) if s]
+
+    def vsftpd_conf(self, name, port, extra, pasv=(30000, 30999)):
+        """Writes an anonymous, read-only vsftpd configuration serving the data directory."""
+        conf = self.work / name
+        os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
+        conf.write_text("\n".join([
+            "listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", f"listen_port={port}",
+            "anonymous_enable=YES", "local_enable=NO", f"anon_root={self.data}", "no_anon_password=YES",
+            "write_enable=NO", "background=NO", "seccomp_sandbox=NO", "run_as_launching_user=YES",
+            "pasv_enable=YES", f"pasv_min_port={pasv[0]}", f"pasv_max_port={pasv[1]}", "max_clients=500",
+            "max_per_ip=500", "use_sendfile=YES", "xferlog_enable=NO", "dirmessage_enable=NO",
+            "secure_chroot_dir=/var/run/vsftpd/empty", "anon_world_readable_only=NO",
+        ] + extra) + "\n")
+        return conf
 
     def stop_servers(self):
         for s in self.servers:
@@ -581,6 +613,298 @@ class Bench:
                          prepare=clean)
         clean(None)
 
+    # ---------- FTPS ----------
+    def start_ft_tls(self, name):
+        """An ftserver with --tls-self-signed (explicit AUTH TLS, plain FTP still offered) and
+        the certificate fingerprint it prints, for ftclient --pin."""
+        srv, port, pin = start_ftserver(name, self.bin, ["--root", str(self.data), "--tls-self-signed"])
+        self.servers.append(srv)
+        if not pin:
+            raise RuntimeError(f"{name} printed no certificate fingerprint")
+        return srv, port, pin
+
+    def start_vsftpd_tls(self):
+        """vsftpd with explicit FTPS forced for anonymous logins and data, a fresh RSA 2048
+        certificate and ssl_ciphers=HIGH (AES-GCM/ChaCha20 with ECDHE; TLS 1.3 where OpenSSL
+        negotiates it)."""
+        cert, key = self.work / "vsftpd-cert.pem", self.work / "vsftpd-key.pem"
+        if not cert.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                            "-out", str(cert), "-days", "30", "-subj", "/CN=127.0.0.1"],
+                           check=True, capture_output=True)
+        port = free_port()
+        conf = self.vsftpd_conf("vsftpd-tls.conf", port, [
+            "ssl_enable=YES", "allow_anon_ssl=YES", "force_anon_logins_ssl=YES", "force_anon_data_ssl=YES",
+            f"rsa_cert_file={cert}", f"rsa_private_key_file={key}", "ssl_ciphers=HIGH",
+            "require_ssl_reuse=YES", "ssl_sslv2=NO", "ssl_sslv3=NO", "ssl_tlsv1=YES",
+        ], pasv=(31000, 31999))
+        srv = Server("vsftpd (tls)", ["vsftpd", str(conf)])
+        srv.wait_tcp(port)
+        self.servers.append(srv)
+        return srv, port
+
+    def tls_suite(self, port):
+        """The TLS version and cipher suite curl negotiates with the server on port."""
+        r = subprocess.run(["curl", "-sv", "--ssl-reqd", "-k", "-l", f"ftp://127.0.0.1:{port}/"],
+                           capture_output=True, text=True)
+        for line in r.stderr.splitlines():
+            if "SSL connection using" in line:
+                return line.split("using", 1)[1].strip()
+        return "unknown (curl printed none)"
+
+    def case7(self):
+        big = self.data / "big.bin"
+        size = big.stat().st_size
+        ft_srv, ft_port, pin = self.start_ft_tls("ftserver (tls)")
+        vs_srv, vs_port = self.start_vsftpd_tls()
+        ft = str(self.bin / "ftclient")
+        url = f"ftp://127.0.0.1:{ft_port}/big.bin"
+        c = [
+            ("ftserver + ftclient --tls --pin", [ft, "-q", "--tls", "--pin", pin, "127.0.0.1", str(ft_port), "-g",
+                                                 "big.bin", "-o", "-"], ft_srv, {}),
+            ("ftserver + ftclient, plain FTP (same server)",
+             [ft, "-q", "127.0.0.1", str(ft_port), "-g", "big.bin", "-o", "-"], ft_srv, {}),
+            ("ftserver + curl --ssl-reqd", ["curl", "-sS", "--ssl-reqd", "-k", "-o", "/dev/null", url], ft_srv, {}),
+            ("ftserver + curl, plain FTP (same server)", ["curl", "-sS", "-o", "/dev/null", url], ft_srv, {}),
+            ("vsftpd + curl --ssl-reqd", ["curl", "-sS", "--ssl-reqd", "-k", "-o", "/dev/null",
+                                          f"ftp://127.0.0.1:{vs_port}/big.bin"], vs_srv, {}),
+        ]
+        self.measure("7. FTPS: 1 GiB download to /dev/null (explicit TLS, PROT P)", c, size, [big])
+        self.notes.append(f"case 7: curl negotiated {self.tls_suite(ft_port)} with ftserver (rustls) and "
+                          f"{self.tls_suite(vs_port)} with vsftpd (OpenSSL, ssl_ciphers=HIGH, "
+                          "require_ssl_reuse=YES); ftclient --tls uses rustls on both ends")
+        self.idle_sessions(vs_srv, vs_port)
+
+    def idle_sessions(self, vs_srv, vs_port, n=50):
+        """n FTPS sessions, each logged in with PROT P and then idle, against a fresh ftserver
+        (and vsftpd for scale); the server's memory with all of them open."""
+        import ftplib
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+
+        def memory(srv):
+            """(RSS KiB, peak RSS KiB, PSS KiB) summed over the server's processes, and their number."""
+            rss = hwm = pss = count = 0
+            for pid in [srv.proc.pid] + descendants(srv.proc.pid):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1])
+                for line in rollup.splitlines():
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+                count += 1
+            return rss, hwm, pss, count
+
+        def hold(srv, port):
+            before = memory(srv)
+            sessions = []
+            try:
+                for _ in range(n):
+                    f = ftplib.FTP_TLS(context=ctx, timeout=30)
+                    f.connect("127.0.0.1", port)
+                    f.login()  # AUTH TLS first, then USER anonymous
+                    f.prot_p()  # PBSZ 0, PROT P
+                    sessions.append(f)
+                for f in sessions:
+                    f.voidcmd("NOOP")
+                during = memory(srv)
+            finally:
+                for f in sessions:
+                    try:
+                        f.quit()
+                    except (OSError, EOFError, ftplib.Error):
+                        f.close()
+            return before, during
+
+        fresh, port, _pin = self.start_ft_tls("ftserver (tls, idle sessions)")
+        rows = [f"| server | processes | RSS before MiB | RSS with {n} sessions MiB | peak RSS MiB | "
+                f"PSS with {n} sessions MiB |", "|---|---:|---:|---:|---:|---:|"]
+        for label, srv, p in (("ftserver --tls-self-signed", fresh, port), ("vsftpd ssl_enable=YES", vs_srv, vs_port)):
+            before, during = hold(srv, p)
+            rows.append(f"| {label} | {during[3]} | {before[0] / 1024:.1f} | {during[0] / 1024:.1f} | "
+                        f"{during[1] / 1024:.1f} | {during[2] / 1024:.1f} |")
+            print(f"  7. {n} idle FTPS sessions, {label}: RSS {during[0] / 1024:.1f} MiB", flush=True)
+        rows.append("")
+        rows.append(f"Each session: Python ftplib.FTP_TLS, AUTH TLS, anonymous login, PBSZ 0 + PROT P, one NOOP, "
+                    f"then idle while the memory is read. vsftpd's RSS adds up pages its processes share; "
+                    f"its PSS does not.")
+        self.results[f"7. FTPS: {n} concurrent idle sessions (logged in, PROT P)"] = (rows, TABLE)
+        fresh.stop()
+
+    # ---------- PostgreSQL ----------
+    def case8(self):
+        pg = PgCluster(self.work / "pg", PG_SETTINGS)
+        try:
+            self.case8_run(pg)
+        finally:
+            pg.stop()
+
+    def case8_run(self, pg):
+        big = self.data / "big.bin"
+        tree = self.data / "tree"
+        size = big.stat().st_size
+        ft = str(self.bin / "ftclient")
+        pg.psql("CREATE DATABASE ft", db="postgres")
+        # The database's own bulk path: the same bytes in 256 KiB bytea rows (ft.chunks' layout,
+        # STORAGE EXTERNAL like it), loaded and dumped with COPY in binary format.
+        pg.psql("CREATE SCHEMA bench",
+                "CREATE TABLE bench.chunks (content bigint, seq integer, data bytea, PRIMARY KEY (content, seq))",
+                "ALTER TABLE bench.chunks ALTER COLUMN data SET STORAGE EXTERNAL")
+        copy_in = self.work / "big.pgcopy"
+        write_pgcopy(big, copy_in, PG_CHUNK)
+        copy_out = self.out / "big.pgcopy.out"
+        # ftserver on the database, and on a directory with the same files (hard links).
+        pg_srv, port, _ = start_ftserver("ftserver --storage", self.bin,
+                                         ["--storage", pg.conninfo("ft"), "--writable"])
+        self.servers.append(pg_srv)
+        local_root = self.work / "local-root"
+        shutil.rmtree(local_root, ignore_errors=True)
+        local_root.mkdir()
+        os.link(big, local_root / "big.bin")
+        shutil.copytree(tree, local_root / "tree")
+        local_srv, lport, _ = start_ftserver("ftserver --root (writable)", self.bin,
+                                             ["--root", str(local_root), "--writable"])
+        self.servers.append(local_srv)
+        # The files the downloads read, stored once (not timed).
+        subprocess.run([ft, "-q", "127.0.0.1", str(port), "-p", str(big)], check=True)
+        subprocess.run([ft, "-q", "127.0.0.1", str(port), "-r", "-p", "tree", "--parallel", "8"], cwd=self.data,
+                       check=True)
+        db_cpu = {}
+
+        def run(label, argv, server, cwd=None, verify=None, shell=False):
+            def go():
+                before = pg.cpu()
+                elapsed, ccpu, scpu, crss, err = run_timed(argv, server=server, cwd=cwd, shell=shell)
+                db_cpu.setdefault(label, []).append(pg.cpu() - before)
+                if verify and not verify():
+                    raise RuntimeError(f"8 / {label}: output did not verify: {err.strip()[-300:]}")
+                return elapsed, ccpu, scpu, crss
+            return (label, go, server, {})
+
+        def forget(name):
+            """Deletes a file or tree ftserver stored at the root of the database, and vacuums."""
+            pg.psql(f"WITH RECURSIVE t AS (SELECT id FROM ft.entries WHERE parent = 0 AND name = '{name}' "
+                    "UNION ALL SELECT e.id FROM ft.entries e JOIN t ON e.parent = t.id) "
+                    "DELETE FROM ft.entries WHERE id IN (SELECT id FROM t)",
+                    "VACUUM ft.chunks", "VACUUM ft.entries")
+
+        # Large file, upload.
+        labels = {"pg": "ftclient -p -> ftserver --storage postgres", "local": "ftclient -p -> ftserver --root (local)",
+                  "copy": "psql \\copy FROM file (binary) into a bytea table"}
+
+        def clean_up(label):
+            if label == labels["pg"]:
+                forget("up.bin")
+            elif label == labels["local"]:
+                (local_root / "up.bin").unlink(missing_ok=True)
+            else:
+                pg.psql("TRUNCATE bench.chunks", "VACUUM bench.chunks")
+        copy_from = f"\\copy bench.chunks FROM '{copy_in}' WITH (FORMAT binary)"
+        c = [
+            run(labels["pg"], [ft, "-q", "127.0.0.1", str(port), "-p", str(big), "--to", "up.bin"], pg_srv),
+            run(labels["local"], [ft, "-q", "127.0.0.1", str(lport), "-p", str(big), "--to", "up.bin"], local_srv,
+                verify=self.same_file(local_root / "up.bin", big)),
+            run(labels["copy"], pg.psql_argv("ft", copy_from), None),
+        ]
+        up_case = "8. PostgreSQL: 1 GiB upload"
+        self.measure(up_case, c, size, [big, copy_in], prepare=clean_up)
+        # The COPY table keeps the last upload (the downloads read it); the others are dropped.
+        forget("up.bin")
+        (local_root / "up.bin").unlink(missing_ok=True)
+        if not pg.psql("SELECT count(*) FROM bench.chunks", capture=True).strip().endswith(
+                str((size + PG_CHUNK - 1) // PG_CHUNK)):
+            pg.psql("TRUNCATE bench.chunks")
+            subprocess.run(pg.psql_argv("ft", copy_from), check=True, stdout=subprocess.DEVNULL)
+
+        # Large file, download to a file.
+        target = self.out / "big.copy"
+
+        def clean_down(_label):
+            target.unlink(missing_ok=True)
+            copy_out.unlink(missing_ok=True)
+        copy_to = (f"\\copy (SELECT content, seq, data FROM bench.chunks ORDER BY content, seq) TO '{copy_out}' "
+                   "WITH (FORMAT binary)")
+        c = [
+            run("ftserver --storage postgres -> ftclient -g", [ft, "-q", "127.0.0.1", str(port), "-g", "big.bin", "-o",
+                                                               str(target)], pg_srv,
+                verify=self.same_file(target, big)),
+            run("ftserver --root (local) -> ftclient -g", [ft, "-q", "127.0.0.1", str(lport), "-g", "big.bin", "-o",
+                                                          str(target)], local_srv,
+                verify=self.same_file(target, big)),
+            run("psql \\copy TO file (binary) from a bytea table", pg.psql_argv("ft", copy_to), None,
+                verify=lambda: copy_out.stat().st_size >= size),
+        ]
+        down_case = "8. PostgreSQL: 1 GiB download to a file"
+        self.measure(down_case, c, size, [big], prepare=clean_down)
+        clean_down(None)
+
+        # 1000 x 4 KiB, 8 sessions, up and down.
+        files = 1000
+        par = str(self.args.parallel)
+
+        def clean_tree_up(label):
+            if "postgres" in label:
+                forget("up-tree")
+            else:
+                shutil.rmtree(local_root / "up-tree", ignore_errors=True)
+        c = [
+            run(f"ftclient -r -p --parallel {par} -> ftserver --storage postgres",
+                [ft, "-q", "127.0.0.1", str(port), "-r", "-p", "tree", "--to", "up-tree", "--parallel", par], pg_srv,
+                cwd=str(self.data)),
+            run(f"ftclient -r -p --parallel {par} -> ftserver --root (local)",
+                [ft, "-q", "127.0.0.1", str(lport), "-r", "-p", "tree", "--to", "up-tree", "--parallel", par],
+                local_srv, cwd=str(self.data)),
+        ]
+        small_up = "8. PostgreSQL: 1000 x 4 KiB uploads"
+        self.measure(small_up, c, files * 1e6, [tree], prepare=clean_tree_up, unit="files/s")
+        forget("up-tree")
+        shutil.rmtree(local_root / "up-tree", ignore_errors=True)
+        dest = self.out / "pgtree"
+
+        def clean_tree_down(_label):
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+        c = [
+            run(f"ftserver --storage postgres -> ftclient -r -g --parallel {par}",
+                [ft, "-q", "127.0.0.1", str(port), "-r", "-g", "tree", "--parallel", par], pg_srv, cwd=str(dest)),
+            run(f"ftserver --root (local) -> ftclient -r -g --parallel {par}",
+                [ft, "-q", "127.0.0.1", str(lport), "-r", "-g", "tree", "--parallel", par], local_srv, cwd=str(dest)),
+        ]
+        small_down = "8. PostgreSQL: 1000 x 4 KiB downloads"
+        self.measure(small_down, c, files * 1e6, [tree], prepare=clean_tree_down, unit="files/s")
+        shutil.rmtree(dest, ignore_errors=True)
+
+        # Where the CPU went: ftserver's own, and the database's (postmaster and every backend).
+        rows = ["| case | contender | ftserver CPU s | database CPU s | per GiB or per 1000 files: ftserver + "
+                "database |", "|---|---|---:|---:|---:|"]
+        for case in (up_case, down_case, small_up, small_down):
+            for r in self.results[case][0]:
+                db = statistics.median(db_cpu[r["label"]])
+                # server_cpu_per_gib was scaled by GiB / size; undo it for the raw seconds.
+                per = size if "GiB" in case else files * 1e6
+                srv = r["server_cpu_per_gib"] * per / GiB
+                unit_total = (srv + db) * (GiB / size if "GiB" in case else 1)
+                rows.append(f"| {case.split(': ', 1)[1]} | {r['label']} | {srv:.2f} | {db:.2f} | {unit_total:.2f} |")
+        rows.append("")
+        rows.append("Medians per run. Database CPU: the postmaster and its backends (live ones' own time, "
+                    "exited ones' through the postmaster's cutime), read before and after each run.")
+        self.results["8. PostgreSQL: CPU by process"] = (rows, TABLE)
+        peak = max(r["server_rss_mib"] for case in (up_case, down_case, small_up, small_down)
+                   for r in self.results[case][0] if "postgres" in r["label"] and "psql" not in r["label"])
+        self.notes.append(
+            f"case 8: ftserver --storage peak RSS over every case-8 run: {peak:.1f} MiB; PostgreSQL "
+            f"{pg.version} settings: " + ", ".join(f"{k}={v}" for k, v in PG_SETTINGS.items()) +
+            f"; data directory in {pg.base} ({fs_type(pg.base)}); " + PG_WHY)
+
     # ---------- report ----------
     def report(self):
         lines = ["# Benchmarks", "",
@@ -590,6 +914,10 @@ class Bench:
                  f"Each row: median of {self.rounds} alternated rounds (min-max); ratio = median / the peer's median "
                  "in the same case of the same run. CPU is user+system seconds per GiB moved; RSS is the peak.", ""]
         for case, (rows, unit) in self.results.items():
+            if unit == TABLE:
+                # A table a case wrote itself (Markdown lines), not rates.
+                lines += [f"## {case}", ""] + rows + [""]
+                continue
             lines += [f"## {case}", "",
                       f"| contender | median {unit} | min-max | vs best peer | client CPU s/GiB | server CPU s/GiB | "
                       "client peak RSS MiB | server peak RSS MiB |",
@@ -629,8 +957,158 @@ class Bench:
         print(text)
 
 
+# ---------- PostgreSQL (case 8) ----------
+
+# The bytes per row of the COPY table: ft.chunks' (ftserver/src/storage/postgres/schema.rs CHUNK).
+PG_CHUNK = 256 * 1024
+
+# The server settings case 8 starts its cluster with (see PG_WHY).
+PG_SETTINGS = {
+    "fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "wal_level": "replica",
+    "shared_buffers": "256MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min",
+}
+PG_WHY = ("durability as shipped (fsync, synchronous_commit and full_page_writes on: a 226 after an upload "
+          "means a durable commit), wal_level=replica as any server with a standby or base backups runs, "
+          "shared_buffers 256 MiB for a small dedicated instance, max_wal_size 4 GB and checkpoint_timeout "
+          "15 min so that a 1 GiB load is not cut by forced checkpoints (common bulk-load tuning)")
+
+
+def descendants(root):
+    """Every process below root (vsftpd's session processes start sessions of their own, so
+    Server.pids, which follows the session, misses them)."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def find_pg_bin():
+    """The directory with initdb and pg_ctl: $FT_PG_BIN, the newest /usr/lib/postgresql/N/bin, or PATH."""
+    candidates = [os.environ.get("FT_PG_BIN", "")]
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
+                      if p.parent.name.isdigit() else 0, reverse=True)
+    candidates += [str(p) for p in versions] + os.environ.get("PATH", "").split(os.pathsep)
+    for c in candidates:
+        if c and (Path(c) / "initdb").is_file() and (Path(c) / "pg_ctl").is_file():
+            return Path(c)
+    return None
+
+
+def fs_type(path):
+    """The file system type of path (e.g. tmpfs, ext2/ext3), as stat -f names it."""
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True).stdout.strip()
+
+
+def write_pgcopy(src, dst, chunk):
+    """Writes src as a binary COPY file of (content 1, seq, data) rows of chunk bytes: the
+    bytes ftserver stores, in the form COPY reads fastest."""
+    import struct
+    rows = (src.stat().st_size + chunk - 1) // chunk
+    expect = 19 + rows * 26 + src.stat().st_size + 2
+    if dst.exists() and dst.stat().st_size == expect:
+        return
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        out.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0))
+        seq = 0
+        while True:
+            data = f.read(chunk)
+            if not data:
+                break
+            out.write(struct.pack("!hiqiii", 3, 8, 1, 4, seq, len(data)))
+            out.write(data)
+            seq += 1
+        out.write(struct.pack("!h", -1))
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster, like ftserver's TestCluster: initdb as the postgres user
+    (when root) into base/data, a Unix socket in base, a free port, no TCP listener."""
+
+    def __init__(self, base, settings):
+        self.bin = find_pg_bin()
+        if not self.bin:
+            raise RuntimeError("case 8 needs postgresql's initdb and pg_ctl (apt-get install postgresql)")
+        self.base = base
+        shutil.rmtree(base, ignore_errors=True)
+        base.mkdir(parents=True)
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(base, self.user, self.user)
+        self.data = base / "data"
+        self.as_owner("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
+                      "--no-sync")
+        self.port = free_port()
+        opts = f"-k {base} -p {self.port} -c listen_addresses=''" + "".join(
+            f" -c {k}={v}" for k, v in settings.items())
+        self.as_owner("pg_ctl", "-D", str(self.data), "-l", str(base / "log"), "-w", "-o", opts, "start")
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        self.version = self.psql("SHOW server_version", db="postgres", capture=True).strip().split()[0]
+
+    def as_owner(self, program, *args):
+        argv = [str(self.bin / program), *args]
+        if self.user:
+            argv = ["setpriv", "--reuid", self.user, "--regid", self.user, "--init-groups", "--"] + argv
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{program} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+
+    def conninfo(self, db):
+        """The libpq connection string ftserver --storage takes."""
+        return f"host={self.base} port={self.port} user=postgres dbname={db}"
+
+    def psql_argv(self, db, *commands):
+        argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", str(self.base), "-p", str(self.port),
+                "-U", "postgres", "-d", db]
+        for c in commands:
+            argv += ["-c", c]
+        return argv
+
+    def psql(self, *commands, db="ft", capture=False):
+        """Runs each command in its own transaction; their output when capture."""
+        r = subprocess.run(self.psql_argv(db, *commands), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr.strip()[-300:]}")
+        return r.stdout if capture else None
+
+    def cpu(self):
+        """CPU seconds of the postmaster and its backends: live ones' own user+system time,
+        exited (or zombie) ones' through the postmaster's cutime or their own stat."""
+        total = 0
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(d.name) == self.pid:
+                total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+            elif int(fields[1]) == self.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
+
+    def stop(self):
+        try:
+            self.as_owner("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
 # The suffix of a row measured with the --baseline build.
 BASELINE = " (baseline)"
+
+# The unit of a self.results entry whose rows are ready Markdown lines.
+TABLE = "table"
 
 # A row shown for scale only (a ceiling no file transfer reaches), never the "best peer".
 REFERENCE = "reference:"
@@ -650,7 +1128,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--big-mib", type=int, default=1024, help="size of the large file in MiB")
     ap.add_argument("--parallel", type=int, default=8)
-    ap.add_argument("--cases", default="1,2,3,4,5,6", help="comma-separated case numbers")
+    ap.add_argument("--cases", default="1,2,3,4,5,6", help="comma-separated case numbers (1-8; 7: FTPS, 8: PostgreSQL)")
     ap.add_argument("--output", default="BENCHMARKS.md")
     args = ap.parse_args()
     b = Bench(args)

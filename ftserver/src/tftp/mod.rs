@@ -244,6 +244,23 @@ fn per_client_limit(max_transfers: usize) -> usize {
     (max_transfers / 8).max(4).min(max_transfers)
 }
 
+/// What the listener and a running transfer tell each other.
+#[derive(Debug, Default)]
+pub(super) struct Signals {
+    /// Copies of the request received since the transfer last looked.
+    pub(super) repeats: AtomicU32,
+    /// The client has answered the transfer (or repeated its request): it is really there.
+    pub(super) answered: AtomicBool,
+    /// The listener took the slot away for a new client (the transfer was never answered).
+    pub(super) evicted: AtomicBool,
+}
+
+impl Signals {
+    fn new(repeats: u32) -> Arc<Signals> {
+        Arc::new(Signals { repeats: AtomicU32::new(repeats), ..Signals::default() })
+    }
+}
+
 /// A running transfer as the listener knows it.
 struct Active {
     id: u64,
@@ -252,7 +269,8 @@ struct Active {
     /// The transfer's socket address (its TID), where the listener's wake-ups go.
     tid: SocketAddr,
     /// Copies of the request received since the transfer last looked.
-    repeats: Arc<AtomicU32>,
+    /// What the listener and the transfer tell each other.
+    signals: Arc<Signals>,
 }
 
 /// Starts a transfer thread for `request`; a duplicate of a running one is handed to it instead,
@@ -270,11 +288,27 @@ fn start(
         let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(running) = active.get(&peer).filter(|running| running.request == datagram) {
             log::debug!("tftp: {peer}: duplicate request handed to its transfer");
-            running.repeats.fetch_add(1, Ordering::AcqRel);
+            running.signals.repeats.fetch_add(1, Ordering::AcqRel);
+            // A client that asks again is there: its transfer keeps its slot.
+            running.signals.answered.store(true, Ordering::Release);
             // The datagram's content does not matter (the count is the message); it only ends
             // the transfer's blocking receive.
             let _ = socket.send_to(&[], SocketAddr::new(wake_ip(running.tid), running.tid.port()));
             return;
+        }
+        // Full: a transfer whose client never answered (a flood of requests from many
+        // addresses, or spoofed ones) gives its slot to this request: a new client is never
+        // refused for them. Only when every slot is in real use is the client told to wait.
+        if active.len() >= shared.config.max_transfers {
+            let silent = active
+                .iter()
+                .filter(|(_, running)| !running.signals.answered.load(Ordering::Acquire))
+                .min_by_key(|(_, running)| running.id)
+                .map(|(addr, _)| *addr);
+            if let Some(addr) = silent.and_then(|addr| active.remove(&addr).map(|evicted| (addr, evicted))) {
+                log::info!("tftp: {}: transfer given up for {peer}: it was never answered", addr.0);
+                addr.1.signals.evicted.store(true, Ordering::Release);
+            }
         }
         if active.len() >= shared.config.max_transfers {
             drop(active);
@@ -302,8 +336,8 @@ fn start(
             }
         };
         let tid = tid_socket.local_addr().unwrap_or(SocketAddr::new(local_ip, 0));
-        let repeats = Arc::new(AtomicU32::new(0));
-        active.insert(peer, Active { id, request: datagram.to_vec(), tid, repeats: repeats.clone() });
+        let repeats = Signals::new(0);
+        active.insert(peer, Active { id, request: datagram.to_vec(), tid, signals: repeats.clone() });
         (tid_socket, repeats)
     };
     let guard = ActiveGuard { shared: shared.clone(), peer, id };
@@ -343,10 +377,10 @@ impl ActiveGuard {
     /// (PXE firmware asks for `tsize`, aborts with error 8 and asks again at once, from the same
     /// port with the same bytes). It gets a new transfer on a new socket in this slot. Decided
     /// under the lock the listener takes, so no copy is lost between the look and the release.
-    fn restart(self, local_ip: std::net::IpAddr, seen: u32) -> Option<(ActiveGuard, UdpSocket, Arc<AtomicU32>)> {
+    fn restart(self, local_ip: std::net::IpAddr, seen: u32) -> Option<(ActiveGuard, UdpSocket, Arc<Signals>)> {
         let mut active = self.shared.active.lock().unwrap_or_else(|e| e.into_inner());
         let ours = active.get(&self.peer).filter(|running| running.id == self.id);
-        let pending = ours.map_or(0, |running| running.repeats.swap(0, Ordering::AcqRel).saturating_add(seen));
+        let pending = ours.map_or(0, |running| running.signals.repeats.swap(0, Ordering::AcqRel).saturating_add(seen));
         if pending == 0 {
             self.release(&mut active);
             return None;
@@ -361,11 +395,11 @@ impl ActiveGuard {
         };
         log::debug!("tftp: {}: the request came again after the client's error: a new transfer", self.peer);
         let id = self.shared.ids.fetch_add(1, Ordering::Relaxed);
-        let repeats = Arc::new(AtomicU32::new(pending - 1));
+        let repeats = Signals::new(pending - 1);
         let running = active.get_mut(&self.peer)?;
         running.id = id;
         running.tid = tid_socket.local_addr().unwrap_or(SocketAddr::new(local_ip, 0));
-        running.repeats = repeats.clone();
+        running.signals = repeats.clone();
         drop(active);
         Some((ActiveGuard { shared: self.shared.clone(), peer: self.peer, id }, tid_socket, repeats))
     }

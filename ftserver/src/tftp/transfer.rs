@@ -7,7 +7,7 @@
 //! repeats its request (see `receive`). Block numbers are tracked as `u64` and put on the wire
 //! modulo 65536, so any file size crosses the rollover.
 
-use super::{ActiveGuard, Shared, TftpConfig};
+use super::{ActiveGuard, Shared, Signals, TftpConfig};
 use crate::storage::error::{io_text, is_disk_full};
 use crate::storage::{Opened, Protocol, Start, StorageError, UploadSpec, Uploader};
 use common::path::VirtualPath;
@@ -17,7 +17,7 @@ use common::tftp::{
 };
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ enum Failure {
     TimedOut(u32),
     /// The server is shutting down.
     Stopped,
+    /// The listener gave the slot of this never-answered transfer to a new client.
+    Evicted,
     /// The transfer socket failed.
     Socket(io::Error),
 }
@@ -71,7 +73,7 @@ fn io_failure(e: io::Error) -> Failure {
 pub(super) fn run(
     guard: ActiveGuard,
     socket: UdpSocket,
-    repeats: Arc<AtomicU32>,
+    repeats: Arc<Signals>,
     peer: SocketAddr,
     request: Request,
 ) -> Option<(ActiveGuard, u32)> {
@@ -120,6 +122,7 @@ pub(super) fn run(
             log::info!("tftp: {peer}: {name}: transfer stopped by server shutdown");
             let _ = t.socket.send_to(&tftp::error_bytes(ErrorCode::NotDefined, "server shutting down"), peer);
         }
+        Err(Failure::Evicted) => log::debug!("tftp: {peer}: {name}: never answered, slot given to a new client"),
         Err(Failure::Socket(e)) => log::warn!("tftp: {peer}: {name}: transfer socket: {e}"),
     }
     None
@@ -163,7 +166,7 @@ struct Transfer<'a> {
     peer: SocketAddr,
     shared: &'a Shared,
     /// Copies of the request the listener received, not yet looked at.
-    repeats: Arc<AtomicU32>,
+    repeats: Arc<Signals>,
     /// The retransmission timeout (the client's `timeout` option, or the configured one).
     timeout: Duration,
     /// Bytes sent or received so far.
@@ -190,8 +193,8 @@ impl Transfer<'_> {
     /// forgotten, so only a copy sent after it can count as a new request (see `asked_again`).
     fn send_packet(&mut self, packet: &[u8]) {
         // A load first: the swap's locked write would be paid on every DATA packet otherwise.
-        if self.repeats.load(Ordering::Relaxed) > 0 {
-            self.repeats.swap(0, Ordering::AcqRel);
+        if self.repeats.repeats.load(Ordering::Relaxed) > 0 {
+            self.repeats.repeats.swap(0, Ordering::AcqRel);
         }
         self.asked_again = 0;
         if let Err(e) = self.socket.send_to(packet, self.peer) {
@@ -215,11 +218,15 @@ impl Transfer<'_> {
             if self.shared.stop.load(Ordering::Relaxed) {
                 return Err(Failure::Stopped);
             }
-            let copies = self.repeats.swap(0, Ordering::AcqRel);
+            if self.repeats.evicted.load(Ordering::Acquire) {
+                return Err(Failure::Evicted);
+            }
+            let copies = self.repeats.repeats.swap(0, Ordering::AcqRel);
             if copies > 0 {
                 // The client repeating its request is an answer too: it is there, waiting for
                 // our first reply (a write waits for exactly that, see `receive`).
                 self.answered = true;
+                self.repeats.answered.store(true, Ordering::Release);
                 self.asked_again = self.asked_again.saturating_add(copies);
                 return Ok(Wait::RequestAgain);
             }
@@ -233,6 +240,7 @@ impl Transfer<'_> {
             match self.socket.recv_from(buf) {
                 Ok((len, from)) if from == self.peer => {
                     self.answered = true;
+                    self.repeats.answered.store(true, Ordering::Release);
                     if !is_error(&buf[..len]) {
                         self.asked_again = 0;
                     }

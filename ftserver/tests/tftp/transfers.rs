@@ -299,3 +299,40 @@ fn one_address_cannot_fill_the_transfer_slots() {
     raw.rrq("f", &[]);
     raw.expect_data(1);
 }
+
+/// Silent requests from many addresses fill every slot, and a new client still gets one: a
+/// transfer nobody ever answered gives its slot to the newcomer (a flood from 64 addresses
+/// refused everyone while the silent transfers waited out their retransmissions).
+#[test]
+fn a_new_client_takes_the_slot_of_a_transfer_nobody_answered() {
+    let server = Server::start(|c| {
+        c.max_transfers = 16;
+        c.timeout = Duration::from_secs(60);
+    });
+    server.put_file("f", b"data");
+    let request = Packet::Request(tftp::Request {
+        direction: tftp::Direction::Read,
+        filename: "f".into(),
+        mode: "octet".into(),
+        options: Vec::new(),
+    })
+    .to_bytes();
+    let flood: Vec<std::net::UdpSocket> = (1..=16)
+        .map(|i| {
+            let sock = std::net::UdpSocket::bind(("127.0.1.".to_owned() + &i.to_string(), 0)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            sock.send_to(&request, server.addr()).unwrap();
+            // Each is answered (DATA 1) and then says nothing: all 16 slots are taken.
+            let mut buf = [0u8; 1024];
+            let (len, _) = sock.recv_from(&mut buf).unwrap();
+            assert!(matches!(Packet::parse(&buf[..len]), Ok(Packet::Data { block: 1, .. })));
+            sock
+        })
+        .collect();
+    let raw = Raw::new(&server);
+    raw.rrq("f", &[]);
+    let (data, tid) = raw.expect_data(1);
+    assert_eq!(data, b"data");
+    raw.ack(1, tid);
+    drop(flood);
+}

@@ -88,15 +88,20 @@ fn segments_from_vsftpd_are_byte_exact() {
 const SERVE: &str = "FT_TEST_SEGMENTS_SERVE";
 
 /// Not a test of its own: started again with `FT_TEST_SEGMENTS_SERVE=ROOT ADDR` (by
-/// [`serve_in`]), this test binary runs ftserver on ADDR inside a namespace and serves until
-/// killed. Run normally it returns at once.
+/// [`Link::serve`]), this test binary runs a writable ftserver on ADDR inside a namespace, FTP
+/// on TCP and TFTP on UDP, and serves until killed. Run normally it returns at once.
 #[test]
 fn serve_process() {
     let Some(spec) = std::env::var_os(SERVE) else { return };
     let spec = spec.into_string().unwrap();
     let (root, addr) = spec.rsplit_once(' ').unwrap();
     let listener = TcpListener::bind(addr).unwrap();
-    let _server = ftserver::Server::spawn(listener, ftserver::Config::new(root).unwrap()).unwrap();
+    let mut config = ftserver::Config::new(root).unwrap();
+    config.writable = true;
+    let _server = ftserver::Server::spawn(listener, config).unwrap();
+    // TFTP on the same address and port (UDP), writable too.
+    let tftp = ftserver::tftp::TftpConfig { root: root.into(), writable: true, ..Default::default() };
+    let _tftp = ftserver::tftp::spawn(std::net::UdpSocket::bind(addr).unwrap(), tftp).unwrap();
     println!("\nLISTENING");
     loop {
         std::thread::park();
@@ -299,4 +304,37 @@ fn a_record_whose_temporary_file_is_gone_or_changed_is_not_trusted() {
     std::fs::write(dir.path().join(".s.bin.ftpart.segs"), &record).unwrap();
     std::fs::write(dir.path().join(".s.bin.ftpart"), b"short").unwrap();
     ftclient(dir.path(), &args).fails_with("expects 1048577");
+}
+
+/// The other features that meet a real network: a tree (`-r -g --parallel`, one control
+/// connection reused for every file) and TFTP both ways with the adaptive timer and windows,
+/// through a link that drops and reorders: every byte arrives, nothing else is left behind.
+#[test]
+fn trees_and_tftp_come_through_a_lossy_reordering_link_exact() {
+    let link = Link::start(&["--delay", "10ms", "--loss", "2%", "--reorder", "2%", "--rate", "100mbit", "--seed", "7"]);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("tree/sub")).unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| {
+            let name = if i % 3 == 0 { format!("tree/sub/f{i}") } else { format!("tree/f{i}") };
+            let data = make(root.path(), &name, 1000 * i + 17, i as u64);
+            (name, data)
+        })
+        .collect();
+    let big = make(root.path(), "t.bin", 3 * 1024 * 1024 + 11, 99);
+    let _server = link.serve(root.path());
+    let dir = tempfile::tempdir().unwrap();
+
+    let tree = link.spawn_client(dir.path(), &["-q", "10.77.0.1", "2121", "-r", "-g", "tree", "--parallel", "4"]);
+    wait_output(tree).ok();
+    for (name, data) in &files {
+        assert!(std::fs::read(dir.path().join(name)).unwrap() == *data, "{name} differs");
+    }
+
+    let get = link.spawn_client(dir.path(), &["-q", "--tftp", "10.77.0.1", "2121", "-g", "t.bin"]);
+    wait_output(get).ok();
+    assert!(std::fs::read(dir.path().join("t.bin")).unwrap() == big, "the TFTP download differs");
+    let put = link.spawn_client(dir.path(), &["-q", "--tftp", "10.77.0.1", "2121", "-p", "t.bin", "--to", "back.bin"]);
+    wait_output(put).ok();
+    assert!(std::fs::read(root.path().join("back.bin")).unwrap() == big, "the TFTP upload differs");
 }

@@ -249,18 +249,7 @@ impl Download<'_> {
             }
             None => verify::check(self.session, &against, self.method, &part, early),
         };
-        checked.with_context(|| {
-            format!(
-                "download of {} failed verification ({} is kept for inspection)",
-                sanitize(&self.opts.remote),
-                part.display()
-            )
-        })?;
-        let saved = target
-            .commit(&part, replace)
-            .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
-        lock.committed();
-        let instead_of = (saved != target.path()).then(|| target.path());
+        let (saved, instead_of) = self.publish(checked, target, &part, replace, &mut lock)?;
         Ok(Done {
             moved: total - offset,
             total,
@@ -288,6 +277,32 @@ impl Download<'_> {
             return Some(asked.unwrap_or(1));
         }
         asked
+    }
+
+    /// After the transfer: the verification's outcome (a failure keeps the part file for
+    /// inspection), then the part file moved to its name. Returns where it went, and the name
+    /// it was meant for when that was taken (`NAME.1`).
+    fn publish(
+        &self,
+        checked: Result<()>,
+        target: &Target,
+        part: &Path,
+        replace: bool,
+        lock: &mut localfile::PartLock,
+    ) -> Result<(PathBuf, Option<PathBuf>)> {
+        checked.with_context(|| {
+            format!(
+                "download of {} failed verification ({} is kept for inspection)",
+                sanitize(&self.opts.remote),
+                part.display()
+            )
+        })?;
+        let saved = target
+            .commit(part, replace)
+            .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
+        lock.committed();
+        let instead_of = (saved != target.path()).then(|| target.path());
+        Ok((saved, instead_of))
     }
 
     /// A segmented download into `target` (see [`segments`]), then the same check and rename as
@@ -318,18 +333,8 @@ impl Download<'_> {
         };
         let early = verify::start_early(&self.opts.checked_against(), self.method, self.size);
         let moved = segments::download(self.session, &job, &part, &file)?;
-        verify::check(self.session, &self.opts.checked_against(), self.method, &part, early).with_context(|| {
-            format!(
-                "download of {} failed verification ({} is kept for inspection)",
-                sanitize(&self.opts.remote),
-                part.display()
-            )
-        })?;
-        let saved = target
-            .commit(&part, replace)
-            .with_context(|| format!("cannot move {} to {}", part.display(), target.path().display()))?;
-        lock.committed();
-        let instead_of = (saved != target.path()).then(|| target.path());
+        let checked = verify::check(self.session, &self.opts.checked_against(), self.method, &part, early);
+        let (saved, instead_of) = self.publish(checked, target, &part, replace, lock)?;
         Ok(Done { moved, total: size, elapsed: started.elapsed(), saved: Some(saved), streamed: false, instead_of })
     }
 

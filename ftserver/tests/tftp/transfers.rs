@@ -269,13 +269,7 @@ fn one_address_cannot_fill_the_transfer_slots() {
         c.timeout = Duration::from_secs(60);
     });
     server.put_file("f", b"data");
-    let request = Packet::Request(tftp::Request {
-        direction: tftp::Direction::Read,
-        filename: "f".into(),
-        mode: "octet".into(),
-        options: Vec::new(),
-    })
-    .to_bytes();
+    let request = read_request("f");
     let flood: Vec<std::net::UdpSocket> = (0..16)
         .map(|_| {
             let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
@@ -310,13 +304,7 @@ fn a_new_client_takes_the_slot_of_a_transfer_nobody_answered() {
         c.timeout = Duration::from_secs(60);
     });
     server.put_file("f", b"data");
-    let request = Packet::Request(tftp::Request {
-        direction: tftp::Direction::Read,
-        filename: "f".into(),
-        mode: "octet".into(),
-        options: Vec::new(),
-    })
-    .to_bytes();
+    let request = read_request("f");
     let flood: Vec<std::net::UdpSocket> = (1..=16)
         .map(|i| {
             let sock = std::net::UdpSocket::bind(("127.0.1.".to_owned() + &i.to_string(), 0)).unwrap();
@@ -335,4 +323,15 @@ fn a_new_client_takes_the_slot_of_a_transfer_nobody_answered() {
     assert_eq!(data, b"data");
     raw.ack(1, tid);
     drop(flood);
+}
+
+/// The datagram of a plain read request for `name`.
+fn read_request(name: &str) -> Vec<u8> {
+    Packet::Request(tftp::Request {
+        direction: tftp::Direction::Read,
+        filename: name.into(),
+        mode: "octet".into(),
+        options: Vec::new(),
+    })
+    .to_bytes()
 }

@@ -7,7 +7,7 @@
 #
 # Usage: sudo scripts/wan.sh [--wait-port PORT] [LINKEM OPTIONS] -- SERVER CMD... -- CLIENT CMD...
 #   e.g. scripts/wan.sh --delay 25ms --loss 0.1% --rate 100mbit --wait-port 2121 \
-#          -- ftserver --root /srv --listen 0.0.0.0:2121 -- ftclient -g file ftp://10.77.0.1:2121
+#          -- target/release/ftserver --root /srv 2121 -- target/release/ftclient 10.77.0.1 2121 -l
 #   LINKEM OPTIONS: --delay --jitter --loss --reorder --rate --queue, each also as --a-to-b-X
 #   (server to client) and --b-to-a-X (client to server), --seed, --mtu (linkem --help).
 #   --wait-port PORT: start the client only once the server listens on PORT (TCP or UDP).

@@ -2,11 +2,8 @@
 //! middle of a download, restarted, and `--resume` completes the file, verified by the hash the
 //! server offers.
 
-use crate::support::{dir_names, ftclient, wait_output, ChildGuard};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use crate::support::{dir_names, ftclient, start_test_server, wait_output, ChildGuard};
+use std::process::Command;
 
 const SERVE_ROOT: &str = "FT_TEST_SERVE_ROOT";
 
@@ -29,26 +26,10 @@ fn serve_process() {
 /// Starts ftserver serving `root` in a process of its own: this test binary, running only
 /// [`serve_process`]. Returns the guard and the port.
 fn serve(root: &std::path::Path) -> (ChildGuard, u16) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill::serve_process", "--nocapture", "--test-threads", "1"])
-        .env(SERVE_ROOT, root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(port) = line.strip_prefix("PORT ") {
-                let _ = tx.send(port.parse::<u16>().unwrap());
-            }
-        }
-    });
-    let port = rx.recv_timeout(Duration::from_secs(30)).expect("the server process did not report its port");
-    (guard, port)
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env(SERVE_ROOT, root);
+    let (guard, port) = start_test_server(cmd, "kill::serve_process", "PORT ");
+    (guard, port.parse().unwrap())
 }
 
 #[test]

@@ -2,13 +2,12 @@
 //! interrupted one resumed from its `.NAME.ftpart.segs` record, and one through the emulated
 //! link (linkem) with loss and reordering.
 
-use crate::support::{ftclient, wait_output, ChildGuard, Tree};
+use crate::support::{ftclient, start_test_server, wait_output, ChildGuard, Tree};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Serves `tree` on 127.0.0.1 port 0 in-process; stopped when dropped.
@@ -150,28 +149,10 @@ impl Link {
 
     /// ftserver serving `root` on [`SERVER_ADDR`] in namespace A; killed when dropped.
     fn serve(&self, root: &Path) -> ChildGuard {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns_a])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "segments::serve_process", "--nocapture", "--test-threads", "1"])
-            .env(SERVE, format!("{} {SERVER_ADDR}", root.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let guard = ChildGuard(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line == "LISTENING" {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(30)).expect("the server in namespace A did not start");
-        guard
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns_a]).arg(std::env::current_exe().unwrap());
+        cmd.env(SERVE, format!("{} {SERVER_ADDR}", root.display()));
+        start_test_server(cmd, "segments::serve_process", "LISTENING").0
     }
 
     /// ftclient with `args` in namespace B, working in `dir`, not waited for.

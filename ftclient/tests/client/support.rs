@@ -251,3 +251,29 @@ pub fn wait_for_len(path: &Path, len: u64) {
 #[path = "../../../ftserver/tests/ftp/peers.rs"]
 mod peers;
 pub use peers::{require, require_python_module};
+
+/// Runs one test of this test binary as a server process: `cmd` is the program to start it
+/// with (the test binary itself, or `ip netns exec NS` and the binary), its environment already
+/// set; `test` is the test's exact name. Waits (bounded) for the line starting with `ready`
+/// that the server prints once it listens, and returns the guard and the rest of that line.
+pub fn start_test_server(mut cmd: Command, test: &str, ready: &'static str) -> (ChildGuard, String) {
+    let mut child = cmd
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(ready) {
+                let _ = tx.send(rest.to_owned());
+            }
+        }
+    });
+    let rest = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("{test} did not start serving"));
+    (guard, rest)
+}

@@ -6,6 +6,7 @@
 //! `Read + Write`, so every piece is testable on in-memory buffers.
 
 pub mod ascii;
+pub mod block;
 pub mod command;
 pub mod control;
 pub mod hostport;

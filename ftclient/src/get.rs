@@ -427,8 +427,7 @@ impl Download<'_> {
             transfer::receive(self.session, &mut stream, &mut sink, &mut count, expected.unwrap_or(u64::MAX), |n| {
                 bar.set(n)
             })?;
-            drop(stream);
-            transfer::finish(self.session)?;
+            transfer::complete(self.session, stream)?;
             check_count(count, expected)
         })();
         bar.finish();
@@ -525,8 +524,7 @@ impl Download<'_> {
                 bar.set(n)
             })?;
             sink.flush().with_context(|| format!("cannot write to {name}"))?;
-            drop(stream);
-            transfer::finish(self.session)?;
+            transfer::complete(self.session, stream)?;
             check_count(count, expected)
         })();
         bar.finish();

@@ -70,8 +70,7 @@ fn receive_listing(session: &mut Session, pending: transfer::Pending, reply: com
     let mut data = Vec::new();
     let mut count = 0;
     transfer::receive(session, &mut stream, &mut data, &mut count, MAX_LISTING, |_| {}).context(WHAT)?;
-    drop(stream);
-    transfer::finish(session).context(WHAT)?;
+    transfer::complete(session, stream).context(WHAT)?;
     Ok(data)
 }
 

@@ -158,10 +158,12 @@ pub fn run(first: Session, login: &Login, mode: Mode, parallel: usize, jobs: Vec
     report
 }
 
-/// Logs in, asks FEAT.
+/// Logs in, asks FEAT and for block mode (one data connection for all of this connection's
+/// files, when the server has it).
 fn connect(login: &Login) -> Result<Session> {
     let mut session = login.connect()?;
     session.feat()?;
+    session.try_block_mode()?;
     Ok(session)
 }
 

@@ -364,7 +364,8 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
     let mut count = offset;
     let outcome = (|| {
         let timeout = session.timeout();
-        let sent = send_all(stream, source, size, timeout, &mut count, |n| bar.set(n));
+        let block = session.block_mode();
+        let sent = send_all(stream, block, source, size, timeout, &mut count, |n| bar.set(n));
         if let Err(e) = sent {
             if let Some(changed) = e.downcast_ref::<Changed>() {
                 // The reset makes the server answer (426); read it so the connection stays in
@@ -383,7 +384,10 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
             }
             return Err(e);
         }
-        transfer::finish(session)?;
+        match sent {
+            Ok(Some(kept)) => transfer::complete(session, kept)?,
+            _ => transfer::finish(session)?,
+        };
         Ok(())
     })();
     bar.finish();
@@ -416,20 +420,26 @@ struct Changed(String);
 /// ended early or changed) resets the connection (RST), so the server keeps nothing under the
 /// final name. A source longer than announced is sent only up to the announced size (the
 /// change check then fails).
+///
+/// In block mode the end of the data is the end-of-file block, and the connection is returned
+/// for the next transfer instead of being closed.
 fn send_all(
     mut stream: Conn,
+    block: bool,
     source: &mut dyn Read,
     size: &Size<'_>,
     timeout: Duration,
     count: &mut u64,
     on_data: impl FnMut(u64),
-) -> Result<()> {
+) -> Result<Option<Conn>> {
+    // The end-of-file block must not go out before the checks below: in block mode the
+    // source is sent without it, and it follows once the source proved complete.
     let sent = match size.len {
         Some(len) => {
             let mut limited = source.take(len.saturating_sub(size.offset));
-            transfer::send(timeout, &mut stream, &mut limited, count, on_data)
+            transfer::send(timeout, block, &mut stream, &mut limited, count, on_data)
         }
-        None => transfer::send(timeout, &mut stream, source, count, on_data),
+        None => transfer::send(timeout, block, &mut stream, source, count, on_data),
     };
     let problem = match (sent, size.len) {
         (Err(e), _) => Some(e),
@@ -446,6 +456,10 @@ fn send_all(
             transfer::abort(stream);
             Err(e)
         }
+        None if block => {
+            transfer::end_blocks(timeout, &mut stream)?;
+            Ok(Some(stream))
+        }
         None => {
             // End of data is the end of the connection (RFC 959 stream mode). Over TLS this
             // also takes in the server's session tickets, which the next upload resumes with;
@@ -453,7 +467,7 @@ fn send_all(
             if let Err(e) = stream.finish_sending(timeout) {
                 log::debug!("ending the data connection: {}", crate::report::io_reason(&e));
             }
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -520,7 +534,9 @@ mod tests {
             (got, end)
         });
         let mut count = size.offset;
-        let sent = send_all(Conn::Plain(stream), &mut &source[..], size, Duration::from_secs(20), &mut count, |_| {});
+        let sent =
+            send_all(Conn::Plain(stream), false, &mut &source[..], size, Duration::from_secs(20), &mut count, |_| {})
+                .map(drop);
         let (got, end) = reader.join().unwrap();
         (sent, got, end)
     }

@@ -161,6 +161,10 @@ pub struct Session {
     pub features: Features,
     /// The HASH algorithm this connection selected with `OPTS HASH` (`None`: the default).
     pub hash_selected: Option<Algo>,
+    /// `MODE B`: asked (`Some`) and accepted (`Some(true)`).
+    block: Option<bool>,
+    /// In block mode, the data connection the last transfer ended on, kept for the next one.
+    kept: Option<Conn>,
 }
 
 impl Session {
@@ -235,6 +239,8 @@ impl Session {
             binary: false,
             features: Features::default(),
             hash_selected: None,
+            block: None,
+            kept: None,
         };
         session.greeting()?;
         if explicit {
@@ -358,6 +364,36 @@ impl Session {
         }
         log::debug!("features: {:?}", self.features);
         Ok(())
+    }
+
+    /// Asks once for block mode (`MODE B`, RFC 959 3.4.2), in which one data connection serves
+    /// transfer after transfer: a tree of small files then pays no passive port, connection
+    /// handshake or slow start per file. Servers that refuse it (most: vsftpd, pyftpdlib,
+    /// ProFTPD) keep stream mode. Returns whether block mode is on.
+    pub fn try_block_mode(&mut self) -> Result<bool> {
+        if self.block.is_none() {
+            let reply = self.command(&Command::Mode("B".to_owned()))?;
+            log::debug!("MODE B answered {}", reply.code);
+            self.block = Some(reply.code == 200);
+        }
+        Ok(self.block == Some(true))
+    }
+
+    /// Is the session in block mode?
+    pub fn block_mode(&self) -> bool {
+        self.block == Some(true)
+    }
+
+    /// The data connection kept open by the last block-mode transfer, if any.
+    pub fn take_kept(&mut self) -> Option<Conn> {
+        self.kept.take()
+    }
+
+    /// Keeps a block-mode data connection whose transfer ended well, for the next transfer.
+    pub fn keep(&mut self, conn: Conn) {
+        if self.block_mode() {
+            self.kept = Some(conn);
+        }
     }
 
     /// Switches to binary mode (TYPE I) unless already done on this connection: transfers and

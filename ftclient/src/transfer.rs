@@ -6,6 +6,7 @@ use crate::conn::Conn;
 use crate::interrupt;
 use crate::session::{ServerError, Session, TICK};
 use anyhow::{anyhow, bail, Context, Result};
+use common::block::{self, BlockReader};
 use common::command::EpsvArg;
 use common::hostport::{canonical_ip, parse_227, parse_229};
 use common::{Command, Reply};
@@ -53,10 +54,16 @@ pub enum Pending {
     Connected(TcpStream),
     /// Active mode: waiting for the server to connect.
     Listening(TcpListener),
+    /// Block mode: the connection the last transfer ended on, still open.
+    Kept(Conn),
 }
 
-/// Sets up a data connection in `mode` before the transfer command is sent.
+/// Sets up a data connection in `mode` before the transfer command is sent (in block mode, the
+/// one the last transfer kept open, when there is one).
 pub fn prepare(session: &mut Session, mode: Mode) -> Result<Pending> {
+    if let Some(kept) = session.take_kept() {
+        return Ok(Pending::Kept(kept));
+    }
     match mode {
         Mode::Passive => passive(session).map(Pending::Connected),
         Mode::Active(port) => active(session, port).map(Pending::Listening),
@@ -147,11 +154,16 @@ pub fn start(session: &mut Session, pending: Pending, cmd: &Command, what: &str)
 /// the 1xx reply: servers such as vsftpd start theirs only once the command is accepted.
 pub fn established(session: &mut Session, pending: Pending, reply: Reply, what: &str) -> Result<Conn> {
     if !reply.is_preliminary() {
+        // A refused command leaves a block-mode connection as it was: the next transfer uses it.
+        if let Pending::Kept(kept) = pending {
+            session.keep(kept);
+        }
         return Err(ServerError(reply)).context(what.to_owned());
     }
     let stream = match pending {
         Pending::Connected(stream) => stream,
         Pending::Listening(listener) => accept(session, &listener)?,
+        Pending::Kept(kept) => return Ok(kept),
     };
     stream.set_read_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
     stream.set_write_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
@@ -231,21 +243,28 @@ const LOW_WATER_FROM: u64 = 4 << 20;
 #[error("the server sent more than {0} bytes")]
 pub struct TooMuchData(pub u64);
 
-/// Copies the data connection into `sink` until the server closes it, at most `limit` bytes
-/// (then it fails). `count` is advanced as bytes are written, so after an error it says how far
-/// the copy got. `on_data` sees the running total after each write (progress bars).
+/// Copies the data connection into `sink` until the server closes it (in block mode: until the
+/// end-of-file block), at most `limit` bytes (then it fails). `count` is advanced as bytes are
+/// written, so after an error it says how far the copy got. `on_data` sees the running total
+/// after each write (progress bars).
 pub fn receive(
     session: &Session,
     stream: &mut Conn,
     sink: &mut dyn Write,
     count: &mut u64,
     limit: u64,
-    mut on_data: impl FnMut(u64),
+    on_data: impl FnMut(u64),
 ) -> Result<()> {
     // Small files (trees of thousands) need no megabyte buffer; one byte more than allowed
     // still shows a server that sends too much.
     let want = limit.saturating_sub(*count).saturating_add(1).max(64 << 10);
     let mut buf = vec![0u8; usize::try_from(want).map_or(READ_BUF, |w| w.min(READ_BUF))];
+    let tls = stream.is_tls();
+    if session.block_mode() {
+        // Blocks are read header by header: a low-water mark would hold every header back.
+        let mut blocks = BlockReader::new(stream);
+        return copy_in(session, &mut blocks, tls, &mut buf, sink, count, limit, on_data);
+    }
     if want > LOW_WATER_FROM {
         // Without it every arriving segment wakes this thread: on loopback that is the
         // sender's CPU doing the wake-ups, and measured with a 1 GiB download the server spent
@@ -255,10 +274,25 @@ pub fn receive(
             log::debug!("SO_RCVLOWAT refused: {e}");
         }
     }
+    copy_in(session, stream, tls, &mut buf, sink, count, limit, on_data)
+}
+
+/// The loop of [`receive`], over the connection itself or its blocks.
+#[allow(clippy::too_many_arguments)]
+fn copy_in(
+    session: &Session,
+    stream: &mut impl Read,
+    tls: bool,
+    buf: &mut [u8],
+    sink: &mut dyn Write,
+    count: &mut u64,
+    limit: u64,
+    mut on_data: impl FnMut(u64),
+) -> Result<()> {
     let mut deadline = Instant::now() + session.timeout();
     loop {
         interrupt::check()?;
-        match stream.read(&mut buf) {
+        match stream.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => {
                 if *count + n as u64 > limit {
@@ -278,8 +312,9 @@ pub fn receive(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A TLS server that closes without close_notify (many do after a download): the
-            // 226 reply and the size check judge whether the data is complete.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && stream.is_tls() => {
+            // 226 reply and the size check judge whether the data is complete. (In block mode
+            // the reader itself fails a connection that ends before the end-of-file block.)
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && tls && !session.block_mode() => {
                 log::debug!("the server closed the tls data connection without close_notify");
                 return Ok(());
             }
@@ -288,47 +323,91 @@ pub fn receive(
     }
 }
 
-/// Copies `source` into the data connection until its end. `count` is advanced as the server
-/// takes bytes, so after an error it says how far the upload got; `on_data` sees the running
-/// total (progress bars).
+/// Ends a transfer whose data has all been read: the server's final reply (226 or 250), and
+/// in block mode the data connection kept for the next transfer when the server keeps it open
+/// (250). In stream mode the connection is closed first.
+pub fn complete(session: &mut Session, stream: Conn) -> Result<Reply> {
+    if !session.block_mode() {
+        drop(stream);
+        return finish(session);
+    }
+    let reply = finish(session)?;
+    if reply.code == 250 {
+        session.keep(stream);
+    }
+    Ok(reply)
+}
+
+/// Copies `source` into the data connection until its end (in block mode as blocks, without the
+/// end-of-file block: [`end_blocks`] sends that once the caller has checked the source). `count` is advanced as the server takes the data, so after an error
+/// it says how far the upload got; `on_data` sees the running total (progress bars).
 pub fn send(
     timeout: std::time::Duration,
+    block: bool,
     stream: &mut Conn,
     source: &mut dyn Read,
     count: &mut u64,
     mut on_data: impl FnMut(u64),
 ) -> Result<()> {
-    let mut buf = vec![0u8; READ_BUF];
+    // In block mode each read leaves room for the block's header before it.
+    let (head, piece) = if block { (block::HEADER, block::MAX_BLOCK) } else { (0, READ_BUF) };
+    let mut buf = vec![0u8; head + piece];
     loop {
         interrupt::check()?;
-        let n = match source.read(&mut buf) {
+        let n = match source.read(&mut buf[head..]) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("cannot read the local file"),
         };
-        let mut sent = 0;
-        let mut deadline = Instant::now() + timeout;
-        while sent < n {
-            interrupt::check()?;
-            match stream.write(&buf[sent..n]) {
-                Ok(0) => bail!("the data connection closed"),
-                Ok(k) => {
-                    sent += k;
-                    *count += k as u64;
-                    on_data(*count);
-                    deadline = Instant::now() + timeout;
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    if Instant::now() >= deadline {
-                        bail!("the server took no data within {} s", timeout.as_secs());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("the data connection failed"),
-            }
+        if block {
+            // A block counts once all of it went out.
+            write_out(timeout, stream, block::frame(&mut buf, n), |_| {})?;
+            *count += n as u64;
+            on_data(*count);
+        } else {
+            write_out(timeout, stream, &buf[..n], |k| {
+                *count += k as u64;
+                on_data(*count);
+            })?;
         }
     }
+}
+
+/// Sends the end-of-file block that completes a block-mode upload.
+pub fn end_blocks(timeout: std::time::Duration, stream: &mut Conn) -> Result<()> {
+    write_out(timeout, stream, &block::END, |_| {})
+}
+
+/// Writes all of `bytes`, failing when the server takes nothing for `timeout`; `taken` sees
+/// each write's count.
+fn write_out(
+    timeout: std::time::Duration,
+    stream: &mut Conn,
+    bytes: &[u8],
+    mut taken: impl FnMut(usize),
+) -> Result<()> {
+    let mut sent = 0;
+    let mut deadline = Instant::now() + timeout;
+    while sent < bytes.len() {
+        interrupt::check()?;
+        match stream.write(&bytes[sent..]) {
+            Ok(0) => bail!("the data connection closed"),
+            Ok(k) => {
+                sent += k;
+                taken(k);
+                deadline = Instant::now() + timeout;
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if Instant::now() >= deadline {
+                    bail!("the server took no data within {} s", timeout.as_secs());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("the data connection failed"),
+        }
+    }
+    Ok(())
 }
 
 /// Ends a data connection with a reset (RST) instead of a clean close (FIN). In stream mode a

@@ -88,6 +88,8 @@ pub fn get(
     opts: &TreeOptions,
 ) -> Result<()> {
     session.binary()?;
+    // One data connection for the whole walk and every file, when the server allows it.
+    session.try_block_mode()?;
     let mut walk = walk_remote(&mut session, mode, remote_root)?;
     std::fs::create_dir_all(local_root).with_context(|| format!("cannot create {}", local_root.display()))?;
     make_dirs(&mut walk, |dir| make_local_dir(&local_path(local_root, dir)))?;
@@ -120,6 +122,7 @@ pub fn put(
     opts: &TreeOptions,
 ) -> Result<()> {
     let mut walk = walk_local(local_root)?;
+    session.try_block_mode()?;
     let home = pwd(&mut session)?;
     make_remote_dir(&mut session, remote_root, &home)?;
     make_dirs(&mut walk, |dir| {

@@ -1,7 +1,8 @@
 //! A small scripted FTP server for tests: it speaks just enough FTP for ftclient (login, FEAT,
 //! TYPE, SIZE, EPSV/PASV, EPRT/PORT, REST, HASH, RETR, STOR, LIST, PWD/CWD, QUIT) and lets each
 //! test decide what RETR and STOR do, so the test can misbehave on purpose (short transfers,
-//! aborts, dropped connections, strangers on the data port).
+//! aborts, dropped connections, strangers on the data port). With [`Script::block`] it also
+//! takes `MODE B`: the handlers then frame their data and may keep the data connection.
 
 use common::command::EpsvArg;
 use common::{Command, Control, Reply};
@@ -23,6 +24,10 @@ pub struct Conn {
     pub ctrl: Control<TcpStream>,
     passive: Option<TcpListener>,
     active: Option<SocketAddr>,
+    /// In block mode, the data connection the last transfer left open.
+    kept: Option<TcpStream>,
+    /// `MODE B` was accepted.
+    pub block: bool,
     /// Which session this is (0 for the first client connection).
     pub session: usize,
 }
@@ -36,6 +41,9 @@ impl Conn {
     /// Opens the data connection the client asked for: accepts a passive one or connects to
     /// the active address.
     pub fn open_data(&mut self) -> TcpStream {
+        if let Some(kept) = self.kept.take() {
+            return kept;
+        }
         let stream = if let Some(listener) = self.passive.take() {
             listener.accept().expect("fake server: no passive data connection").0
         } else {
@@ -44,6 +52,11 @@ impl Conn {
         };
         stream.set_write_timeout(Some(WAIT)).unwrap();
         stream
+    }
+
+    /// Block mode: keeps the data connection for the next transfer.
+    pub fn keep(&mut self, data: TcpStream) {
+        self.kept = Some(data);
     }
 
     /// The address the client announced with EPRT/PORT.
@@ -79,6 +92,8 @@ pub struct Script {
     /// A directory tree for PWD, CWD and LIST: (absolute path, its LIST data, or `None` to
     /// answer LIST there with 550). When empty, CWD is refused and LIST sends `list`.
     pub dirs: Vec<(&'static str, Option<&'static str>)>,
+    /// Accept `MODE B` (else 504): listings are then sent as blocks on a kept connection.
+    pub block: bool,
 }
 
 impl Default for Script {
@@ -96,6 +111,7 @@ impl Default for Script {
             refuse_opts_hash: false,
             list: Vec::new(),
             dirs: Vec::new(),
+            block: false,
         }
     }
 }
@@ -123,7 +139,14 @@ impl Fake {
             for session in 0..sessions + SPARE_SESSIONS {
                 let Ok((stream, _)) = listener.accept() else { return };
                 stream.set_read_timeout(Some(WAIT)).unwrap();
-                let mut conn = Conn { ctrl: Control::new(stream, 8192), passive: None, active: None, session };
+                let mut conn = Conn {
+                    ctrl: Control::new(stream, 8192),
+                    passive: None,
+                    active: None,
+                    kept: None,
+                    block: false,
+                    session,
+                };
                 serve(&script, &mut conn, &mut retr, &tx);
             }
         });
@@ -181,13 +204,20 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
                 Some(n) => conn.reply(213, &n.to_string()),
                 None => conn.reply(550, "no size for you"),
             },
+            Command::Mode(m) if script.block && m == "B" => {
+                conn.block = true;
+                conn.reply(200, "Mode set to B.");
+            }
+            Command::Mode(_) => conn.reply(504, "stream only"),
             Command::Epsv(EpsvArg::Any) if script.epsv => {
+                conn.kept = None;
                 let listener = passive_listener();
                 let port = listener.local_addr().unwrap().port();
                 conn.passive = Some(listener);
                 conn.reply(229, &common::hostport::format_229(port));
             }
             Command::Pasv => {
+                conn.kept = None;
                 let listener = passive_listener();
                 let port = listener.local_addr().unwrap().port();
                 conn.passive = Some(listener);
@@ -248,9 +278,15 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
                 };
                 conn.reply(150, "here it comes");
                 let mut data = conn.open_data();
-                data.write_all(body).unwrap();
-                drop(data);
-                conn.reply(226, "done");
+                if conn.block {
+                    data.write_all(&blocks(body)).unwrap();
+                    conn.keep(data);
+                    conn.reply(250, "done, connection kept");
+                } else {
+                    data.write_all(body).unwrap();
+                    drop(data);
+                    conn.reply(226, "done");
+                }
             }
             Command::Retr(_) | Command::Stor(_) => {
                 retr(conn, rest);
@@ -263,4 +299,16 @@ fn serve(script: &Script, conn: &mut Conn, retr: &mut Retr, log: &mpsc::Sender<S
             _ => conn.reply(500, "not in this script"),
         }
     }
+}
+
+/// `data` as block-mode blocks (RFC 959 3.4.2) of at most 1000 bytes, then the end-of-file
+/// block.
+pub fn blocks(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in data.chunks(1000) {
+        out.extend_from_slice(&common::block::header(0, piece.len() as u16));
+        out.extend_from_slice(piece);
+    }
+    out.extend_from_slice(&common::block::END);
+    out
 }

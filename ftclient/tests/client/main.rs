@@ -1,6 +1,7 @@
 //! Integration tests: the real ftclient binary against pyftpdlib, vsftpd, ftserver and small
 //! scripted servers that misbehave on purpose.
 
+mod blockmode;
 mod certs;
 mod fake;
 mod ftps;

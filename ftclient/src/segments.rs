@@ -39,8 +39,9 @@ pub const AUTO_MIN: u64 = 64 << 20;
 pub const AUTO_SEGMENTS: usize = 4;
 
 /// A connection left idle takes half of the largest range still running when that range has
-/// at least this much left: less is not worth a login (several round trips) and a slow start.
-const STEAL_MIN: u64 = 4 << 20;
+/// at least this much left: less is not worth the round trips of a new transfer (NOOP after
+/// the ABOR, EPSV, the data connection's handshake, REST and RETR) and its slow start.
+const STEAL_MIN: u64 = 2 << 20;
 
 /// The first line of a sidecar file: its format and version.
 const MAGIC: &str = "ftclient segments 1";
@@ -455,62 +456,67 @@ impl Shared<'_> {
     }
 
     /// Connection `index`: fetches ranges until none is left. `main` is the caller's session
-    /// (used only for the range that ends the file); the others log in for each range.
+    /// (used only for the range that ends the file); the others log in once and keep their
+    /// connection from range to range (a range that ended with ABOR is followed by a NOOP that
+    /// brings the replies back in step: one round trip, where a new login costs five or more).
     fn work(&self, index: usize, mut main: Option<&mut Session>) -> Result<()> {
         let mode = match self.job.mode {
             Mode::Active(port) => Mode::Active(port.saturating_add(index as u16)),
             Mode::Passive => Mode::Passive,
         };
         let _leaving = Leaving(self);
+        let mut own: Option<Session> = None;
         while let Some(range) = self.take(index) {
             let result = (|| {
                 let ends_file = self.state().record.ranges[range].end == self.job.size;
-                match main.as_deref_mut() {
-                    Some(session) if ends_file => {
-                        // Its second half may have been taken: then it ended with ABOR.
-                        if !self.fetch(session, mode, range)? {
-                            resync(session)?;
-                        }
-                        Ok(true)
+                if let (Some(session), true) = (main.as_deref_mut(), ends_file) {
+                    // Its second half may have been taken: then it ended with ABOR.
+                    if !self.fetch(session, mode, range)? {
+                        resync(session)?;
                     }
-                    _ => {
-                        let connected = self.job.login.connect().and_then(|mut session| {
-                            session.binary()?;
-                            Ok(session)
-                        });
-                        let mut session = match (connected, main.as_deref_mut()) {
-                            (Ok(session), _) => session,
-                            (Err(e), Some(session)) => {
-                                // The main connection is the one that never goes away: when the
-                                // server allows no other, it fetches the rest itself.
-                                log::info!(
-                                    "no more connections ({}); continuing on the main one",
-                                    crate::report::render(&e)
-                                );
-                                if !self.fetch(session, mode, range)? {
-                                    resync(session)?;
-                                }
-                                return Ok(true);
+                    return Ok(true);
+                }
+                if own.is_none() {
+                    let connected = self.job.login.connect().and_then(|mut session| {
+                        session.binary()?;
+                        Ok(session)
+                    });
+                    match (connected, main.as_deref_mut()) {
+                        (Ok(session), _) => own = Some(session),
+                        (Err(e), Some(session)) => {
+                            // The main connection is the one that never goes away: when the
+                            // server allows no other, it fetches the rest itself.
+                            log::info!(
+                                "no more connections ({}); continuing on the main one",
+                                crate::report::render(&e)
+                            );
+                            if !self.fetch(session, mode, range)? {
+                                resync(session)?;
                             }
-                            (Err(e), None) => {
-                                // Fewer connections than asked for (a server limit, say): the
-                                // others take this range.
-                                log::warn!(
-                                    "connection {} of the segmented download could not log in: {}",
-                                    index + 1,
-                                    crate::report::render(&e)
-                                );
-                                self.hand_back(range);
-                                return Ok(false);
-                            }
-                        };
-                        if self.fetch(&mut session, mode, range)? {
-                            session.quit();
+                            return Ok(true);
                         }
-                        // Otherwise the connection, aborted, is just closed.
-                        Ok(true)
+                        (Err(e), None) => {
+                            // Fewer connections than asked for (a server limit, say): the
+                            // others take this range.
+                            log::warn!(
+                                "connection {} of the segmented download could not log in: {}",
+                                index + 1,
+                                crate::report::render(&e)
+                            );
+                            self.hand_back(range);
+                            return Ok(false);
+                        }
                     }
                 }
+                let Some(session) = own.as_mut() else { return Ok(false) };
+                if !self.fetch(session, mode, range)? {
+                    // Aborted: in step again before the next range, or closed when that fails.
+                    if let Err(e) = resync(session) {
+                        log::debug!("connection {} closed after ABOR: {}", index + 1, crate::report::render(&e));
+                        own = None;
+                    }
+                }
+                Ok(true)
             })();
             match result {
                 Ok(true) => {}
@@ -520,6 +526,9 @@ impl Shared<'_> {
                     return Err(e);
                 }
             }
+        }
+        if let Some(session) = own {
+            session.quit();
         }
         Ok(())
     }
@@ -539,15 +548,23 @@ impl Shared<'_> {
         let mut pos = self.state().record.ranges[index].next();
         let remote = self.job.remote;
         let pending = transfer::prepare(session, mode)?;
-        if pos > 0 {
-            let reply = session.command(&Command::Rest(pos))?;
+        let what = format!("cannot get {}", sanitize(remote));
+        let retr = Command::Retr(remote.to_owned());
+        let (_, mut stream) = if pos > 0 {
+            // REST and RETR in one write: a round trip less per range. A refused REST (the
+            // server then sends the whole file for the RETR) fails the range at once.
+            session.send_pipelined(&[&Command::Rest(pos), &retr])?;
+            let reply = session.read_reply()?;
             if reply.code != 350 {
                 return Err(ServerError(reply))
                     .context("the server cannot start a transfer in the middle (REST refused); use --segments 1");
             }
-        }
-        let what = format!("cannot get {}", sanitize(remote));
-        let (_, mut stream) = transfer::start(session, pending, &Command::Retr(remote.to_owned()), &what)?;
+            let reply = session.read_reply()?;
+            let stream = transfer::established(session, pending, reply.clone(), &what)?;
+            (reply, stream)
+        } else {
+            transfer::start(session, pending, &retr, &what)?
+        };
         let mut buf = vec![0u8; usize::try_from(end - pos).map_or(READ_BUF, |n| n.clamp(1, READ_BUF))];
         let mut deadline = Instant::now() + session.timeout();
         while pos < end {

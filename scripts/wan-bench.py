@@ -202,7 +202,7 @@ class Bench:
                 want = own[0] if own else size
                 out = fresh(self.out / "run")
                 trace = out if (r == 0 and label in trace_labels) else None
-                secs, samples = link.run(argv, out, timeout, trace)
+                secs, samples = link.run(argv() if callable(argv) else argv, out, timeout, trace)
                 if secs is not None and expect is not None:
                     got = out / expect
                     if not got.exists() or (got.is_file() and got.stat().st_size != want):
@@ -253,14 +253,31 @@ class Bench:
         traced = ("ftclient default (ftserver)", "curl (ftserver)") if link.name == "a" else ()
         self.measure(link, f"Download {size // MiB} MiB", size, c, "curl (ftserver)", self.args.timeout, traced)
 
-    def trees(self, link):
+    def trees(self, link, servers):
+        """Downloads of the 500-file tree; against vsftpd ftclient has no block mode (stream mode)."""
         n = self.args.tree_files
-        c = [("ftclient -r -g --parallel 8 (ftserver)",
-              [self.ftclient, "-q", SERVER, str(FT_PORT), "-r", "-g", "tree", "--parallel", "8"], None),
-             ("lftp mirror --parallel=8 (ftserver)",
-              ["lftp", "-c", f"set cmd:fail-exit yes; open ftp://{SERVER}:{FT_PORT}; mirror --parallel=8 tree tree"],
-              None)]
+        c = []
+        for server, port in servers:
+            c += [(f"ftclient -r -g --parallel 8 ({server})",
+                   [self.ftclient, "-q", SERVER, str(port), "-r", "-g", "tree", "--parallel", "8"], None),
+                  (f"lftp mirror --parallel=8 ({server})",
+                   ["lftp", "-c", f"set cmd:fail-exit yes; open ftp://{SERVER}:{port}; mirror --parallel=8 tree tree"],
+                   None)]
         self.measure(link, f"Tree of {n} x 16 KiB", n * 16 * KiB, c, "lftp mirror --parallel=8 (ftserver)",
+                     self.args.timeout)
+
+    def tree_uploads(self, link):
+        """Uploads of the same tree to ftserver (a new remote directory per run)."""
+        n = self.args.tree_files
+        src = str(self.data / "tree")
+        stamp = iter(range(1_000_000))
+        c = [("ftclient -r -p --parallel 8 (ftserver)",
+              lambda: [self.ftclient, "-q", SERVER, str(FT_PORT), "-r", "-p", src, "--to", f"up-ft-{next(stamp)}",
+                       "--parallel", "8"], None),
+             ("lftp mirror -R --parallel=8 (ftserver)",
+              lambda: ["lftp", "-c", f"set cmd:fail-exit yes; set ftp:use-allo yes; open ftp://{SERVER}:{FT_PORT}; "
+                       f"mirror -R --parallel=8 {src} up-lftp-{next(stamp)}"], None)]
+        self.measure(link, f"Tree upload of {n} x 16 KiB", n * 16 * KiB, c, "lftp mirror -R --parallel=8 (ftserver)",
                      self.args.timeout)
 
     def tftp(self, link):
@@ -338,13 +355,15 @@ class Bench:
         self.prepare()
         cases = set(self.args.cases.split(","))
         servers = [("ftserver", FT_PORT), ("vsftpd", VS_PORT)][: self.args.a_servers]
-        if cases & {"dl", "tree", "upload", "sweep"}:
+        if cases & {"dl", "tree", "treeup", "upload", "sweep"}:
             link = Link("a", self.linkem, self.work, self.bin, cc=self.args.cc)
             try:
                 if "dl" in cases:
                     self.downloads(link, "big.bin", self.args.big_mib * MiB, servers)
                 if "tree" in cases:
-                    self.trees(link)
+                    self.trees(link, servers)
+                if "treeup" in cases:
+                    self.tree_uploads(link)
                 if "upload" in cases:
                     self.upload(link)
                 if "sweep" in cases:
@@ -378,7 +397,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", required=True, help="directory with ftserver, ftclient and linkem")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--cases", default="dl,dlb,tree,tftp,upload,sweep")
+    p.add_argument("--cases", default="dl,dlb,tree,treeup,tftp,upload,sweep")
     p.add_argument("--big-mib", type=int, default=256, help="download size on link a")
     p.add_argument("--big-b-mib", type=int, default=64, help="download size on link b")
     p.add_argument("--a-servers", type=int, default=2, help="1: link a downloads from ftserver only")

@@ -124,7 +124,8 @@ pub struct Cli {
     #[arg(short = 'p', long = "put", value_name = "LOCAL_FILE")]
     pub put: Option<PathBuf>,
 
-    /// With -g or -p: transfer a whole directory tree (MLSD when the server has it, else LIST).
+    /// With -g or -p: transfer a whole directory tree (MLSD when the server has it, else LIST),
+    /// in block mode (MODE B: one data connection for all files) when the server has it.
     #[arg(short = 'r', long = "recursive", conflicts_with = "list")]
     pub recursive: bool,
 

@@ -1,6 +1,7 @@
 //! Data connections: how they are made (`open`) and streaming bytes over them, under a watch
 //! that looks for ABOR and stalls. Nothing here parses or answers commands.
 
+pub mod block;
 mod open;
 
 pub use open::{connect, DataPlan, PassiveListener, PassiveShares, ShareClaim};
@@ -295,9 +296,26 @@ pub fn receive_file(
     keep_going: impl FnMut() -> bool,
     tap: impl FnMut(&[u8]),
 ) -> (u64, Result<(), ReceiveError>) {
+    // A hint only: a kernel that refuses it costs some speed, never correctness.
+    if let Err(e) = nix::sys::socket::setsockopt(input.socket(), RcvLowat, &LOW_WATER) {
+        log::debug!("SO_RCVLOWAT refused: {e}");
+    }
     let mut received = 0u64;
     let result = receive_counted(input, file, transfer, keep_going, tap, &mut received);
     (received, result)
+}
+
+/// What an upload is read from: the data connection itself (stream mode, where its end is the
+/// file's end) or the blocks on it (block mode, where the EOF block is).
+trait Source: Read {
+    /// The socket underneath, for its read timeout.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Source for Conn {
+    fn socket(&self) -> &TcpStream {
+        Conn::socket(self)
+    }
 }
 
 /// How an upload is received, for [`receive_file`].
@@ -312,7 +330,7 @@ pub struct Receiving {
 }
 
 fn receive_counted(
-    input: &mut Conn,
+    input: &mut impl Source,
     file: &mut dyn Write,
     Receiving { ascii, room, timeout }: Receiving,
     keep_going: impl FnMut() -> bool,
@@ -320,10 +338,6 @@ fn receive_counted(
     received: &mut u64,
 ) -> Result<(), ReceiveError> {
     let mut buf = vec![0u8; SEND_BUFFER];
-    // A hint only: a kernel that refuses it costs some speed, never correctness.
-    if let Err(e) = nix::sys::socket::setsockopt(input.socket(), RcvLowat, &LOW_WATER) {
-        log::debug!("SO_RCVLOWAT refused: {e}");
-    }
     let mut watch = Watch::new(keep_going, timeout);
     let halted = |halt: Halt| match halt {
         Halt::Aborted => ReceiveError::Aborted,

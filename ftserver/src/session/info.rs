@@ -139,6 +139,7 @@ impl Session<'_> {
             format!(" Connected to {}", self.peer),
             format!(" Logged in as {}", self.principal.as_ref().map_or("nobody", |who| &who.name)),
             format!(" TYPE: {}", if self.ascii { "ASCII" } else { "BINARY" }),
+            format!(" Mode: {}", if self.block { "block" } else { "stream" }),
             format!(" Session timeout in seconds is {}", self.ctx.config.idle_timeout.as_secs()),
             tls[0].clone(),
             tls[1].clone(),

@@ -70,6 +70,8 @@ impl Session<'_> {
         self.rest = 0;
         self.announced = None;
         self.data = None;
+        self.block = false;
+        self.kept = None;
         self.epsv_all = false;
         self.facts = Facts::default();
         self.hash_algorithm = Algorithm::Sha256;

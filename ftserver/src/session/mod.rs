@@ -63,6 +63,14 @@ pub(crate) struct Session<'a> {
     /// The size the client announced with `ALLO` for the next upload.
     announced: Option<u64>,
     data: Option<DataPlan>,
+    /// `MODE B`: transfers are framed as blocks (RFC 959 3.4.2) and their data connection
+    /// outlives them.
+    block: bool,
+    /// In block mode, the data connection of the last complete transfer (secured already when
+    /// `PROT P`), which the next transfer uses unless PASV, EPSV, PORT or EPRT came since.
+    /// Dropping it closes it (without a TLS `close_notify`: in block mode a connection's end
+    /// says nothing about any file).
+    kept: Option<crate::conn::Conn>,
     /// After `EPSV ALL` only EPSV may set up data connections (RFC 2428 section 4).
     epsv_all: bool,
     facts: Facts,
@@ -189,6 +197,8 @@ impl<'a> Session<'a> {
             rest: 0,
             announced: None,
             data: None,
+            block: false,
+            kept: None,
             epsv_all: false,
             facts: Facts::default(),
             hash_algorithm: Algorithm::Sha256,
@@ -345,8 +355,7 @@ impl<'a> Session<'a> {
             Command::Type(TransferType::Unsupported(t)) => {
                 self.reply(504, format!("TYPE {} not supported, use A or I.", sanitize(&t)))?
             }
-            Command::Mode(m) if m.trim().eq_ignore_ascii_case("S") => self.reply(200, "Mode set to S.")?,
-            Command::Mode(_) => self.reply(504, "Only MODE S (stream) is supported.")?,
+            Command::Mode(m) => self.mode(&m)?,
             Command::Stru(s) if s.trim().eq_ignore_ascii_case("F") => self.reply(200, "Structure set to F.")?,
             Command::Stru(_) => self.reply(504, "Only STRU F (file) is supported.")?,
             Command::Pasv => self.pasv()?,
@@ -368,6 +377,7 @@ impl<'a> Session<'a> {
                 // A download watches for ABOR and stops (answering 426); this is the second
                 // reply RFC 959 asks for. Otherwise drop any prepared data connection.
                 self.data = None;
+                self.kept = None;
                 self.rest = 0;
                 if std::mem::take(&mut self.aborted) {
                     self.reply(226, "ABOR successful.")?;

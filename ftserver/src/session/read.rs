@@ -1,5 +1,5 @@
 //! The commands that send to the client over a data connection: RETR (from any offset, in
-//! TYPE I or A) and the listings LIST, NLST and MLSD.
+//! TYPE I or A) and the listings LIST, NLST and MLSD, in stream or block mode.
 
 use super::control::abor_pending;
 use super::{capitalise, Session, ASCII_RESUME};
@@ -45,31 +45,44 @@ impl Session<'_> {
             self.data = None;
             return self.reply(550, ASCII_RESUME);
         }
-        let Some(stream) = self.open_data()? else { return Ok(()) };
         let name = vp.file_name().unwrap_or("/").to_owned();
-        if self.ascii {
-            // The count on the wire differs from the file's (LF becomes CRLF): none is given.
-            self.reply(150, format!("Opening ASCII mode data connection for {name}."))?;
-        } else {
-            self.reply(150, format!("Opening BINARY mode data connection for {name} ({} bytes).", size - offset))?;
-        }
-        let Some(mut stream) = self.secure_data(stream)? else { return Ok(()) };
-        let started = Instant::now();
         let announced = size - offset;
+        // The count on the wire differs from the file's in TYPE A (LF becomes CRLF): none is
+        // given. The kept connection's 125 carries the count as the 150 does, for clients that
+        // read it there.
+        let (opening, already) = if self.ascii {
+            (
+                format!("Opening ASCII mode data connection for {name}."),
+                format!("Data connection already open; transfer starting for {name}."),
+            )
+        } else {
+            (
+                format!("Opening BINARY mode data connection for {name} ({announced} bytes)."),
+                format!("Data connection already open; transfer starting for {name} ({announced} bytes)."),
+            )
+        };
+        let Some(mut stream) = self.start_data(opening, already, true)? else { return Ok(()) };
+        let started = Instant::now();
         let mut abor = false;
-        // Zero copy costs a loopback receiver more than it saves us (see `data::send_file`).
-        let zero_copy = !stream.socket().peer_addr().is_ok_and(|a| canonical_ip(a.ip()).is_loopback());
         let timeout = self.ctx.config.data_timeout;
-        let (n, sent) = data::send_file(&mut *reader, announced, &mut stream, self.ascii, zero_copy, timeout, || {
+        let (ascii, ctx) = (self.ascii, self.ctx);
+        let keep_going = || {
             abor = abor_pending(&mut self.ctrl);
-            !abor && !self.ctx.stopping()
-        });
+            !abor && !ctx.stopping()
+        };
+        let (n, sent) = if self.block {
+            data::block::send_file(&mut *reader, announced, &mut stream, ascii, timeout, keep_going)
+        } else {
+            // Zero copy costs a loopback receiver more than it saves us (see `data::send_file`).
+            let zero_copy = !stream.socket().peer_addr().is_ok_and(|a| canonical_ip(a.ip()).is_loopback());
+            data::send_file(&mut *reader, announced, &mut stream, ascii, zero_copy, timeout, keep_going)
+        };
         self.aborted = abor;
-        stream.finish();
+        self.end_data(stream, matches!(sent, Ok(())) && n == announced);
         match sent {
             Ok(()) if n == announced => {
                 self.log_transfer("RETR", &vp, n, started, "ok");
-                self.reply(226, "Transfer complete.")
+                self.transfer_done("Transfer complete")
             }
             Ok(()) => {
                 // The file shrank while it was being sent: the client must not take the short
@@ -145,12 +158,23 @@ impl Session<'_> {
                 return self.storage_error(&arg, &e);
             }
         };
-        let Some(stream) = self.open_data()? else { return Ok(()) };
-        self.reply(150, "Here comes the directory listing.")?;
-        let Some(mut stream) = self.secure_data(stream)? else { return Ok(()) };
+        let opening = "Here comes the directory listing.".to_owned();
+        let already = "Data connection already open; transfer starting.".to_owned();
+        let Some(mut stream) = self.start_data(opening, already, true)? else { return Ok(()) };
         let started = Instant::now();
-        let sent = data::send_bytes(&body, &mut stream);
-        stream.finish();
+        let sent = if self.block {
+            let mut abor = false;
+            let ctx = self.ctx;
+            let (n, sent) = data::block::send_bytes(&body, &mut stream, ctx.config.data_timeout, || {
+                abor = abor_pending(&mut self.ctrl);
+                !abor && !ctx.stopping()
+            });
+            self.aborted = abor;
+            sent.map(|()| n)
+        } else {
+            data::send_bytes(&body, &mut stream)
+        };
+        self.end_data(stream, sent.is_ok());
         let verb = match kind {
             ListKind::List => "LIST",
             ListKind::Nlst => "NLST",
@@ -159,7 +183,7 @@ impl Session<'_> {
         match sent {
             Ok(n) => {
                 self.log_transfer(verb, &vp, n, started, "ok");
-                self.reply(226, "Directory send OK.")
+                self.transfer_done("Directory send OK")
             }
             Err(e) => {
                 self.log_transfer(verb, &vp, 0, started, &format!("failed: {e}"));

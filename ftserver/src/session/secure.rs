@@ -135,7 +135,12 @@ impl Session<'_> {
         if !self.encrypted() {
             return self.reply(503, "PROT needs AUTH TLS first.");
         }
-        match level.trim().to_ascii_uppercase().as_str() {
+        let level = level.trim().to_ascii_uppercase();
+        if level == "P" || level == "C" {
+            // A kept block-mode data connection has the old protection level: it goes.
+            self.kept = None;
+        }
+        match level.as_str() {
             "P" => {
                 self.protect = true;
                 self.reply(200, "PROT now Private.")

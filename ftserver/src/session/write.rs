@@ -97,10 +97,16 @@ impl Session<'_> {
     }
 
     /// STOR, APPE and STOU. The bytes go to an upload that the storage publishes under its
-    /// name only when the client ended the data connection cleanly and is still there.
+    /// name only when the file is known to be complete: in stream mode when the client ended
+    /// the data connection cleanly and is still there, in block mode when its EOF block came.
     pub(super) fn store(&mut self, kind: StoreKind, arg: Option<&str>) -> io::Result<()> {
         let offset = std::mem::take(&mut self.rest);
         let announced = self.announced.take();
+        // A kept block-mode connection may carry this file's blocks already (a client may send
+        // them right behind the command): if the upload is refused before they are read, the
+        // next upload would take them for its own. So a refusal closes the connection (it is
+        // dropped on every early return), and only an upload that goes ahead uses it.
+        let kept = self.kept.take();
         let ctx = self.ctx;
         let config = &ctx.config;
         if self.denied(Perm::Upload)? {
@@ -144,70 +150,92 @@ impl Session<'_> {
             }
         };
         let vp = vp.parent().join(upload.name()).unwrap_or(vp);
-        let Some(stream) = self.open_data()? else {
+        // RFC 1123 4.1.2.9: STOU's preliminary reply is `125 FILE: name` or `150 FILE: name`.
+        let (opening, already) = match kind {
+            StoreKind::Stou => (format!("FILE: {}", upload.name()), format!("FILE: {}", upload.name())),
+            _ => (
+                format!("Ok to send data for {}.", upload.name()),
+                format!("Data connection already open; transfer starting for {}.", upload.name()),
+            ),
+        };
+        self.kept = kept;
+        let Some(mut stream) = self.start_data(opening, already, false)? else {
             if upload.offset() == 0 {
                 // Nothing was there to resume and nothing arrived: leave no trace.
                 upload.discard();
             }
             return Ok(());
         };
-        let opening = match kind {
-            StoreKind::Stou => format!("FILE: {}", upload.name()),
-            _ => format!("Ok to send data for {}.", upload.name()),
-        };
-        self.reply(150, opening)?;
-        let Some(mut stream) = self.secure_data(stream)? else {
-            if upload.offset() == 0 {
-                upload.discard();
-            }
-            return Ok(());
-        };
+        let block = self.block;
         let started = Instant::now();
         let room = config.max_upload_size.map(|max| max.saturating_sub(upload.offset()));
         let mut abor = false;
         // A client that chose a HASH algorithm will ask for the digest next: compute it from the
         // bytes on their way to the disk (only a whole file, not a resumed one).
         let mut hasher = (self.hash_chosen && upload.offset() == 0).then(|| hash::Hasher::new(self.hash_algorithm));
-        let (n, received) = data::receive_file(
-            &mut stream,
-            &mut *upload,
-            data::Receiving { ascii: self.ascii, room, timeout: config.data_timeout },
-            || {
-                abor = abor_pending(&mut self.ctrl);
-                !abor && !ctx.stopping()
-            },
-            |bytes| {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(bytes);
-                }
-            },
-        );
-        stream.finish();
+        let receiving = data::Receiving { ascii: self.ascii, room, timeout: config.data_timeout };
+        let keep_going = || {
+            abor = abor_pending(&mut self.ctrl);
+            !abor && !ctx.stopping()
+        };
+        let tap = |bytes: &[u8]| {
+            if let Some(h) = hasher.as_mut() {
+                h.update(bytes);
+            }
+        };
+        let (n, received) = if block {
+            data::block::receive_file(&mut stream, &mut *upload, receiving, keep_going, tap)
+        } else {
+            data::receive_file(&mut stream, &mut *upload, receiving, keep_going, tap)
+        };
+        // Stream mode closes the connection now; block mode keeps it for a published upload.
+        let mut stream = if block {
+            Some(stream)
+        } else {
+            stream.finish();
+            None
+        };
         // End-of-file is the end of the file in stream mode (RFC 959 3.4.1), but only from a
         // client that is still connected: a killed client's data connection ends the same way.
         // A size the client announced (ALLO) settles it, the transfer's or the whole file's
         // (lftp announces the whole file when it resumes); without one, the control connection
-        // is watched long enough for a lost FIN to come again.
+        // is watched long enough for a lost FIN to come again. In block mode the EOF block
+        // settles it at once: a killed client cannot send one, so there is nothing to wait for.
         let short = announced.filter(|&a| !self.ascii && a != n && a != upload.offset() + n);
-        let settle = match announced {
-            Some(_) => config.upload_settle,
-            None => unannounced_settle(&self.ctrl, config.unannounced_settle),
-        };
         let received = received.and_then(|()| match short {
             Some(announced) => Err(ReceiveError::Short { announced }),
-            None => match control_state(&mut self.ctrl, settle) {
-                ControlState::Present => Ok(()),
-                ControlState::Aborting => {
+            None if block => {
+                // An ABOR right behind the EOF block still means the client wants no file.
+                if abor_pending(&mut self.ctrl) {
                     abor = true;
                     Err(ReceiveError::Aborted)
+                } else {
+                    Ok(())
                 }
-                ControlState::Gone => Err(ReceiveError::Peer(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the client closed the control connection",
-                ))),
-            },
+            }
+            None => {
+                let settle = match announced {
+                    Some(_) => config.upload_settle,
+                    None => unannounced_settle(&self.ctrl, config.unannounced_settle),
+                };
+                match control_state(&mut self.ctrl, settle) {
+                    ControlState::Present => Ok(()),
+                    ControlState::Aborting => {
+                        abor = true;
+                        Err(ReceiveError::Aborted)
+                    }
+                    ControlState::Gone => Err(ReceiveError::Peer(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the client closed the control connection",
+                    ))),
+                }
+            }
         });
         self.aborted = abor;
+        if received.is_err() {
+            // Closed before the reply: where its blocks stand is unknown.
+            drop(stream.take());
+        }
         let verb = kind.verb();
         match received {
             Ok(()) => {
@@ -218,12 +246,17 @@ impl Session<'_> {
                             ctx.digests.remember(id, self.hash_algorithm, &hasher.finish());
                         }
                         self.log_transfer(verb, &vp, n, started, "ok");
+                        if let Some(conn) = stream.take() {
+                            self.end_data(conn, true);
+                        }
                         match kind {
-                            StoreKind::Stou => self.reply(226, format!("Transfer complete, stored as {name}.")),
-                            _ => self.reply(226, "Transfer complete."),
+                            StoreKind::Stou => self.transfer_done(&format!("Transfer complete, stored as {name}")),
+                            _ => self.transfer_done("Transfer complete"),
                         }
                     }
                     Err(e) => {
+                        // Block mode: only a 250 keeps the connection, so a client has one rule.
+                        drop(stream.take());
                         self.log_transfer(verb, &vp, n, started, &format!("not stored: {e}"));
                         self.upload_error(verb, shown, &e)
                     }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod binary;
+mod block;
 mod curl;
 mod cutoff;
 mod ftplib;

@@ -102,7 +102,8 @@ fn types_modes_and_structures() {
     raw.expect("TYPE A N", 200);
     raw.expect("TYPE E", 504);
     raw.expect("MODE S", 200);
-    raw.expect("MODE B", 504);
+    raw.expect("MODE B", 200);
+    raw.expect("MODE C", 504);
     raw.expect("STRU F", 200);
     raw.expect("STRU R", 504);
 }

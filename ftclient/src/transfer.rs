@@ -62,7 +62,11 @@ pub enum Pending {
 /// one the last transfer kept open, when there is one).
 pub fn prepare(session: &mut Session, mode: Mode) -> Result<Pending> {
     if let Some(kept) = session.take_kept() {
-        return Ok(Pending::Kept(kept));
+        if still_open(&kept) {
+            return Ok(Pending::Kept(kept));
+        }
+        // The server closed it (a refused upload, say): a new one is asked for.
+        log::debug!("the kept data connection was closed by the server; opening another");
     }
     match mode {
         Mode::Passive => passive(session).map(Pending::Connected),
@@ -141,12 +145,36 @@ fn active(session: &mut Session, port: u16) -> Result<TcpListener> {
     Ok(listener)
 }
 
+/// Is a kept block-mode data connection still usable? Between transfers the server sends
+/// nothing on it but, over TLS, session tickets: its end (or an error) means it is gone, and
+/// so do stray bytes on a plain one.
+fn still_open(conn: &Conn) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let closed = PollFlags::from_bits_retain(nix::libc::POLLRDHUP) | PollFlags::POLLHUP | PollFlags::POLLERR;
+    let mut fds = [PollFd::new(conn.socket().as_fd(), PollFlags::POLLIN | closed)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => true,
+        Ok(_) => {
+            let events = fds[0].revents().unwrap_or(PollFlags::empty());
+            !events.intersects(closed) && conn.is_tls()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Sends the transfer command `cmd` on a prepared data connection and returns the 1xx reply
 /// and the established data stream. `what` names the step for errors.
 pub fn start(session: &mut Session, pending: Pending, cmd: &Command, what: &str) -> Result<(Reply, Conn)> {
     let reply = session.command(cmd)?;
-    let stream = established(session, pending, reply.clone(), what)?;
-    Ok((reply, stream))
+    let upload = matches!(cmd, Command::Stor(_) | Command::Appe(_) | Command::Stou(_));
+    let stream = established(session, pending, reply.clone(), what);
+    if stream.is_err() && upload {
+        // A server that refused an upload cannot tell whether blocks were already on their way
+        // behind the command, so it closes a kept data connection (ftserver does).
+        drop(session.take_kept());
+    }
+    Ok((reply, stream?))
 }
 
 /// Given the reply to a transfer command, requires it to be 1xx and establishes the data

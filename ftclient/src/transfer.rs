@@ -167,14 +167,23 @@ fn still_open(conn: &Conn) -> bool {
 /// and the established data stream. `what` names the step for errors.
 pub fn start(session: &mut Session, pending: Pending, cmd: &Command, what: &str) -> Result<(Reply, Conn)> {
     let reply = session.command(cmd)?;
-    let upload = matches!(cmd, Command::Stor(_) | Command::Appe(_) | Command::Stou(_));
-    let stream = established(session, pending, reply.clone(), what);
-    if stream.is_err() && upload {
-        // A server that refused an upload cannot tell whether blocks were already on their way
-        // behind the command, so it closes a kept data connection (ftserver does).
+    let stream = if matches!(cmd, Command::Stor(_) | Command::Appe(_) | Command::Stou(_)) {
+        established_upload(session, pending, reply.clone(), what)?
+    } else {
+        established(session, pending, reply.clone(), what)?
+    };
+    Ok((reply, stream))
+}
+
+/// [`established`] for an upload command: a server that refused an upload cannot tell whether
+/// blocks were already on their way behind the command, so it closes a kept data connection
+/// (ftserver does), and so does the client.
+pub fn established_upload(session: &mut Session, pending: Pending, reply: Reply, what: &str) -> Result<Conn> {
+    let stream = established(session, pending, reply, what);
+    if stream.is_err() {
         drop(session.take_kept());
     }
-    Ok((reply, stream?))
+    stream
 }
 
 /// Given the reply to a transfer command, requires it to be 1xx and establishes the data
@@ -195,6 +204,11 @@ pub fn established(session: &mut Session, pending: Pending, reply: Reply, what: 
     };
     stream.set_read_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
     stream.set_write_timeout(Some(TICK)).context("cannot set a timeout on the data connection")?;
+    if session.block_mode() {
+        // An upload's end-of-file block is a short segment of its own: with Nagle's algorithm
+        // it would wait for the ACK of the data before it, a round trip per file.
+        stream.set_nodelay(true).context("cannot set TCP_NODELAY on the data connection")?;
+    }
     session.data_conn(stream)
 }
 

@@ -154,6 +154,7 @@ fn run(cli: &Cli) -> Result<()> {
             verify: !cli.no_verify,
             hash: cli.hash,
             progress: Progress::single(cli.quiet),
+            in_new_dir: false,
         };
         let sent = put::run(&mut session, mode, &opts)?;
         if !cli.quiet {

@@ -36,6 +36,9 @@ pub struct PutOptions {
     pub hash: crate::cli::HashChoice,
     /// Where the progress bar goes.
     pub progress: Progress,
+    /// The remote directory was created by this run (tree uploads): nothing can be at the
+    /// remote name yet, so it is not looked up before the upload.
+    pub in_new_dir: bool,
 }
 
 /// What a finished upload did.
@@ -88,8 +91,24 @@ pub enum Remote {
 /// Asks what is at `path`: MLST when FEAT listed it (it tells files from directories), else
 /// SIZE. The session must be in binary mode for SIZE to be exact.
 pub fn probe(session: &mut Session, path: &str) -> Result<Remote> {
+    let cmd = probe_command(session, path);
+    let reply = session.command(&cmd)?;
+    probe_answer(session, path, &cmd, reply)
+}
+
+/// The command [`probe`] asks with.
+fn probe_command(session: &Session, path: &str) -> Command {
     if session.features.mlst {
-        let reply = session.command(&Command::Mlst(Some(path.to_owned())))?;
+        Command::Mlst(Some(path.to_owned()))
+    } else {
+        Command::Size(path.to_owned())
+    }
+}
+
+/// What the reply to `cmd` (from [`probe_command`]) says is at `path`; an MLST that did not
+/// work is followed by SIZE.
+fn probe_answer(session: &mut Session, path: &str, cmd: &Command, reply: common::Reply) -> Result<Remote> {
+    let reply = if let Command::Mlst(_) = cmd {
         if reply.is_success() {
             // RFC 3659 section 7.2: the facts line starts with one space.
             let entry = reply.lines.iter().filter_map(|l| l.strip_prefix(' ')).find_map(|l| parse_mlsx(l).ok());
@@ -103,8 +122,10 @@ pub fn probe(session: &mut Session, path: &str) -> Result<Remote> {
             return Ok(Remote::Missing);
         }
         log::info!("MLST did not work ({}), trying SIZE", ServerError(reply));
-    }
-    let reply = session.command(&Command::Size(path.to_owned()))?;
+        session.command(&Command::Size(path.to_owned()))?
+    } else {
+        reply
+    };
     Ok(match reply.code {
         213 => Remote::File(reply.text().trim().parse().ok()),
         550 => Remote::Missing,
@@ -179,6 +200,14 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
         (now.len() == len && now.modified().ok() == modified).then_some(())
     };
     let size = Size { offset, len: Some(len), unchanged: &unchanged, fresh: matches!(found, Remote::Missing) };
+    // A small file's checks (its size, the server's digest) ride behind its data in block mode.
+    let after = if session.block_mode() && !complete && len <= verify::AHEAD_MAX {
+        let mut after = vec![probe_command(session, &opts.remote)];
+        after.extend(method.map(|m| verify::hash_command(m, &opts.remote)));
+        after
+    } else {
+        Vec::new()
+    };
     let (sent, digest) = match method {
         // CRC32 runs at memory speed: the bytes are hashed on their way to the socket (after
         // the part the server already holds, read here), not read a second time.
@@ -192,7 +221,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
                 digest::hash_prefix(&mut prefix, offset, &algos, &opts.local)?
             };
             let mut reader = digest::HashingReader::continuing(&mut file, hashers);
-            let sent = store(session, mode, opts, &mut reader, &size)?;
+            let sent = store(session, mode, opts, &mut reader, &size, &after)?;
             (sent, Some(reader.finish()))
         }
         // The other digests are computed on a second thread (reading the file on its own)
@@ -207,7 +236,7 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
                     log::info!("the server already holds all {len} bytes of {remote}");
                     Ok(0)
                 } else {
-                    store(session, mode, opts, &mut file, &size)
+                    store(session, mode, opts, &mut file, &size, &after)
                 };
                 if sent.is_err() {
                     stop.store(true, Ordering::Relaxed);
@@ -218,7 +247,8 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
             (sent?, digest.transpose()?)
         }
     };
-    if let Err(e) = check(session, opts, len, method.zip(digest), Some(&opts.local)) {
+    let asked = !after.is_empty();
+    if let Err(e) = check(session, opts, len, method.zip(digest), Some(&opts.local), asked) {
         if offset > 0 && e.downcast_ref::<digest::Mismatch>().is_some() {
             // The part that was on the server did not come from this file.
             bail!(
@@ -236,6 +266,9 @@ pub fn run(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Sent>
 /// refusing to replace an existing file without `--overwrite`). Also returns what was found.
 fn start_offset(session: &mut Session, opts: &PutOptions, len: u64) -> Result<(u64, Remote)> {
     let remote = sanitize(&opts.remote);
+    if opts.in_new_dir && !opts.resume {
+        return Ok((0, Remote::Missing));
+    }
     let mut found = probe(session, &opts.remote)?;
     if opts.resume && found == Remote::Missing && session.features.mlst {
         // Servers that keep an interrupted upload hidden (ftserver's .NAME.ftpart) report its
@@ -289,9 +322,9 @@ fn run_stream(session: &mut Session, mode: Mode, opts: &PutOptions) -> Result<Se
     let algos: Vec<_> = method.iter().map(|m| m.algo()).collect();
     let mut reader = digest::HashingReader::new(input, &algos);
     let size = Size { offset: 0, len: None, unchanged: &|| Some(()), fresh: matches!(found, Remote::Missing) };
-    let sent = store(session, mode, opts, &mut reader, &size)?;
+    let sent = store(session, mode, opts, &mut reader, &size, &[])?;
     let digests = reader.finish();
-    check(session, opts, sent, method.map(|m| (m, digests)), None)
+    check(session, opts, sent, method.map(|m| (m, digests)), None, false)
         .with_context(|| format!("upload of {local} to {} failed verification", sanitize(&opts.remote)))?;
     Ok(Sent { moved: sent, total: sent, elapsed: started.elapsed() })
 }
@@ -335,7 +368,14 @@ fn left_behind(session: &mut Session, remote: &str, fresh: bool, sent: u64) -> S
 /// Sends the data from `size.offset` on: `ALLO` with the bytes to come when the size is known,
 /// then `REST offset` + STOR when resuming (APPE when the server refuses REST), else STOR.
 /// Returns the bytes sent.
-fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn Read, size: &Size<'_>) -> Result<u64> {
+fn store(
+    session: &mut Session,
+    mode: Mode,
+    opts: &PutOptions,
+    source: &mut dyn Read,
+    size: &Size<'_>,
+    after: &[Command],
+) -> Result<u64> {
     let remote = sanitize(&opts.remote);
     let offset = size.offset;
     let pending = transfer::prepare(session, mode)?;
@@ -353,7 +393,7 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
         let what = format!("the server refused the upload of {remote}");
         let reply = session.read_reply()?;
         let stream = transfer::established_upload(session, pending, reply, &what)?;
-        return send_and_finish(session, opts, source, size, stream);
+        return send_and_finish(session, opts, source, size, stream, after);
     }
     if let Some(allo) = &allo {
         let reply = session.command(allo)?;
@@ -372,17 +412,21 @@ fn store(session: &mut Session, mode: Mode, opts: &PutOptions, source: &mut dyn 
     };
     let what = format!("the server refused the upload of {remote}");
     let (_, stream) = transfer::start(session, pending, &cmd, &what)?;
-    send_and_finish(session, opts, source, size, stream)
+    send_and_finish(session, opts, source, size, stream, after)
 }
 
 /// Sends the data on the established data connection and reads the server's verdict. Returns
-/// the bytes sent.
+/// the bytes sent. In block mode the commands `after` (the checks of the upload) go out right
+/// behind the end-of-file block, before the verdict is read: the server answers them once the
+/// file is stored, and the checks cost no round trip of their own. Their replies are left for
+/// the caller, or read and dropped when the upload failed.
 fn send_and_finish(
     session: &mut Session,
     opts: &PutOptions,
     source: &mut dyn Read,
     size: &Size<'_>,
     stream: Conn,
+    after: &[Command],
 ) -> Result<u64> {
     let remote = sanitize(&opts.remote);
     let offset = size.offset;
@@ -411,8 +455,21 @@ fn send_and_finish(
             return Err(e);
         }
         match sent {
-            Ok(Some(kept)) => transfer::complete(session, kept)?,
-            _ => transfer::finish(session)?,
+            Ok(Some(kept)) => {
+                let after: Vec<&Command> = after.iter().collect();
+                session.send_pipelined(&after)?;
+                if let Err(e) = transfer::complete(session, kept) {
+                    for _ in &after {
+                        if let Err(e) = session.read_reply() {
+                            log::debug!("no reply to a check after the failed upload: {}", crate::report::render(&e));
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+            _ => {
+                transfer::finish(session)?;
+            }
         };
         Ok(())
     })();
@@ -507,15 +564,38 @@ fn check(
     len: u64,
     digest: Option<(verify::Method, digest::Digests)>,
     path: Option<&Path>,
+    asked: bool,
 ) -> Result<()> {
-    match probe(session, &opts.remote)? {
-        Remote::File(Some(size)) if size != len => bail!("the server holds {size} bytes, the local file {len}"),
-        Remote::Missing => bail!("the server does not show the file after the upload"),
-        _ => {}
-    }
+    let found = if asked {
+        // The replies to the checks sent behind the data: all are read before any is judged.
+        let cmd = probe_command(session, &opts.remote);
+        let probed = session.read_reply()?;
+        let hashed = match &digest {
+            Some(_) => Some(session.read_reply()?),
+            None => None,
+        };
+        let found = probe_answer(session, &opts.remote, &cmd, probed)?;
+        if let (Some((method, digests)), Some(reply)) = (&digest, hashed) {
+            check_size(&found, len)?;
+            return verify::check_upload_answer(*method, reply, digests, path);
+        }
+        found
+    } else {
+        probe(session, &opts.remote)?
+    };
+    check_size(&found, len)?;
     match digest {
         Some((method, digests)) => verify::check_upload(session, method, &opts.remote, &digests, path, len),
         None => Ok(()),
+    }
+}
+
+/// After an upload: the server must show the file, with the local size when it tells one.
+fn check_size(found: &Remote, len: u64) -> Result<()> {
+    match found {
+        Remote::File(Some(size)) if *size != len => bail!("the server holds {size} bytes, the local file {len}"),
+        Remote::Missing => bail!("the server does not show the file after the upload"),
+        _ => Ok(()),
     }
 }
 

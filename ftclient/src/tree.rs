@@ -124,16 +124,28 @@ pub fn put(
     let mut walk = walk_local(local_root)?;
     session.try_block_mode()?;
     let home = pwd(&mut session)?;
-    make_remote_dir(&mut session, remote_root, &home)?;
+    // Directories this run created (`""`: the root) hold no files yet: their files need no
+    // look before they are uploaded (a round trip each).
+    let mut created = std::collections::HashSet::new();
+    if make_remote_dir(&mut session, remote_root, &home)? {
+        created.insert(String::new());
+    }
     make_dirs(&mut walk, |dir| {
         let made = make_remote_dir(&mut session, &remote_join(remote_root, dir), &home);
         // A refusal (a reply) is about this directory; anything else (the connection) is not.
         match made {
             Err(e) if e.downcast_ref::<ServerError>().is_none() => Err(Fatal(e).into()),
-            other => other,
+            Ok(fresh) => {
+                if fresh {
+                    created.insert(dir.to_owned());
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     })?;
     transfer_all(session, login, mode, walk, opts, "uploaded", |file, progress| {
+        let dir = file.rel.rsplit_once('/').map_or("", |(dir, _)| dir);
         JobKind::Put(Box::new(PutOptions {
             local: file.local.clone().unwrap_or_else(|| local_path(local_root, &file.rel)),
             remote: remote_join(remote_root, &file.rel),
@@ -142,6 +154,7 @@ pub fn put(
             verify: opts.verify,
             hash: opts.hash,
             progress: progress.clone(),
+            in_new_dir: created.contains(dir),
         }))
     })
 }
@@ -296,10 +309,11 @@ fn cwd_from_home(session: &mut Session, home: &str, path: &str) -> Result<common
 }
 
 /// Creates a remote directory with MKD; one that already exists is fine.
-fn make_remote_dir(session: &mut Session, path: &str, home: &str) -> Result<()> {
+/// Creates a remote directory, or finds it there already; `true` when this call created it.
+fn make_remote_dir(session: &mut Session, path: &str, home: &str) -> Result<bool> {
     let reply = session.command(&Command::Mkd(path.to_owned()))?;
     if reply.is_success() {
-        return Ok(());
+        return Ok(true);
     }
     let exists = if session.features.mlst {
         put::probe(session, path)? == Remote::Dir
@@ -309,7 +323,7 @@ fn make_remote_dir(session: &mut Session, path: &str, home: &str) -> Result<()> 
         is_dir
     };
     if exists {
-        Ok(())
+        Ok(false)
     } else {
         Err(ServerError(reply)).context(format!("cannot create the remote directory {}", sanitize(path)))
     }

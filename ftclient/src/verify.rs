@@ -260,6 +260,18 @@ pub fn check_upload(
     compare_all(None, local, server, path)
 }
 
+/// [`check_upload`] with the server's reply to a [`hash_command`] sent earlier.
+pub fn check_upload_answer(method: Method, reply: common::Reply, local: &Digests, path: Option<&Path>) -> Result<()> {
+    let server = match parse_answer(method, reply) {
+        Ok(digest) => Some(digest),
+        Err(e) => {
+            log::warn!("not verified against the server's digest: {}", crate::report::render(&e));
+            None
+        }
+    };
+    compare_all(None, local, server, path)
+}
+
 /// Compares `--checksum` and the server's answer with the local digests. When the server
 /// answered with an algorithm that was not computed, the file at `path` is hashed with it.
 fn compare_all(

@@ -270,7 +270,8 @@ class Bench:
         """Uploads of the same tree to ftserver (a new remote directory per run)."""
         n = self.args.tree_files
         src = str(self.data / "tree")
-        stamp = iter(range(1_000_000))
+        # Names never used before on this server (its data directory outlives the run).
+        stamp = (f"{time.time_ns()}" for _ in iter(int, 1))
         c = [("ftclient -r -p --parallel 8 (ftserver)",
               lambda: [self.ftclient, "-q", SERVER, str(FT_PORT), "-r", "-p", src, "--to", f"up-ft-{next(stamp)}",
                        "--parallel", "8"], None),

@@ -41,7 +41,7 @@ pub const AUTO_SEGMENTS: usize = 4;
 /// A connection left idle takes half of the largest range still running when that range has
 /// at least this much left: less is not worth the round trips of a new transfer (NOOP after
 /// the ABOR, EPSV, the data connection's handshake, REST and RETR) and its slow start.
-const STEAL_MIN: u64 = 2 << 20;
+const STEAL_MIN: u64 = 1 << 20;
 
 /// The first line of a sidecar file: its format and version.
 const MAGIC: &str = "ftclient segments 1";
